@@ -1,0 +1,134 @@
+//! Checks on a built graph that Keras would not make: things that build but
+//! are very likely mistakes (warnings), and the loss against each output.
+
+use super::Model;
+use crate::diag::Diagnostic;
+use crate::layers::{fmt_shape, Activation};
+use crate::spec::training::{canonical_loss, Losses};
+use crate::spec::{Named, Spec};
+
+pub fn run(model: &Model, spec: &Spec, diags: &mut Vec<Diagnostic>) {
+    single_unit_softmax(model, diags);
+    dense_on_feature_maps(model, diags);
+    if let Some(losses) = spec.training.as_ref().and_then(|t| t.loss.as_ref()) {
+        for (out, loss) in pair_losses(model, losses, diags) {
+            loss_fits_output(model, out, loss, diags);
+        }
+    }
+}
+
+/// Softmax over one unit is always 1.0: nothing can be learned.
+fn single_unit_softmax(model: &Model, diags: &mut Vec<Diagnostic>) {
+    for l in &model.layers {
+        let (Some(layer), Some(shape)) = (&l.layer, &l.output_shape) else { continue };
+        if layer.activation() == Some(Activation::Softmax) && shape.last() == Some(&1) {
+            diags.push(
+                Diagnostic::warning(format!("{} applies softmax over a single unit, which always outputs 1.0", l.display()), l.spec.type_pos, l.spec.path.clone())
+                    .with_hint("for two classes use `units: 1` with `activation: sigmoid`, or 2 units with softmax"),
+            );
+        }
+    }
+}
+
+/// Dense on (h, w, c) maps applies per pixel; most users meant to classify the
+/// whole image and forgot a Flatten.
+fn dense_on_feature_maps(model: &Model, diags: &mut Vec<Diagnostic>) {
+    for l in &model.layers {
+        if l.type_name != "Dense" || l.inputs.len() != 1 {
+            continue;
+        }
+        let Some(input) = model.src_shape(l.inputs[0]) else { continue };
+        let Some(out) = &l.output_shape else { continue };
+        if input.len() >= 3 {
+            diags.push(
+                Diagnostic::warning(
+                    format!("{} is applied to each position of {}, so it outputs {}", l.display(), fmt_shape(input), fmt_shape(out)),
+                    l.spec.type_pos,
+                    l.spec.path.clone(),
+                )
+                .with_hint(format!("insert a Flatten layer before '{}' to classify the whole input", l.name)),
+            );
+        }
+    }
+}
+
+/// Matches each output layer with its loss.
+fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagnostic>) -> Vec<(usize, &'a Named)> {
+    match losses {
+        Losses::All(l) => model.outputs.iter().map(|&o| (o, l)).collect(),
+        Losses::List(v) => {
+            if v.len() != model.outputs.len() {
+                let pos = v.first().map(|n| n.pos).unwrap_or_default();
+                diags.push(
+                    Diagnostic::error(format!("`training.loss` lists {} losses but the model has {} outputs", v.len(), model.outputs.len()), pos, "training.loss")
+                        .with_hint("give one loss per output, in the order of `model.outputs`"),
+                );
+                return Vec::new();
+            }
+            model.outputs.iter().copied().zip(v.iter()).collect()
+        }
+        Losses::ByOutput(v) => {
+            let mut out = Vec::new();
+            for (name, loss) in v {
+                match model.outputs.iter().find(|&&o| model.layers[o].name == name.name) {
+                    Some(&o) => out.push((o, loss)),
+                    None => {
+                        let outs: Vec<&str> = model.outputs.iter().map(|&o| model.layers[o].name.as_str()).collect();
+                        diags.push(
+                            Diagnostic::error(format!("`training.loss` names '{}', which is not a model output", name.name), name.pos, format!("training.loss.{}", name.name))
+                                .with_hint(format!("outputs: {}", outs.join(", "))),
+                        );
+                    }
+                }
+            }
+            for &o in &model.outputs {
+                if !v.iter().any(|(n, _)| n.name == model.layers[o].name) {
+                    let pos = v.first().map(|(n, _)| n.pos).unwrap_or_default();
+                    diags.push(Diagnostic::error(format!("`training.loss` gives no loss for output '{}'", model.layers[o].name), pos, "training.loss"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The usual advice: binary crossentropy for two classes, categorical for
+/// many, MSE for regression.
+fn loss_fits_output(model: &Model, out: usize, loss: &Named, diags: &mut Vec<Diagnostic>) {
+    let l = &model.layers[out];
+    let (Some(layer), Some(shape)) = (&l.layer, &l.output_shape) else { return };
+    let Some(act) = layer.activation() else { return };
+    let units = *shape.last().unwrap_or(&1);
+    let what = format!("'{}' ({}-unit {})", l.name, units, act.name());
+    let name = canonical_loss(&loss.name);
+    let warn = |msg: String, hint: &str| Diagnostic::warning(msg, loss.pos, "training.loss").with_hint(hint);
+    let d = match (name, act) {
+        ("binary_crossentropy", Activation::Softmax) => Some(warn(
+            format!("binary_crossentropy on {what}: it expects one independent sigmoid probability per unit"),
+            "for one label among many classes use categorical_crossentropy (one-hot targets) or sparse_categorical_crossentropy (class indices)",
+        )),
+        ("categorical_crossentropy" | "sparse_categorical_crossentropy", Activation::Sigmoid) => Some(warn(
+            format!("{name} after a sigmoid on {what}: it expects a softmax distribution over the classes"),
+            "use `activation: softmax` on the output, or binary_crossentropy for independent yes/no labels",
+        )),
+        ("categorical_crossentropy" | "sparse_categorical_crossentropy", _) if units == 1 => Some(warn(
+            format!("{name} on {what}: with one unit there is only one class"),
+            "for two classes use binary_crossentropy with one sigmoid unit",
+        )),
+        ("mean_squared_error" | "mean_absolute_error" | "huber", Activation::Softmax) => Some(warn(
+            format!("{name} on a softmax classifier {what}"),
+            "for classification use categorical_crossentropy; for regression use a linear output",
+        )),
+        ("binary_crossentropy", a) | ("categorical_crossentropy" | "sparse_categorical_crossentropy", a)
+            if !matches!(a, Activation::Sigmoid | Activation::Softmax) =>
+        {
+            let fix = if name == "binary_crossentropy" { "sigmoid" } else { "softmax" };
+            Some(warn(
+                format!("{name} expects probabilities, but {what} does not output them"),
+                &format!("add `activation: {fix}` to '{}'", l.name),
+            ))
+        }
+        _ => None,
+    };
+    diags.extend(d);
+}

@@ -1,0 +1,363 @@
+//! Core layers: Dense, Activation, Dropout, Flatten, Reshape, Permute,
+//! RepeatVector, Embedding.
+
+use super::activation::{read_activation, read_initializer};
+use super::{expect_rank, fmt_shape, Activation, Layer, LayerType, Shape, ShapeError, Weight};
+use crate::spec::args::Args;
+
+// ---- Dense ------------------------------------------------------------------------
+
+pub static DENSE: LayerType = LayerType {
+    name: "Dense",
+    family: "core",
+    summary: "Fully connected layer applied to the last axis of an input of any rank.",
+    build: |a| Box::new(Dense::read(a)),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    pub units: usize,
+    pub activation: Activation,
+    pub use_bias: bool,
+    pub kernel_initializer: &'static str,
+    pub bias_initializer: &'static str,
+}
+
+impl Default for Dense {
+    fn default() -> Self {
+        Dense {
+            units: 1,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: "glorot_uniform",
+            bias_initializer: "zeros",
+        }
+    }
+}
+
+impl Dense {
+    fn read(a: &mut Args) -> Self {
+        let d = Dense::default();
+        Dense {
+            units: a.usize("units", None, 1),
+            activation: read_activation(a, "activation", Some(d.activation)),
+            use_bias: a.bool("use_bias", d.use_bias),
+            kernel_initializer: read_initializer(a, "kernel_initializer", d.kernel_initializer),
+            bias_initializer: read_initializer(a, "bias_initializer", d.bias_initializer),
+        }
+    }
+}
+
+impl Layer for Dense {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        let mut out = inputs[0].clone();
+        if out.is_empty() {
+            return Err(ShapeError::new(format!("expects an input with a feature axis, received {}", fmt_shape(&out))));
+        }
+        *out.last_mut().unwrap() = self.units;
+        Ok(out)
+    }
+
+    fn weights(&self, inputs: &[Shape]) -> Vec<Weight> {
+        let fan_in = *inputs[0].last().unwrap_or(&0);
+        let mut w = vec![Weight::new("kernel", vec![fan_in, self.units])];
+        if self.use_bias {
+            w.push(Weight::new("bias", vec![self.units]));
+        }
+        w
+    }
+
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+}
+
+// ---- Activation -------------------------------------------------------------------
+
+pub static ACTIVATION: LayerType = LayerType {
+    name: "Activation",
+    family: "core",
+    summary: "Applies an activation function element-wise.",
+    build: |a| Box::new(ActivationLayer { activation: read_activation(a, "activation", None) }),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationLayer {
+    pub activation: Activation,
+}
+
+impl Layer for ActivationLayer {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        Ok(inputs[0].clone())
+    }
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+}
+
+// ---- Dropout ----------------------------------------------------------------------
+
+pub static DROPOUT: LayerType = LayerType {
+    name: "Dropout",
+    family: "core",
+    summary: "Zeroes a fraction `rate` of inputs during training and scales the rest by 1/(1-rate).",
+    build: |a| Box::new(Dropout { rate: a.float("rate", None, 0.0, 1.0, true), seed: a.opt_usize("seed", 0) }),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dropout {
+    pub rate: f64,
+    pub seed: Option<usize>,
+}
+
+impl Layer for Dropout {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        Ok(inputs[0].clone())
+    }
+}
+
+// ---- Flatten ----------------------------------------------------------------------
+
+pub static FLATTEN: LayerType = LayerType {
+    name: "Flatten",
+    family: "core",
+    summary: "Flattens every axis but the batch axis into one.",
+    build: |a| {
+        channels_last(a);
+        Box::new(Flatten)
+    },
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flatten;
+
+impl Layer for Flatten {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        Ok(vec![inputs[0].iter().product()])
+    }
+}
+
+/// Keras's `data_format`: nnrun is channels-last only, like Keras's default.
+pub fn channels_last(a: &mut Args) {
+    a.choice("data_format", Some("channels_last"), &["channels_last"]);
+}
+
+// ---- Reshape ----------------------------------------------------------------------
+
+pub static RESHAPE: LayerType = LayerType {
+    name: "Reshape",
+    family: "core",
+    summary: "Reshapes to `target_shape` (batch axis excluded); one entry may be -1 to infer it.",
+    build: |a| Box::new(Reshape::read(a)),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reshape {
+    pub target_shape: Vec<i64>,
+}
+
+impl Reshape {
+    fn read(a: &mut Args) -> Self {
+        let target_shape = a.int_list("target_shape", 1, true);
+        if target_shape.iter().filter(|&&d| d == -1).count() > 1 {
+            if let Some(node) = a.raw("target_shape", "list of integers (one may be -1)", None) {
+                a.error("target_shape", node, "may contain -1 only once", None);
+            }
+        }
+        Reshape { target_shape }
+    }
+}
+
+impl Layer for Reshape {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        let n: usize = inputs[0].iter().product();
+        let known: usize = self.target_shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
+        let target = || {
+            let d: Vec<String> = self.target_shape.iter().map(|d| d.to_string()).collect();
+            format!("[{}]", d.join(", "))
+        };
+        let mismatch = || {
+            ShapeError::new(format!(
+                "cannot reshape {} ({n} values per sample) to target_shape {}",
+                fmt_shape(&inputs[0]),
+                target()
+            ))
+            .hint(format!(
+                "the entries of target_shape must multiply to {n}; write -1 for one entry to have it inferred"
+            ))
+            .at("target_shape")
+        };
+        if self.target_shape.contains(&-1) {
+            if known == 0 || n % known != 0 {
+                return Err(mismatch());
+            }
+            let fill = n / known;
+            return Ok(self.target_shape.iter().map(|&d| if d == -1 { fill } else { d as usize }).collect());
+        }
+        if known != n {
+            return Err(mismatch());
+        }
+        Ok(self.target_shape.iter().map(|&d| d as usize).collect())
+    }
+}
+
+// ---- Permute ----------------------------------------------------------------------
+
+pub static PERMUTE: LayerType = LayerType {
+    name: "Permute",
+    family: "core",
+    summary: "Permutes the non-batch axes; `dims` is 1-indexed, e.g. [2, 1] swaps the first two.",
+    build: |a| Box::new(Permute { dims: a.int_list("dims", 1, false).into_iter().map(|d| d as usize).collect() }),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Permute {
+    pub dims: Vec<usize>,
+}
+
+impl Layer for Permute {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        let input = &inputs[0];
+        let mut sorted = self.dims.clone();
+        sorted.sort_unstable();
+        let expected: Vec<usize> = (1..=input.len()).collect();
+        if sorted != expected {
+            let dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
+            return Err(ShapeError::new(format!(
+                "`dims` must be a permutation of 1..={} for input {}, received [{}]",
+                input.len(),
+                fmt_shape(input),
+                dims.join(", ")
+            ))
+            .hint("dims are 1-indexed and exclude the batch axis, as in Keras")
+            .at("dims"));
+        }
+        Ok(self.dims.iter().map(|&d| input[d - 1]).collect())
+    }
+}
+
+// ---- RepeatVector -----------------------------------------------------------------
+
+pub static REPEAT_VECTOR: LayerType = LayerType {
+    name: "RepeatVector",
+    family: "core",
+    summary: "Repeats a (batch, features) input `n` times: (batch, n, features).",
+    build: |a| Box::new(RepeatVector { n: a.usize("n", None, 1) }),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RepeatVector {
+    pub n: usize,
+}
+
+impl Layer for RepeatVector {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        expect_rank(&inputs[0], 1, "features")?;
+        Ok(vec![self.n, inputs[0][0]])
+    }
+}
+
+// ---- Embedding --------------------------------------------------------------------
+
+pub static EMBEDDING: LayerType = LayerType {
+    name: "Embedding",
+    family: "core",
+    summary: "Maps integer indices in [0, input_dim) to dense vectors of size output_dim.",
+    build: |a| Box::new(Embedding::read(a)),
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embedding {
+    pub input_dim: usize,
+    pub output_dim: usize,
+    pub embeddings_initializer: &'static str,
+    pub mask_zero: bool,
+}
+
+impl Embedding {
+    fn read(a: &mut Args) -> Self {
+        Embedding {
+            input_dim: a.usize("input_dim", None, 1),
+            output_dim: a.usize("output_dim", None, 1),
+            embeddings_initializer: read_initializer(a, "embeddings_initializer", "uniform"),
+            mask_zero: a.bool("mask_zero", false),
+        }
+    }
+}
+
+impl Layer for Embedding {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+        let mut out = inputs[0].clone();
+        out.push(self.output_dim);
+        Ok(out)
+    }
+
+    fn weights(&self, _inputs: &[Shape]) -> Vec<Weight> {
+        vec![Weight::new("embeddings", vec![self.input_dim, self.output_dim])]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::layers::testutil::{arg_error, infer};
+
+    #[test]
+    fn dense_shapes_and_params() {
+        assert_eq!(infer("Dense", "{units: 512}", &[&[784]]).unwrap(), (vec![512], 401_920, 401_920));
+        assert_eq!(infer("Dense", "{units: 10, use_bias: false}", &[&[512]]).unwrap(), (vec![10], 5_120, 5_120));
+        // Applies to the last axis of any rank, like Keras.
+        assert_eq!(infer("Dense", "{units: 8}", &[&[5, 7, 3]]).unwrap(), (vec![5, 7, 8], 32, 32));
+    }
+
+    #[test]
+    fn dense_argument_errors() {
+        assert_eq!(arg_error("Dense", "{units: 0}"), "layer 'x' (Dense): `units` must be a positive integer, received 0");
+        assert_eq!(arg_error("Dense", "{units: ten}"), "layer 'x' (Dense): `units` must be a positive integer, received \"ten\"");
+        assert_eq!(arg_error("Dense", "{}"), "layer 'x' (Dense): missing required argument `units` (a positive integer)");
+        assert_eq!(arg_error("Dense", "{units: 3, activation: rel}"), "layer 'x' (Dense): `activation` names an unknown activation \"rel\"");
+        assert_eq!(arg_error("Dense", "{units: 3, kernel_initializer: foo}").split(',').next().unwrap(), "layer 'x' (Dense): `kernel_initializer` must be one of glorot_uniform");
+    }
+
+    #[test]
+    fn activation_dropout_flatten() {
+        assert_eq!(infer("Activation", "{activation: relu}", &[&[4, 4]]).unwrap(), (vec![4, 4], 0, 0));
+        assert!(arg_error("Activation", "{}").contains("missing required argument `activation`"));
+        assert_eq!(infer("Dropout", "{rate: 0.5}", &[&[10]]).unwrap(), (vec![10], 0, 0));
+        assert_eq!(arg_error("Dropout", "{rate: 1.0}"), "layer 'x' (Dropout): `rate` must be a number in [0, 1), received 1.0");
+        assert_eq!(arg_error("Dropout", "{rate: -0.1}"), "layer 'x' (Dropout): `rate` must be a number in [0, 1), received -0.1");
+        assert_eq!(infer("Flatten", "{}", &[&[5, 5, 64]]).unwrap(), (vec![1600], 0, 0));
+        assert!(arg_error("Flatten", "{data_format: channels_first}").contains("channels_last"));
+    }
+
+    #[test]
+    fn reshape_infers_and_rejects() {
+        assert_eq!(infer("Reshape", "{target_shape: [28, 28, 1]}", &[&[784]]).unwrap().0, vec![28, 28, 1]);
+        assert_eq!(infer("Reshape", "{target_shape: [-1, 4]}", &[&[8, 2]]).unwrap().0, vec![4, 4]);
+        let e = infer("Reshape", "{target_shape: [28, 29]}", &[&[784]]).unwrap_err();
+        assert_eq!(e.message, "cannot reshape (batch, 784) (784 values per sample) to target_shape [28, 29]");
+        assert_eq!(e.arg, Some("target_shape"));
+        assert!(infer("Reshape", "{target_shape: [-1, 5]}", &[&[8]]).is_err());
+        assert_eq!(arg_error("Reshape", "{target_shape: [-1, -1]}"), "layer 'x' (Reshape): `target_shape` may contain -1 only once");
+        assert!(arg_error("Reshape", "{target_shape: [0, 4]}").contains("must be a non-empty list of positive integers"));
+    }
+
+    #[test]
+    fn permute_and_repeat() {
+        assert_eq!(infer("Permute", "{dims: [2, 1]}", &[&[10, 64]]).unwrap().0, vec![64, 10]);
+        assert_eq!(infer("Permute", "{dims: [2, 1, 3]}", &[&[28, 112, 1]]).unwrap().0, vec![112, 28, 1]);
+        assert!(arg_error("Permute", "{dims: [0, 1]}").contains("`dims` must be a non-empty list of positive integers"));
+        assert!(infer("Permute", "{dims: [1, 3]}", &[&[10, 64]]).unwrap_err().message.contains("permutation of 1..=2"));
+        assert_eq!(infer("RepeatVector", "{n: 3}", &[&[32]]).unwrap().0, vec![3, 32]);
+        let e = infer("RepeatVector", "{n: 3}", &[&[4, 32]]).unwrap_err();
+        assert_eq!(e.message, "expects a 2-D input (batch, features), received (batch, 4, 32)");
+    }
+
+    #[test]
+    fn embedding_shapes_and_params() {
+        assert_eq!(
+            infer("Embedding", "{input_dim: 1000, output_dim: 64}", &[&[10]]).unwrap(),
+            (vec![10, 64], 64_000, 64_000)
+        );
+        assert!(arg_error("Embedding", "{input_dim: 10}").contains("missing required argument `output_dim`"));
+    }
+}

@@ -1,0 +1,371 @@
+//! Layers: one file per family. Each layer keeps, side by side, how it reads
+//! its Keras arguments, its shape rule, and the weights it creates (which give
+//! its parameter count). Every layer type is registered once, in `REGISTRY`.
+//!
+//! Shapes never include the batch axis and are channels-last, as in Keras.
+
+pub mod activation;
+pub mod conv;
+pub mod core;
+pub mod merge;
+pub mod norm;
+pub mod pooling;
+pub mod rnn;
+
+use crate::spec::args::Args;
+pub use activation::Activation;
+
+/// A tensor shape without the batch axis.
+pub type Shape = Vec<usize>;
+
+/// `(batch, 26, 26, 32)`: how users see shapes in Keras, batch axis named.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    let mut s = String::from("(batch");
+    for d in shape {
+        s.push_str(", ");
+        s.push_str(&d.to_string());
+    }
+    s.push(')');
+    s
+}
+
+/// A weight a layer creates, with Keras's name and layout
+/// (`kernel` of Dense is (in, units), of Conv2D (kh, kw, in, filters)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Weight {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub trainable: bool,
+}
+
+impl Weight {
+    pub fn new(name: &str, shape: Vec<usize>) -> Self {
+        Weight { name: name.to_string(), shape, trainable: true }
+    }
+    /// Statistics such as BatchNormalization's moving mean.
+    pub fn frozen(name: &str, shape: Vec<usize>) -> Self {
+        Weight { name: name.to_string(), shape, trainable: false }
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Why a layer can't take the shapes it was given. The graph adds the layer's
+/// name, type and position. `{name}` in the hint is replaced by the layer name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeError {
+    pub message: String,
+    pub hint: Option<String>,
+    /// The argument to point at, when one is to blame (`kernel_size`, ...).
+    pub arg: Option<&'static str>,
+}
+
+impl ShapeError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ShapeError { message: message.into(), hint: None, arg: None }
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn hint_opt(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+    pub fn at(mut self, arg: &'static str) -> Self {
+        self.arg = Some(arg);
+        self
+    }
+}
+
+/// How many inputs a layer takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    One,
+    Exactly(usize),
+    AtLeast(usize),
+}
+
+impl Arity {
+    pub fn accepts(&self, n: usize) -> bool {
+        match *self {
+            Arity::One => n == 1,
+            Arity::Exactly(k) => n == k,
+            Arity::AtLeast(k) => n >= k,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match *self {
+            Arity::One => "exactly 1 input".into(),
+            Arity::Exactly(k) => format!("exactly {k} inputs"),
+            Arity::AtLeast(k) => format!("at least {k} inputs"),
+        }
+    }
+}
+
+/// A configured layer. Shape inference is pure arithmetic: no tensors, no device.
+pub trait Layer: std::fmt::Debug + Send + Sync {
+    fn arity(&self) -> Arity {
+        Arity::One
+    }
+
+    /// The output shape for these input shapes (batch axis excluded).
+    /// Called only with as many inputs as `arity` accepts.
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError>;
+
+    /// The weights created for these input shapes, in Keras order.
+    /// Called only after `output_shape` succeeded.
+    fn weights(&self, _inputs: &[Shape]) -> Vec<Weight> {
+        Vec::new()
+    }
+
+    /// The activation applied last, for loss/output compatibility checks.
+    fn activation(&self) -> Option<Activation> {
+        None
+    }
+}
+
+/// A layer type as the spec names it.
+pub struct LayerType {
+    /// The Keras 3 class name, used as `type:` in the spec.
+    pub name: &'static str,
+    /// Section of the spec reference.
+    pub family: &'static str,
+    /// One line for the spec reference.
+    pub summary: &'static str,
+    /// Reads the arguments; errors go into `args.diags`.
+    pub build: fn(&mut Args) -> Box<dyn Layer>,
+}
+
+/// Every layer type, once.
+pub static REGISTRY: &[&LayerType] = &[
+    &core::DENSE,
+    &core::ACTIVATION,
+    &core::DROPOUT,
+    &core::FLATTEN,
+    &core::RESHAPE,
+    &core::PERMUTE,
+    &core::REPEAT_VECTOR,
+    &core::EMBEDDING,
+    &conv::CONV1D,
+    &conv::CONV2D,
+    &conv::ZERO_PADDING2D,
+    &conv::UP_SAMPLING2D,
+    &pooling::MAX_POOLING1D,
+    &pooling::MAX_POOLING2D,
+    &pooling::AVERAGE_POOLING1D,
+    &pooling::AVERAGE_POOLING2D,
+    &pooling::GLOBAL_AVERAGE_POOLING1D,
+    &pooling::GLOBAL_AVERAGE_POOLING2D,
+    &pooling::GLOBAL_MAX_POOLING1D,
+    &pooling::GLOBAL_MAX_POOLING2D,
+    &norm::BATCH_NORMALIZATION,
+    &norm::LAYER_NORMALIZATION,
+    &rnn::SIMPLE_RNN,
+    &rnn::LSTM,
+    &rnn::GRU,
+    &rnn::BIDIRECTIONAL,
+    &merge::ADD,
+    &merge::SUBTRACT,
+    &merge::MULTIPLY,
+    &merge::AVERAGE,
+    &merge::MAXIMUM,
+    &merge::MINIMUM,
+    &merge::CONCATENATE,
+];
+
+pub fn lookup(name: &str) -> Option<&'static LayerType> {
+    REGISTRY.iter().copied().find(|t| t.name == name)
+}
+
+pub fn type_names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|t| t.name).collect()
+}
+
+/// Keras's automatic layer name: `Conv2D` -> `conv2d`, `SimpleRNN` -> `simple_rnn`,
+/// `MaxPooling2D` -> `max_pooling2d` (keras.src.utils.naming.to_snake_case).
+pub fn snake_case(class: &str) -> String {
+    let c: Vec<char> = class.chars().collect();
+    let mut out = String::new();
+    for (i, &ch) in c.iter().enumerate() {
+        if i > 0 && ch.is_ascii_uppercase() {
+            let prev = c[i - 1];
+            let next_lower = c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            // "(.)([A-Z][a-z]+)" then "([a-z])([A-Z])"
+            if next_lower || prev.is_ascii_lowercase() {
+                out.push('_');
+            }
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
+// ---- helpers shared by the families -------------------------------------------------
+
+/// Checks the input rank (batch excluded) and explains a mismatch with a fix.
+/// `axes` names the expected axes, e.g. `"height, width, channels"`.
+pub fn expect_rank(input: &Shape, rank: usize, axes: &str) -> Result<(), ShapeError> {
+    if input.len() == rank {
+        return Ok(());
+    }
+    Err(ShapeError::new(format!(
+        "expects a {}-D input (batch, {axes}), received {}",
+        rank + 1,
+        fmt_shape(input)
+    ))
+    .hint_opt(rank_hint(input, rank)))
+}
+
+/// Checks a minimum input rank (batch excluded).
+pub fn expect_min_rank(input: &Shape, rank: usize) -> Result<(), ShapeError> {
+    if input.len() >= rank {
+        return Ok(());
+    }
+    Err(ShapeError::new(format!(
+        "expects an input of at least {} dimensions including batch, received {}",
+        rank + 1,
+        fmt_shape(input)
+    )))
+}
+
+/// The usual fix for feeding a layer a tensor of the wrong rank.
+pub fn rank_hint(input: &Shape, want: usize) -> Option<String> {
+    let n: usize = input.iter().product();
+    let reshape = |dims: Vec<usize>| {
+        let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+        format!("{{type: Reshape, target_shape: [{}]}}", d.join(", "))
+    };
+    match (input.len(), want) {
+        (r, 1) if r > 1 => Some("insert a Flatten layer before '{name}'".into()),
+        (1, 2) => Some(format!(
+            "add a time axis before '{{name}}', for example {} (or RepeatVector to repeat the vector)",
+            reshape(vec![n, 1])
+        )),
+        (2, 3) => Some(format!("add a channel axis before '{{name}}': {}", reshape(vec![input[0], input[1], 1]))),
+        (1, 3) => {
+            let side = (n as f64).sqrt().round() as usize;
+            if side * side == n {
+                Some(format!("insert {} before '{{name}}' to make it an image", reshape(vec![side, side, 1])))
+            } else {
+                Some("insert a Reshape layer to (height, width, channels) before '{name}'".into())
+            }
+        }
+        (3, 2) => Some(format!(
+            "insert {} before '{{name}}' to turn rows into time steps",
+            reshape(vec![input[0], input[1] * input[2]])
+        )),
+        (r, 2) if r > 3 => Some("insert a Reshape layer to (steps, features) before '{name}'".into()),
+        _ => None,
+    }
+}
+
+/// Resolves a possibly negative Keras axis against a full rank including batch.
+/// Returns the index into the batch-less shape.
+pub fn resolve_axis(axis: i64, shape: &Shape) -> Result<usize, ShapeError> {
+    let full = shape.len() as i64 + 1;
+    let a = if axis < 0 { axis + full } else { axis };
+    if a <= 0 || a >= full {
+        let why = if a == 0 { " (axis 0 is the batch axis)" } else { "" };
+        return Err(ShapeError::new(format!(
+            "`axis` {axis} is out of range for input {}{why}",
+            fmt_shape(shape)
+        ))
+        .at("axis"));
+    }
+    Ok((a - 1) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keras_snake_case_names() {
+        for (class, name) in [
+            ("Dense", "dense"),
+            ("Conv2D", "conv2d"),
+            ("SimpleRNN", "simple_rnn"),
+            ("LSTM", "lstm"),
+            ("GRU", "gru"),
+            ("MaxPooling2D", "max_pooling2d"),
+            ("GlobalAveragePooling1D", "global_average_pooling1d"),
+            ("BatchNormalization", "batch_normalization"),
+            ("ZeroPadding2D", "zero_padding2d"),
+            ("UpSampling2D", "up_sampling2d"),
+            ("RepeatVector", "repeat_vector"),
+            ("Bidirectional", "bidirectional"),
+        ] {
+            assert_eq!(snake_case(class), name);
+        }
+    }
+
+    #[test]
+    fn registry_names_are_unique_and_snake_cased() {
+        let names = type_names();
+        for (i, n) in names.iter().enumerate() {
+            assert!(!names[i + 1..].contains(n), "{n} registered twice");
+        }
+        assert_eq!(names.len(), 33);
+    }
+
+    #[test]
+    fn shapes_print_like_keras() {
+        assert_eq!(fmt_shape(&vec![26, 26, 32]), "(batch, 26, 26, 32)");
+        assert_eq!(fmt_shape(&vec![]), "(batch)");
+    }
+
+    #[test]
+    fn rank_hints() {
+        assert_eq!(rank_hint(&vec![784], 3).unwrap(), "insert {type: Reshape, target_shape: [28, 28, 1]} before '{name}' to make it an image");
+        assert_eq!(rank_hint(&vec![28, 28], 3).unwrap(), "add a channel axis before '{name}': {type: Reshape, target_shape: [28, 28, 1]}");
+        assert_eq!(rank_hint(&vec![5, 5, 8], 1).unwrap(), "insert a Flatten layer before '{name}'");
+    }
+
+    #[test]
+    fn axes_resolve_like_keras() {
+        assert_eq!(resolve_axis(-1, &vec![4, 5]).unwrap(), 1);
+        assert_eq!(resolve_axis(1, &vec![4, 5]).unwrap(), 0);
+        assert!(resolve_axis(0, &vec![4, 5]).is_err());
+        assert!(resolve_axis(3, &vec![4, 5]).is_err());
+    }
+}
+
+/// Building layers from YAML snippets in the families' unit tests.
+#[cfg(test)]
+pub mod testutil {
+    use super::*;
+    use crate::diag::Diagnostic;
+    use crate::spec::yaml::parse;
+
+    /// Builds layer `ty` from flow-YAML arguments, e.g. `"{units: 3}"`.
+    pub fn build(ty: &str, yaml: &str) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {
+        let node = parse(yaml).expect("test YAML parses");
+        let t = lookup(ty).unwrap_or_else(|| panic!("{ty} is registered"));
+        let mut args = Args::new(&node, "layer", format!("layer 'x' ({ty})"), &[]);
+        let layer = (t.build)(&mut args);
+        args.finish();
+        if args.has_errors() { Err(args.diags) } else { Ok(layer) }
+    }
+
+    /// Output shape and (total, trainable) parameter count.
+    pub fn infer(ty: &str, yaml: &str, inputs: &[&[usize]]) -> Result<(Shape, usize, usize), ShapeError> {
+        let layer = build(ty, yaml).unwrap_or_else(|d| panic!("{ty} {yaml} builds: {d:?}"));
+        let inputs: Vec<Shape> = inputs.iter().map(|s| s.to_vec()).collect();
+        assert!(layer.arity().accepts(inputs.len()), "arity");
+        let out = layer.output_shape(&inputs)?;
+        let w = layer.weights(&inputs);
+        let total = w.iter().map(Weight::numel).sum();
+        let trainable = w.iter().filter(|w| w.trainable).map(Weight::numel).sum();
+        Ok((out, total, trainable))
+    }
+
+    /// The first argument error's message.
+    pub fn arg_error(ty: &str, yaml: &str) -> String {
+        match build(ty, yaml) {
+            Ok(_) => panic!("{ty} {yaml} should be rejected"),
+            Err(d) => d[0].message.clone(),
+        }
+    }
+}

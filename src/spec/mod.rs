@@ -1,0 +1,375 @@
+//! The spec file: YAML with positions, read into the model structure.
+//!
+//! This stage checks structure only (which keys exist, what type they have);
+//! layer arguments are read by the layers themselves and names and shapes by
+//! the graph stage.
+
+pub mod args;
+pub mod training;
+pub mod yaml;
+
+use crate::diag::{did_you_mean, Diagnostic, Pos};
+use std::path::Path;
+use yaml::{Node, Value};
+
+/// A spec file as loaded from disk.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The path as the user gave it, for messages.
+    pub path: String,
+    pub text: String,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> std::io::Result<Source> {
+        Ok(Source { path: path.display().to_string(), text: std::fs::read_to_string(path)? })
+    }
+
+    /// The file stem, the default model name.
+    pub fn stem(&self) -> String {
+        Path::new(&self.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+    }
+}
+
+/// A name with the position it was written at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named {
+    pub name: String,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub model: ModelSpec,
+    pub training: Option<training::TrainingSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub pos: Pos,
+    pub path: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub inputs: Vec<InputSpec>,
+    /// Written as a functional (DAG) model: `model.inputs`, layer `inputs` or `outputs`.
+    pub functional: bool,
+    pub layers: Vec<LayerSpec>,
+    pub outputs: Option<Vec<Named>>,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerSpec {
+    pub type_name: String,
+    pub type_pos: Pos,
+    pub name: Option<Named>,
+    /// `None`: takes the previous layer (or the only input).
+    pub inputs: Option<Vec<Named>>,
+    pub trainable: bool,
+    /// The whole mapping; the layer reads its arguments from it.
+    pub node: Node,
+    /// `model.layers[3]`
+    pub path: String,
+}
+
+/// Keys of a layer mapping that the graph reads rather than the layer.
+pub const LAYER_KEYS: &[&str] = &["type", "name", "inputs", "input_shape", "trainable"];
+const TOP_KEYS: &[&str] = &["name", "model", "data", "training"];
+const MODEL_KEYS: &[&str] = &["input_shape", "inputs", "layers", "outputs"];
+
+/// Default name of the single input of a sequential spec.
+pub const DEFAULT_INPUT: &str = "input";
+
+/// Reads the spec structure. Returns `None` when it is too broken to go on.
+pub fn parse(source: &Source, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
+    let root = match yaml::parse(&source.text) {
+        Ok(r) => r,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    if root.as_map().is_none() {
+        diags.push(
+            Diagnostic::error(format!("a spec must be a mapping with a `model` section, received {}", root.describe()), root.pos, "")
+                .with_hint("start the file with `model:`; see specs/ for examples"),
+        );
+        return None;
+    }
+    unknown_keys(&root, TOP_KEYS, "", "the spec", diags);
+    let name = match root.get("name") {
+        Some(n) => match n.as_str() {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => {
+                diags.push(Diagnostic::error(format!("`name` must be a string, received {}", n.describe()), n.pos, "name"));
+                source.stem()
+            }
+        },
+        None => source.stem(),
+    };
+    let Some(model_node) = root.get("model") else {
+        diags.push(
+            Diagnostic::error("the spec has no `model` section", root.pos, "model")
+                .with_hint("add `model:` with `input_shape` and `layers`; see specs/ for examples"),
+        );
+        return None;
+    };
+    let model = parse_model(model_node, diags)?;
+    let training = root.get("training").and_then(|t| training::parse(t, diags));
+    Some(Spec { name, model, training })
+}
+
+fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
+    if node.as_map().is_none() {
+        diags.push(Diagnostic::error(
+            format!("`model` must be a mapping with `layers`, received {}", node.describe()),
+            node.pos,
+            "model",
+        ));
+        return None;
+    }
+    unknown_keys(node, MODEL_KEYS, "model", "the model section", diags);
+
+    let Some(layers_node) = node.get("layers") else {
+        diags.push(
+            Diagnostic::error("the model has no `layers`", node.pos, "model")
+                .with_hint("add `layers:` with a list of layers, e.g. `- {type: Dense, units: 10}`"),
+        );
+        return None;
+    };
+    let Some(items) = layers_node.as_seq().filter(|s| !s.is_empty()) else {
+        diags.push(Diagnostic::error(
+            format!("`model.layers` must be a non-empty list of layers, received {}", layers_node.describe()),
+            layers_node.pos,
+            "model.layers",
+        ));
+        return None;
+    };
+    let layers: Vec<LayerSpec> =
+        items.iter().enumerate().filter_map(|(i, item)| parse_layer(item, i, diags)).collect();
+
+    let mut inputs = Vec::new();
+    let input_shape = node.entry("input_shape");
+    let named_inputs = node.entry("inputs");
+    if let (Some((k, _)), Some(_)) = (input_shape, named_inputs) {
+        diags.push(
+            Diagnostic::error("`model.input_shape` and `model.inputs` are both given", k.pos, "model.input_shape")
+                .with_hint("use `input_shape` for one input, or `inputs: {name: shape, ...}` for several"),
+        );
+    }
+    if let Some((_, v)) = named_inputs {
+        match v.as_map() {
+            Some(entries) if !entries.is_empty() => {
+                for (k, shape) in entries {
+                    let Some(name) = k.as_str() else {
+                        diags.push(Diagnostic::error(format!("input names must be strings, received {}", k.describe()), k.pos, "model.inputs"));
+                        continue;
+                    };
+                    let path = format!("model.inputs.{name}");
+                    if let Some(s) = parse_shape(shape, &path, diags) {
+                        inputs.push(InputSpec { name: name.to_string(), shape: s, pos: k.pos, path });
+                    }
+                }
+            }
+            _ => diags.push(
+                Diagnostic::error(format!("`model.inputs` must map input names to shapes, received {}", v.describe()), v.pos, "model.inputs")
+                    .with_hint("for example `inputs: {image: [28, 28, 1], meta: [4]}`"),
+            ),
+        }
+    }
+    if let Some((k, v)) = input_shape {
+        if let Some(s) = parse_shape(v, "model.input_shape", diags) {
+            inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path: "model.input_shape".into() });
+        }
+    }
+    // Keras style: `input_shape` on the first layer.
+    for (i, item) in items.iter().enumerate() {
+        let Some((k, v)) = item.entry("input_shape") else { continue };
+        let path = format!("model.layers[{i}].input_shape");
+        if i > 0 {
+            diags.push(
+                Diagnostic::error("`input_shape` is only allowed on the first layer", k.pos, path)
+                    .with_hint("remove it: each later layer's input shape is inferred from the layer before"),
+            );
+        } else if input_shape.is_some() || named_inputs.is_some() {
+            diags.push(
+                Diagnostic::error("the input shape is given both on the model and on the first layer", k.pos, path)
+                    .with_hint("keep one of them"),
+            );
+        } else if let Some(s) = parse_shape(v, &path, diags) {
+            inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path });
+        }
+    }
+    if inputs.is_empty() && input_shape.is_none() && named_inputs.is_none() && items[0].get("input_shape").is_none() {
+        diags.push(
+            Diagnostic::error("the model has no input shape", node.pos, "model")
+                .with_hint("add `input_shape: [...]` to `model` or to the first layer (batch axis excluded, e.g. [784] or [28, 28, 1])"),
+        );
+    }
+
+    let outputs = node.get("outputs").and_then(|o| {
+        let names = names_list(o, "model.outputs", diags);
+        if names.as_ref().is_some_and(Vec::is_empty) {
+            diags.push(Diagnostic::error("`model.outputs` is empty", o.pos, "model.outputs").with_hint("name at least one layer, or remove `outputs` to use the last layer"));
+        }
+        names
+    });
+    let functional = named_inputs.is_some() || outputs.is_some() || layers.iter().any(|l| l.inputs.is_some());
+    Some(ModelSpec { inputs, functional, layers, outputs, pos: node.pos })
+}
+
+fn parse_layer(node: &Node, index: usize, diags: &mut Vec<Diagnostic>) -> Option<LayerSpec> {
+    let path = format!("model.layers[{index}]");
+    if node.as_map().is_none() {
+        diags.push(
+            Diagnostic::error(format!("a layer must be a mapping with a `type`, received {}", node.describe()), node.pos, path)
+                .with_hint("for example `- {type: Dense, units: 10}`"),
+        );
+        return None;
+    }
+    let Some(ty) = node.get("type") else {
+        diags.push(
+            Diagnostic::error("this layer has no `type`", node.pos, path).with_hint("add `type: <Keras class name>`, e.g. `type: Dense`"),
+        );
+        return None;
+    };
+    let Some(type_name) = ty.as_str() else {
+        diags.push(Diagnostic::error(format!("`type` must be a layer class name, received {}", ty.describe()), ty.pos, format!("{path}.type")));
+        return None;
+    };
+    let name = node.get("name").and_then(|n| match n.as_str() {
+        Some(s) if valid_name(s) => Some(Named { name: s.to_string(), pos: n.pos }),
+        _ => {
+            diags.push(
+                Diagnostic::error(format!("layer names must be non-empty strings without spaces or dots, received {}", n.describe()), n.pos, format!("{path}.name"))
+                    .with_hint("use letters, digits, '_' and '-', e.g. `name: dense_out`"),
+            );
+            None
+        }
+    });
+    let inputs = node.get("inputs").and_then(|i| names_list(i, &format!("{path}.inputs"), diags));
+    let trainable = match node.get("trainable") {
+        None => true,
+        Some(t) => match t.value {
+            Value::Bool(b) => b,
+            _ => {
+                diags.push(Diagnostic::error(format!("`trainable` must be true or false, received {}", t.describe()), t.pos, format!("{path}.trainable")));
+                true
+            }
+        },
+    };
+    Some(LayerSpec { type_name: type_name.to_string(), type_pos: ty.pos, name, inputs, trainable, node: node.clone(), path })
+}
+
+/// A shape without the batch axis: a list of positive integers (or one integer).
+fn parse_shape(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<usize>> {
+    if let Some(i) = node.as_int().filter(|&i| i > 0) {
+        return Some(vec![i as usize]);
+    }
+    if let Some(items) = node.as_seq().filter(|s| !s.is_empty()) {
+        let dims: Option<Vec<usize>> = items.iter().map(|d| d.as_int().filter(|&i| i > 0).map(|i| i as usize)).collect();
+        if let Some(d) = dims {
+            return Some(d);
+        }
+        if items.iter().any(|d| d.value == Value::Null) {
+            diags.push(
+                Diagnostic::error(format!("input shape {} has an unknown (null) dimension", node.describe()), node.pos, path)
+                    .with_hint("nnrun needs every size up front: give the length your data has, e.g. [12, 1] for 12 time steps"),
+            );
+            return None;
+        }
+    }
+    diags.push(
+        Diagnostic::error(format!("an input shape must be a list of positive integers, received {}", node.describe()), node.pos, path)
+            .with_hint("leave out the batch axis: [784] for vectors, [28, 28, 1] for images (channels last)"),
+    );
+    None
+}
+
+/// A layer reference list: a single name or a list of names.
+fn names_list(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<Named>> {
+    let one = |n: &Node| n.as_str().map(|s| Named { name: s.to_string(), pos: n.pos });
+    let names = match &node.value {
+        Value::Str(_) => one(node).map(|n| vec![n]),
+        Value::Seq(items) => items.iter().map(one).collect(),
+        _ => None,
+    };
+    if names.is_none() {
+        diags.push(Diagnostic::error(
+            format!("expected a layer name or a list of names, received {}", node.describe()),
+            node.pos,
+            path,
+        ));
+    }
+    names
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '.' || c == '/')
+}
+
+/// Reports keys of a mapping outside `allowed`, with a did-you-mean.
+pub fn unknown_keys(node: &Node, allowed: &[&str], path: &str, what: &str, diags: &mut Vec<Diagnostic>) {
+    for (k, _) in node.as_map().unwrap_or(&[]) {
+        let key = k.as_str().unwrap_or("");
+        if allowed.contains(&key) {
+            continue;
+        }
+        let hint = match did_you_mean(key, allowed.iter().copied()) {
+            Some(m) => format!("did you mean `{m}`?"),
+            None => format!("valid keys: {}", allowed.join(", ")),
+        };
+        let p = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        diags.push(Diagnostic::error(format!("unknown key `{key}` in {what}"), k.pos, p).with_hint(hint));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
+        let mut d = Vec::new();
+        let s = parse(&Source { path: "specs/t.yaml".into(), text: text.into() }, &mut d);
+        (s, d)
+    }
+
+    #[test]
+    fn sequential_with_input_shape_on_first_layer() {
+        let (s, d) = parse_str("model:\n  layers:\n    - {type: Dense, units: 4, input_shape: [3]}\n");
+        assert!(d.is_empty(), "{d:?}");
+        let s = s.unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.model.inputs[0].shape, vec![3]);
+        assert!(!s.model.functional);
+    }
+
+    #[test]
+    fn functional_form() {
+        let (s, d) = parse_str("model:\n  inputs: {a: [4], b: [2, 2]}\n  layers:\n    - {type: Dense, units: 4, inputs: a}\n  outputs: [dense]\n");
+        assert!(d.is_empty(), "{d:?}");
+        let m = s.unwrap().model;
+        assert!(m.functional);
+        assert_eq!(m.inputs.len(), 2);
+        assert_eq!(m.outputs.unwrap()[0].name, "dense");
+    }
+
+    #[test]
+    fn structural_errors() {
+        let (_, d) = parse_str("modle:\n  layers: []\n");
+        assert_eq!(d[0].message, "unknown key `modle` in the spec");
+        assert_eq!(d[0].hint.as_deref(), Some("did you mean `model`?"));
+        let (_, d) = parse_str("model:\n  input_shape: [null, 3]\n  layers:\n    - {type: Dense, units: 4}\n");
+        assert!(d[0].message.contains("unknown (null) dimension"));
+        let (_, d) = parse_str("model:\n  layers:\n    - {type: Dense, units: 4}\n");
+        assert_eq!(d[0].message, "the model has no input shape");
+        let (_, d) = parse_str("model:\n  input_shape: [3]\n  layers:\n    - {units: 4}\n");
+        assert_eq!(d[0].message, "this layer has no `type`");
+        assert_eq!(d[0].pos.line, 4);
+    }
+}

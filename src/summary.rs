@@ -1,0 +1,185 @@
+//! The model summary, as Keras's `model.summary()` prints it, and its JSON form.
+
+use crate::diag::{Diagnostic, DiagnosticJson, Severity};
+use crate::graph::{Model, Src};
+use crate::layers::{fmt_shape, Shape};
+use serde::Serialize;
+
+/// f32 weights.
+const BYTES_PER_PARAM: usize = 4;
+
+struct Row {
+    cells: Vec<String>,
+}
+
+/// The Keras-style table: one row per layer, then the parameter totals.
+/// Functional models also list model inputs and what each layer connects to.
+pub fn text(model: &Model) -> String {
+    let mut header = vec!["Layer (type)", "Output Shape", "Param #"];
+    if model.functional {
+        header.push("Connected to");
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    if model.functional {
+        for inp in &model.inputs {
+            let mut cells = vec![format!("{} (InputLayer)", inp.name), fmt_shape(&inp.shape), "0".into()];
+            cells.push("-".into());
+            rows.push(Row { cells });
+        }
+    }
+    for l in &model.layers {
+        let shape = l.output_shape.as_ref().map_or("?".to_string(), |s| fmt_shape(s));
+        let params = if l.output_shape.is_some() { thousands(l.params()) } else { "?".into() };
+        let mut cells = vec![format!("{} ({})", l.name, l.type_name), shape, params];
+        if model.functional {
+            let from: Vec<&str> = l.inputs.iter().map(|&s| model.src_name(s)).collect();
+            cells.push(from.join(", "));
+        }
+        rows.push(Row { cells });
+    }
+
+    let ncol = header.len();
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(&r.cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let rule = |l: &str, m: &str, r: &str, fill: &str| {
+        let parts: Vec<String> = width.iter().map(|w| fill.repeat(w + 2)).collect();
+        format!("{l}{}{r}\n", parts.join(m))
+    };
+    // Param # is right-aligned, the rest left-aligned.
+    let line = |cells: &[String], bar: &str| {
+        let parts: Vec<String> = (0..ncol)
+            .map(|i| if i == 2 { format!(" {:>w$} ", cells[i], w = width[i]) } else { format!(" {:<w$} ", cells[i], w = width[i]) })
+            .collect();
+        format!("{bar}{}{bar}\n", parts.join(bar))
+    };
+
+    let mut out = format!("Model: \"{}\"\n", model.name);
+    out += &rule("┏", "┳", "┓", "━");
+    out += &line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "┃");
+    out += &rule("┡", "╇", "┩", "━");
+    for (i, r) in rows.iter().enumerate() {
+        out += &line(&r.cells, "│");
+        if i + 1 < rows.len() {
+            out += &rule("├", "┼", "┤", "─");
+        }
+    }
+    out += &rule("└", "┴", "┘", "─");
+    let total = model.total_params();
+    let trainable = model.trainable_params();
+    for (label, n) in [("Total", total), ("Trainable", trainable), ("Non-trainable", total - trainable)] {
+        out += &format!(" {label} params: {} ({})\n", thousands(n), memory_size(n * BYTES_PER_PARAM));
+    }
+    out
+}
+
+/// `1234567` -> `1,234,567`
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Keras's `readable_memory_size`: 1024-based, two decimals.
+pub fn memory_size(bytes: usize) -> String {
+    let mut size = bytes as f64;
+    for unit in ["B", "KB", "MB", "GB", "TB"] {
+        if size / 1024.0 < 1.0 {
+            return format!("{size:.2} {unit}");
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.2} PB")
+}
+
+#[derive(Serialize)]
+pub struct JsonLayer<'a> {
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub type_name: &'a str,
+    pub inputs: Vec<&'a str>,
+    pub output_shape: Option<&'a Shape>,
+    pub params: usize,
+    pub trainable_params: usize,
+}
+
+#[derive(Serialize)]
+pub struct JsonInput<'a> {
+    pub name: &'a str,
+    pub shape: &'a Shape,
+}
+
+/// One line of `validate --format json`.
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub file: &'a str,
+    pub name: Option<&'a str>,
+    pub valid: bool,
+    pub inputs: Vec<JsonInput<'a>>,
+    pub outputs: Vec<&'a str>,
+    pub layers: Vec<JsonLayer<'a>>,
+    pub total_params: usize,
+    pub trainable_params: usize,
+    pub non_trainable_params: usize,
+    pub weights_bytes: usize,
+    pub errors: Vec<DiagnosticJson<'a>>,
+    pub warnings: Vec<DiagnosticJson<'a>>,
+}
+
+impl<'a> JsonReport<'a> {
+    pub fn new(file: &'a str, model: Option<&'a Model>, diags: &'a [Diagnostic]) -> Self {
+        let of = |sev: Severity| diags.iter().filter(|d| d.severity == sev).map(DiagnosticJson::from).collect::<Vec<_>>();
+        let errors = of(Severity::Error);
+        let (total, trainable) = model.map_or((0, 0), |m| (m.total_params(), m.trainable_params()));
+        JsonReport {
+            file,
+            name: model.map(|m| m.name.as_str()),
+            valid: errors.is_empty(),
+            inputs: model.map_or(Vec::new(), |m| m.inputs.iter().map(|i| JsonInput { name: &i.name, shape: &i.shape }).collect()),
+            outputs: model.map_or(Vec::new(), |m| m.outputs.iter().map(|&o| m.layers[o].name.as_str()).collect()),
+            layers: model.map_or(Vec::new(), |m| {
+                m.layers
+                    .iter()
+                    .map(|l| JsonLayer {
+                        name: &l.name,
+                        type_name: &l.type_name,
+                        inputs: l.inputs.iter().map(|&s: &Src| m.src_name(s)).collect(),
+                        output_shape: l.output_shape.as_ref(),
+                        params: l.params(),
+                        trainable_params: l.trainable_params(),
+                    })
+                    .collect()
+            }),
+            total_params: total,
+            trainable_params: trainable,
+            non_trainable_params: total - trainable,
+            weights_bytes: total * BYTES_PER_PARAM,
+            errors,
+            warnings: of(Severity::Warning),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_keras() {
+        assert_eq!(thousands(407050), "407,050");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(memory_size(407050 * 4), "1.55 MB");
+        assert_eq!(memory_size(0), "0.00 B");
+        assert_eq!(memory_size(2048), "2.00 KB");
+    }
+}
