@@ -7,5 +7,6 @@ pub mod cli;
 pub mod diag;
 pub mod graph;
 pub mod layers;
+pub mod reference;
 pub mod spec;
 pub mod summary;
