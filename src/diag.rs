@@ -136,7 +136,7 @@ pub fn render(d: &Diagnostic, file: &str, source: &str, style: Style) -> String 
             let under = format!("{}{}", " ".repeat(d.pos.col - 1), style.paint(code, &carets));
             let _ = writeln!(out, "{pad} {bar} {under}");
         }
-    } else {
+    } else if !d.message.contains(file) {
         let _ = writeln!(out, " {} {file}", style.paint("1;34", "-->"));
     }
     if let Some(h) = &d.hint {

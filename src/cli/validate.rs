@@ -1,7 +1,7 @@
 //! `nnrun validate`: static checks and the model summary, in milliseconds.
 
 use super::{color_for, EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::diag::{render, Diagnostic, Severity, Style};
+use crate::diag::{render, Diagnostic, Style};
 use crate::graph;
 use crate::spec::Source;
 use crate::summary::{self, JsonReport};
@@ -56,6 +56,8 @@ pub fn run(args: &Args) -> u8 {
 fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &mut impl Write) -> u8 {
     let mut diags = Vec::new();
     let built = graph::from_source(source, &mut diags);
+    // Read top to bottom: errors first, each group in file order.
+    diags.sort_by_key(|d| (!d.is_error(), d.pos.line, d.pos.col));
     let model = built.as_ref().map(|(_, m)| m);
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
@@ -68,7 +70,7 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
             if let (0, Some(m)) = (errors, model) {
                 let _ = write!(out, "{}", summary::text(m));
             }
-            for d in diags.iter().filter(|d| d.severity == Severity::Error).chain(diags.iter().filter(|d| !d.is_error())) {
+            for d in &diags {
                 let _ = write!(out, "\n{}", render(d, &source.path, &source.text, style));
             }
             let _ = writeln!(out, "{}", verdict(&source.path, errors, warnings));

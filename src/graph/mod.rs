@@ -6,7 +6,7 @@
 pub mod checks;
 
 use crate::diag::{did_you_mean, Diagnostic, Pos};
-use crate::layers::{self, fmt_shape, Layer, Shape, Weight};
+use crate::layers::{self, Layer, Shape, Weight};
 use crate::spec::args::Args;
 use crate::spec::{InputSpec, LayerSpec, Named, Spec, LAYER_KEYS};
 use std::collections::HashMap;
@@ -177,8 +177,9 @@ fn resolve_inputs(layers: &mut [LayerNode], inputs: &[InputSpec], diags: &mut Ve
         by_name.entry(l.name.clone()).or_insert(Src::Layer(i));
     }
     let all_names: Vec<String> = inputs.iter().map(|i| i.name.clone()).chain(layers.iter().map(|l| l.name.clone())).collect();
-    for i in 0..layers.len() {
-        let srcs = match &layers[i].spec.inputs {
+    let mut resolved = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        let srcs = match &layer.spec.inputs {
             Some(refs) => refs
                 .iter()
                 .filter_map(|r: &Named| match by_name.get(&r.name) {
@@ -189,9 +190,9 @@ fn resolve_inputs(layers: &mut [LayerNode], inputs: &[InputSpec], diags: &mut Ve
                             .unwrap_or_else(|| format!("known names: {}", all_names.join(", ")));
                         diags.push(
                             Diagnostic::error(
-                                format!("{}: input '{}' names no layer or model input", layers[i].display(), r.name),
+                                format!("{}: input '{}' names no layer or model input", layer.display(), r.name),
                                 r.pos,
-                                format!("{}.inputs", layers[i].spec.path),
+                                format!("{}.inputs", layer.spec.path),
                             )
                             .with_hint(hint),
                         );
@@ -206,16 +207,19 @@ fn resolve_inputs(layers: &mut [LayerNode], inputs: &[InputSpec], diags: &mut Ve
                 let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
                 diags.push(
                     Diagnostic::error(
-                        format!("{} has no `inputs`, and the model has {} inputs", layers[i].display(), inputs.len()),
-                        layers[i].spec.type_pos,
-                        layers[i].spec.path.clone(),
+                        format!("{} has no `inputs`, and the model has {} inputs", layer.display(), inputs.len()),
+                        layer.spec.type_pos,
+                        layer.spec.path.clone(),
                     )
                     .with_hint(format!("say which one it takes, e.g. `inputs: {}`", names[0])),
                 );
                 vec![]
             }
         };
-        layers[i].inputs = srcs;
+        resolved.push(srcs);
+    }
+    for (layer, srcs) in layers.iter_mut().zip(resolved) {
+        layer.inputs = srcs;
     }
 }
 
@@ -236,7 +240,11 @@ fn resolve_outputs(layers: &[LayerNode], inputs: &[InputSpec], outputs: Option<&
         } else {
             did_you_mean(&o.name, layers.iter().map(|l| l.name.as_str()))
                 .map(|m| format!("did you mean '{m}'?"))
-                .unwrap_or_else(|| format!("layers: {}", layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")))
+                .unwrap_or_else(|| {
+                    let mut names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                    names.dedup();
+                    format!("layers: {}", names.join(", "))
+                })
         };
         diags.push(Diagnostic::error(format!("output '{}' names no layer", o.name), o.pos, "model.outputs").with_hint(hint));
     }
@@ -282,10 +290,13 @@ fn topo_order(layers: &[LayerNode], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
         });
         let Some(next) = next else { break };
         if let Some(at) = path.iter().position(|&p| p == next) {
-            let mut cycle: Vec<&str> = path[at..].iter().rev().map(|&p| layers[p].name.as_str()).collect();
-            cycle.push(&layers[next].name);
+            // `path` runs against the data flow (each entry takes the next one).
+            let mut cycle: Vec<&str> = vec![&layers[next].name];
+            cycle.extend(path[at..].iter().rev().map(|&p| layers[p].name.as_str()));
             let l = &layers[next];
-            let pos = l.spec.inputs.as_ref().and_then(|v| v.first()).map_or(l.spec.type_pos, |r| r.pos);
+            let closing = &layers[*path.get(at + 1).unwrap_or(&next)].name;
+            let refs = l.spec.inputs.as_deref().unwrap_or(&[]);
+            let pos = refs.iter().find(|r| &r.name == closing).map_or(l.spec.type_pos, |r| r.pos);
             diags.push(
                 Diagnostic::error(format!("the layers form a cycle: {}", cycle.join(" -> ")), pos, format!("{}.inputs", l.spec.path))
                     .with_hint("a model must be a DAG: make one of these layers take an earlier layer or a model input"),
@@ -342,13 +353,11 @@ fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
                     None => (node.spec.type_pos, node.spec.path.clone()),
                 };
                 let mut msg = format!("{}: {}", node.display(), e.message);
-                if node.inputs.len() == 1 {
-                    if let Src::Layer(j) = node.inputs[0] {
-                        if !msg.contains(&format!("'{}'", model.layers[j].name)) {
+                if node.inputs.len() == 1
+                    && let Src::Layer(j) = node.inputs[0]
+                        && !msg.contains(&format!("'{}'", model.layers[j].name)) {
                             msg.push_str(&format!(" from '{}'", model.layers[j].name));
                         }
-                    }
-                }
                 let hint = e.hint.map(|h| h.replace("{name}", &node.name));
                 diags.push(Diagnostic::error(msg, pos, path).with_hint_opt(hint));
             }
@@ -377,20 +386,18 @@ fn check_connectivity(model: &Model, diags: &mut Vec<Diagnostic>) {
             Src::Input(_) => None,
         }));
     }
+    // With a dangling reference, "unused" would only repeat that error.
+    let broken = model.layers.iter().any(|l| l.spec.inputs.as_ref().is_some_and(|r| r.len() != l.inputs.len()));
     for (i, l) in model.layers.iter().enumerate() {
-        if !live[i] && !model.outputs.is_empty() {
+        if !live[i] && !model.outputs.is_empty() && !broken {
             diags.push(
                 Diagnostic::warning(format!("{} does not lead to any model output, so it is never used", l.display()), l.spec.type_pos, l.spec.path.clone())
-                    .with_hint(format!("connect it to a later layer, list it in `model.outputs`, or remove it")),
+                    .with_hint("connect it to a later layer, list it in `model.outputs`, or remove it".to_string()),
             );
         }
     }
 }
 
-/// Shapes of a layer's inputs, for messages: `(batch, 4) and (batch, 5)`.
-pub fn fmt_shapes(shapes: &[Shape]) -> String {
-    shapes.iter().map(|s| fmt_shape(s)).collect::<Vec<_>>().join(" and ")
-}
 
 /// The one path from spec text to model graph, shared by every command.
 /// Returns `None` when the spec is too broken to build a graph; the reasons
@@ -399,4 +406,63 @@ pub fn from_source(source: &crate::spec::Source, diags: &mut Vec<Diagnostic>) ->
     let spec = crate::spec::parse(source, diags)?;
     let model = build(&spec, diags);
     Some((spec, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Source;
+
+    fn load(text: &str) -> (Option<Model>, Vec<Diagnostic>) {
+        let mut d = Vec::new();
+        let m = from_source(&Source { path: "t.yaml".into(), text: text.into() }, &mut d).map(|(_, m)| m);
+        (m, d)
+    }
+
+    #[test]
+    fn auto_names_skip_names_the_spec_uses() {
+        let (m, d) = load("model:\n  input_shape: [4]\n  layers:\n    - {type: Dense, units: 3}\n    - {type: Dense, units: 3, name: dense_1}\n    - {type: Dense, units: 2}\n");
+        assert!(d.is_empty(), "{d:?}");
+        let names: Vec<_> = m.unwrap().layers.iter().map(|l| l.name.clone()).collect();
+        assert_eq!(names, ["dense", "dense_1", "dense_2"]);
+    }
+
+    #[test]
+    fn topological_order_follows_references_not_spec_order() {
+        let (m, d) = load("model:\n  inputs: {x: [4]}\n  layers:\n    - {name: out, type: Dense, units: 1, inputs: mid}\n    - {name: mid, type: Dense, units: 3, inputs: x}\n  outputs: out\n");
+        assert!(d.is_empty(), "{d:?}");
+        let m = m.unwrap();
+        assert_eq!(m.order, vec![1, 0]);
+        assert_eq!(m.layers[0].output_shape, Some(vec![1]));
+    }
+
+    #[test]
+    fn cycles_are_named_in_data_flow_order() {
+        let (_, d) = load("model:\n  inputs: {x: [4]}\n  layers:\n    - {name: a, type: Add, inputs: [x, c]}\n    - {name: b, type: Dense, units: 4, inputs: a}\n    - {name: c, type: Dense, units: 4, inputs: b}\n");
+        let cycle = d.iter().find(|d| d.message.contains("cycle")).expect("a cycle error");
+        assert_eq!(cycle.message, "the layers form a cycle: a -> b -> c -> a");
+        assert_eq!((cycle.pos.line, cycle.pos.col), (4, 40));
+        let (_, d) = load("model:\n  inputs: {x: [4]}\n  layers:\n    - {name: a, type: Add, inputs: [x, a]}\n");
+        assert!(d.iter().any(|d| d.message == "the layers form a cycle: a -> a"), "{d:?}");
+    }
+
+    #[test]
+    fn first_layer_must_choose_among_several_inputs() {
+        let (_, d) = load("model:\n  inputs: {x: [4], y: [4]}\n  layers:\n    - {type: Dense, units: 4}\n");
+        assert_eq!(d[0].message, "layer 'dense' (Dense) has no `inputs`, and the model has 2 inputs");
+        assert_eq!(d[0].hint.as_deref(), Some("say which one it takes, e.g. `inputs: x`"));
+    }
+
+    #[test]
+    fn merge_without_inputs_gets_an_arity_error() {
+        let (_, d) = load("model:\n  input_shape: [4]\n  layers:\n    - {type: Dense, units: 4}\n    - {type: Add}\n");
+        assert_eq!(d[0].message, "layer 'add' (Add) takes at least 2 inputs, received 1 (from 'dense')");
+    }
+
+    #[test]
+    fn frozen_layers_count_as_non_trainable() {
+        let (m, _) = load("model:\n  input_shape: [4]\n  layers:\n    - {type: Dense, units: 4, trainable: false}\n    - {type: Dense, units: 1}\n");
+        let m = m.unwrap();
+        assert_eq!((m.total_params(), m.trainable_params()), (25, 5));
+    }
 }

@@ -55,12 +55,15 @@ impl Activation {
     }
 }
 
-/// Reads an activation argument. `None`/null means linear, as in Keras.
+/// Reads an activation argument. An explicit null means linear, as in Keras.
 /// `default: None` makes it required (the Activation layer).
 pub fn read_activation(args: &mut Args, name: &'static str, default: Option<Activation>) -> Activation {
     let kind = "activation name";
     let doc_default = default.map(|d| format!("\"{}\"", d.name()));
     let default = default.unwrap_or(Activation::Linear);
+    if args.explicit_null(name).is_some() {
+        return Activation::Linear; // Keras: `activation=None` is linear
+    }
     let Some(node) = args.raw(name, kind, doc_default) else { return default };
     let Some(s) = node.as_str() else {
         args.error(name, node, format!("must be an activation name, received {}", node.describe()), None);

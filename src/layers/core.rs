@@ -159,11 +159,10 @@ pub struct Reshape {
 impl Reshape {
     fn read(a: &mut Args) -> Self {
         let target_shape = a.int_list("target_shape", 1, true);
-        if target_shape.iter().filter(|&&d| d == -1).count() > 1 {
-            if let Some(node) = a.raw("target_shape", "list of integers (one may be -1)", None) {
+        if target_shape.iter().filter(|&&d| d == -1).count() > 1
+            && let Some(node) = a.node("target_shape") {
                 a.error("target_shape", node, "may contain -1 only once", None);
             }
-        }
         Reshape { target_shape }
     }
 }
@@ -188,7 +187,7 @@ impl Layer for Reshape {
             .at("target_shape")
         };
         if self.target_shape.contains(&-1) {
-            if known == 0 || n % known != 0 {
+            if known == 0 || !n.is_multiple_of(known) {
                 return Err(mismatch());
             }
             let fill = n / known;

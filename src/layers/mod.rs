@@ -29,6 +29,11 @@ pub fn fmt_shape(shape: &[usize]) -> String {
     s
 }
 
+/// Several shapes for a message: `(batch, 4) and (batch, 5)`.
+pub fn fmt_shapes(shapes: &[Shape]) -> String {
+    shapes.iter().map(|s| fmt_shape(s)).collect::<Vec<_>>().join(" and ")
+}
+
 /// A weight a layer creates, with Keras's name and layout
 /// (`kernel` of Dense is (in, units), of Conv2D (kh, kw, in, filters)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -312,8 +317,8 @@ mod tests {
 
     #[test]
     fn shapes_print_like_keras() {
-        assert_eq!(fmt_shape(&vec![26, 26, 32]), "(batch, 26, 26, 32)");
-        assert_eq!(fmt_shape(&vec![]), "(batch)");
+        assert_eq!(fmt_shape(&[26, 26, 32]), "(batch, 26, 26, 32)");
+        assert_eq!(fmt_shape(&[]), "(batch)");
     }
 
     #[test]

@@ -47,6 +47,7 @@ const KERAS_UNSUPPORTED: &[&str] = &[
     "renorm",
     "sparse",
     "input_length",
+    "use_cudnn",
 ];
 
 pub struct Args<'a> {
@@ -110,6 +111,17 @@ impl<'a> Args<'a> {
             );
         }
         node
+    }
+
+    /// The node of an argument already read, for errors that involve two arguments.
+    pub fn node(&self, name: &str) -> Option<&'a Node> {
+        self.node?.get(name).filter(|n| n.value != Value::Null)
+    }
+
+    /// The node of `name` when the spec writes it as an explicit `null`
+    /// (Keras `None`), which some arguments give a meaning of its own.
+    pub fn explicit_null(&self, name: &str) -> Option<&'a Node> {
+        self.node?.get(name).filter(|n| n.value == Value::Null)
     }
 
     /// Records an error about argument `name` at `node`.

@@ -182,11 +182,10 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
             ),
         }
     }
-    if let Some((k, v)) = input_shape {
-        if let Some(s) = parse_shape(v, "model.input_shape", diags) {
+    if let Some((k, v)) = input_shape
+        && let Some(s) = parse_shape(v, "model.input_shape", diags) {
             inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path: "model.input_shape".into() });
         }
-    }
     // Keras style: `input_shape` on the first layer.
     for (i, item) in items.iter().enumerate() {
         let Some((k, v)) = item.entry("input_shape") else { continue };

@@ -90,6 +90,7 @@ impl Node {
             Value::Int(i) => i.to_string(),
             Value::Float(f) => format!("{f:?}"),
             Value::Str(s) => format!("\"{s}\""),
+            Value::Seq(items) if items.iter().any(|n| matches!(n.value, Value::Map(_) | Value::Seq(_))) => "a list".into(),
             Value::Seq(items) => {
                 let inner: Vec<String> = items.iter().map(|n| n.describe()).collect();
                 let text = format!("[{}]", inner.join(", "));
@@ -107,12 +108,36 @@ pub fn parse(source: &str) -> Result<Node, Diagnostic> {
     if let Err(e) = parser.load(&mut builder, false) {
         let m = e.marker();
         let (line, col) = (m.line(), m.col() + 1);
-        return Err(Diagnostic::error(format!("invalid YAML: {}", e.info()), Pos::new(line, col, 1), ""));
+        let hint = unclosed_bracket(source, line).map(|(c, l, k)| format!("the '{c}' at line {l}, column {k} is never closed"));
+        return Err(Diagnostic::error(format!("invalid YAML: {}", e.info()), Pos::new(line, col, 1), "").with_hint_opt(hint));
     }
     if let Some(err) = builder.error {
         return Err(err);
     }
     Ok(builder.root.unwrap_or(Node::new(Value::Null, Pos::new(1, 1, 1))))
+}
+
+/// The innermost `[` or `{` still open before `line`, skipping quotes and
+/// comments: the usual cause of a confusing YAML error further down.
+fn unclosed_bracket(source: &str, line: usize) -> Option<(char, usize, usize)> {
+    let mut open: Vec<(char, usize, usize)> = Vec::new();
+    for (i, text) in source.lines().enumerate().take(line.saturating_sub(1)) {
+        let mut quote: Option<char> = None;
+        for (j, c) in text.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => open.push((c, i + 1, j + 1)),
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    open.pop()
 }
 
 enum Open {
@@ -146,6 +171,10 @@ impl Builder<'_> {
             }
         };
         Pos::new(line, col, len)
+    }
+
+    fn char_at(&self, pos: Pos) -> Option<char> {
+        self.source_lines.get(pos.line.wrapping_sub(1))?.chars().nth(pos.col - 1)
     }
 
     fn push(&mut self, node: Node, anchor: usize) {
@@ -192,7 +221,16 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
                     Some(Open::Seq(items, pos, a)) => (Node::new(Value::Seq(items), pos), a),
-                    Some(Open::Map(entries, _, pos, a)) => (Node::new(Value::Map(entries), pos), a),
+                    Some(Open::Map(entries, _, pos, a)) => {
+                        // A block mapping's event mark sits after its first key;
+                        // point at the key instead (flow mappings keep their `{`).
+                        let flow = self.char_at(pos) == Some('{');
+                        let pos = match entries.first() {
+                            Some((k, _)) if !flow => Pos::new(k.pos.line, k.pos.col, k.pos.len),
+                            _ => pos,
+                        };
+                        (Node::new(Value::Map(entries), pos), a)
+                    }
                     None => return,
                 };
                 self.push(node, anchor);
@@ -221,13 +259,11 @@ fn resolve_plain(text: &str) -> Value {
         return Value::Int(i);
     }
     let looks_numeric = text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
-    if looks_numeric && !text.contains(['_', 'x', 'o']) {
-        if let Ok(f) = text.parse::<f64>() {
-            if f.is_finite() {
+    if looks_numeric && !text.contains(['_', 'x', 'o'])
+        && let Ok(f) = text.parse::<f64>()
+            && f.is_finite() {
                 return Value::Float(f);
             }
-        }
-    }
     Value::Str(text.to_string())
 }
 
@@ -272,6 +308,14 @@ mod tests {
         let err = parse("model:\n  layers: [1, 2\n").unwrap_err();
         assert!(err.message.starts_with("invalid YAML"), "{}", err.message);
         assert!(err.pos.line >= 2);
+        assert_eq!(err.hint.as_deref(), Some("the '[' at line 2, column 11 is never closed"));
+    }
+
+    #[test]
+    fn block_mappings_point_at_their_first_key() {
+        let root = parse("model:\n  layers:\n    - type: Dense\n      units: 3\n").unwrap();
+        let l = &root.get("model").unwrap().get("layers").unwrap().as_seq().unwrap()[0];
+        assert_eq!((l.pos.line, l.pos.col), (3, 7));
     }
 
     #[test]
