@@ -124,3 +124,68 @@ mod tests {
         assert_eq!(a.diags[0].hint.as_deref(), Some("did you mean 'sigmoid'?"));
     }
 }
+
+impl Activation {
+    /// Applies the activation with ops whose gradients candle gets right
+    /// (not the fused `softmax_last_dim`, which has no backward).
+    pub fn apply(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        use candle_core::D;
+        match self {
+            Activation::Linear => Ok(x.clone()),
+            Activation::Relu => x.relu(),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::Softmax => candle_nn::ops::softmax(x, D::Minus1),
+            Activation::Elu => elu(x, 1.0),
+            // Keras's SELU constants.
+            Activation::Selu => elu(x, 1.673_263_242_354_377_3)? * 1.050_700_987_355_480_5,
+            // Keras 3 gelu defaults to approximate=False: the erf form.
+            Activation::Gelu => x.gelu_erf(),
+            Activation::Silu => x.silu(),
+            // log(1 + e^x) without overflow: relu(x) + log(1 + e^-|x|).
+            Activation::Softplus => x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?,
+            Activation::Softsign => x / (x.abs()? + 1.0)?,
+            // Keras 3 default negative_slope is 0.2.
+            Activation::LeakyRelu => x.maximum(&(x * 0.2)?),
+            Activation::Relu6 => x.relu()?.minimum(6.0),
+            // Keras 3: relu6(x + 3) / 6.
+            Activation::HardSigmoid => (x + 3.0)?.relu()?.minimum(6.0)? / 6.0,
+            Activation::Exponential => x.exp(),
+        }
+    }
+}
+
+/// 1 / (1 + e^-x), from ops so the gradient flows.
+pub fn sigmoid(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+    (x.neg()?.exp()? + 1.0)?.recip()
+}
+
+/// x for x > 0, alpha * (e^x - 1) otherwise, from ops so the gradient flows.
+fn elu(x: &candle_core::Tensor, alpha: f64) -> candle_core::Result<candle_core::Tensor> {
+    let neg = ((x.minimum(0.0)?.exp()? - 1.0)? * alpha)?;
+    x.relu()? + neg
+}
+
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn values_match_keras() {
+        let x = Tensor::new(&[-2.0f64, -0.5, 0.0, 0.5, 3.0, 8.0], &Device::Cpu).unwrap();
+        let get = |a: Activation| a.apply(&x).unwrap().to_vec1::<f64>().unwrap();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(close(&get(Activation::Relu6), &[0.0, 0.0, 0.0, 0.5, 3.0, 6.0]));
+        assert!(close(&get(Activation::LeakyRelu), &[-0.4, -0.1, 0.0, 0.5, 3.0, 8.0]));
+        assert!(close(&get(Activation::HardSigmoid), &[1.0 / 6.0, 2.5 / 6.0, 0.5, 3.5 / 6.0, 1.0, 1.0]));
+        let sp = get(Activation::Softplus);
+        assert!((sp[5] - (1f64 + 8f64.exp()).ln()).abs() < 1e-9);
+        let sig = get(Activation::Sigmoid);
+        assert!((sig[0] - 1.0 / (1.0 + 2f64.exp())).abs() < 1e-12);
+        let elu = get(Activation::Elu);
+        assert!((elu[0] - ((-2f64).exp() - 1.0)).abs() < 1e-12 && elu[4] == 3.0);
+        let sm = get(Activation::Softmax);
+        assert!((sm.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+}

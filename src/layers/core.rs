@@ -2,8 +2,11 @@
 //! RepeatVector, Embedding.
 
 use super::activation::{read_activation, read_initializer};
-use super::{expect_rank, fmt_shape, Activation, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{expect_rank, fmt_shape, Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight};
 use crate::spec::args::Args;
+use candle_core::{DType, Tensor, Var};
+type CResult<T> = candle_core::Result<T>;
+use rand::Rng;
 
 // ---- Dense ------------------------------------------------------------------------
 
@@ -60,15 +63,23 @@ impl Layer for Dense {
 
     fn weights(&self, inputs: &[Shape]) -> Vec<Weight> {
         let fan_in = *inputs[0].last().unwrap_or(&0);
-        let mut w = vec![Weight::new("kernel", vec![fan_in, self.units])];
+        let mut w = vec![Weight::new("kernel", vec![fan_in, self.units]).init(self.kernel_initializer)];
         if self.use_bias {
-            w.push(Weight::new("bias", vec![self.units]));
+            w.push(Weight::new("bias", vec![self.units]).init(self.bias_initializer));
         }
         w
     }
 
     fn activation(&self) -> Option<Activation> {
         Some(self.activation)
+    }
+
+    fn forward(&self, inputs: &[Tensor], w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let mut y = inputs[0].broadcast_matmul(w[0].as_tensor())?;
+        if self.use_bias {
+            y = y.broadcast_add(w[1].as_tensor())?;
+        }
+        self.activation.apply(&y)
     }
 }
 
@@ -93,6 +104,9 @@ impl Layer for ActivationLayer {
     fn activation(&self) -> Option<Activation> {
         Some(self.activation)
     }
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        self.activation.apply(&inputs[0])
+    }
 }
 
 // ---- Dropout ----------------------------------------------------------------------
@@ -113,6 +127,20 @@ pub struct Dropout {
 impl Layer for Dropout {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         Ok(inputs[0].clone())
+    }
+
+    /// Inverted dropout, as Keras: kept units are scaled by 1/(1-rate), and
+    /// nothing happens outside training.
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        if !ctx.train || self.rate == 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 - self.rate;
+        let mask: Vec<f32> =
+            (0..x.elem_count()).map(|_| if ctx.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
+        x * mask
     }
 }
 
@@ -135,6 +163,16 @@ impl Layer for Flatten {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         Ok(vec![inputs[0].iter().product()])
     }
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        inputs[0].flatten_from(1)
+    }
+}
+
+/// Reshapes a batched tensor to `(batch, shape...)`.
+fn reshape_batched(x: &Tensor, shape: &[usize]) -> CResult<Tensor> {
+    let mut dims = vec![x.dim(0)?];
+    dims.extend_from_slice(shape);
+    x.reshape(dims)
 }
 
 /// Keras's `data_format`: nnrun is channels-last only, like Keras's default.
@@ -198,6 +236,11 @@ impl Layer for Reshape {
         }
         Ok(self.target_shape.iter().map(|&d| d as usize).collect())
     }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let shape = self.output_shape(&[inputs[0].dims()[1..].to_vec()]).map_err(|e| candle_core::Error::Msg(e.message))?;
+        reshape_batched(&inputs[0], &shape)
+    }
 }
 
 // ---- Permute ----------------------------------------------------------------------
@@ -233,6 +276,12 @@ impl Layer for Permute {
         }
         Ok(self.dims.iter().map(|&d| input[d - 1]).collect())
     }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let mut order = vec![0];
+        order.extend(self.dims.iter().copied());
+        inputs[0].permute(order)?.contiguous()
+    }
 }
 
 // ---- RepeatVector -----------------------------------------------------------------
@@ -253,6 +302,12 @@ impl Layer for RepeatVector {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         expect_rank(&inputs[0], 1, "features")?;
         Ok(vec![self.n, inputs[0][0]])
+    }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        let (b, f) = x.dims2()?;
+        x.unsqueeze(1)?.broadcast_as((b, self.n, f))?.contiguous()
     }
 }
 
@@ -292,7 +347,21 @@ impl Layer for Embedding {
     }
 
     fn weights(&self, _inputs: &[Shape]) -> Vec<Weight> {
-        vec![Weight::new("embeddings", vec![self.input_dim, self.output_dim])]
+        vec![Weight::new("embeddings", vec![self.input_dim, self.output_dim]).with_init(Init::Named(self.embeddings_initializer))]
+    }
+
+    /// Inputs hold integer indices as floats; an index outside
+    /// [0, input_dim) is an error rather than a silent clamp.
+    fn forward(&self, inputs: &[Tensor], w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        let flat = x.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        if let Some(bad) = flat.iter().find(|&&v| v < 0.0 || v >= self.input_dim as f64 || v.fract() != 0.0) {
+            candle_core::bail!("Embedding input {bad} is not an integer index in [0, {})", self.input_dim);
+        }
+        let idx = Tensor::from_vec(flat.iter().map(|&v| v as u32).collect::<Vec<_>>(), flat.len(), x.device())?;
+        let mut dims = x.dims().to_vec();
+        dims.push(self.output_dim);
+        w[0].as_tensor().index_select(&idx, 0)?.reshape(dims)
     }
 }
 
@@ -349,6 +418,60 @@ mod tests {
         assert_eq!(infer("RepeatVector", "{n: 3}", &[&[32]]).unwrap().0, vec![3, 32]);
         let e = infer("RepeatVector", "{n: 3}", &[&[4, 32]]).unwrap_err();
         assert_eq!(e.message, "expects a 2-D input (batch, features), received (batch, 4, 32)");
+    }
+
+    #[test]
+    fn forward_shapes_and_gradients() {
+        use crate::layers::testutil::{forward, grad_check};
+        for (ty, yaml, input) in [
+            ("Dense", "{units: 3, activation: tanh}", &[4usize][..]),
+            ("Dense", "{units: 3, activation: softmax}", &[5, 4]),
+            ("Dense", "{units: 2, use_bias: false}", &[3, 2, 4]),
+            ("Activation", "{activation: selu}", &[6]),
+            ("Activation", "{activation: gelu}", &[6]),
+            ("Activation", "{activation: softplus}", &[6]),
+            ("Activation", "{activation: softsign}", &[6]),
+            ("Activation", "{activation: elu}", &[6]),
+            ("Activation", "{activation: silu}", &[6]),
+            ("Activation", "{activation: sigmoid}", &[6]),
+            ("Activation", "{activation: exponential}", &[6]),
+            ("Flatten", "{}", &[2, 3, 2]),
+            ("Reshape", "{target_shape: [3, -1]}", &[6]),
+            ("Permute", "{dims: [2, 1, 3]}", &[2, 3, 2]),
+            ("RepeatVector", "{n: 3}", &[4]),
+        ] {
+            forward(ty, yaml, &[input], true);
+            grad_check(ty, yaml, &[input], true);
+        }
+    }
+
+    #[test]
+    fn dropout_drops_only_in_training_and_keeps_the_mean() {
+        use crate::layers::testutil::forward;
+        let eval = forward("Dropout", "{rate: 0.5}", &[&[4000]], false);
+        let train = forward("Dropout", "{rate: 0.5}", &[&[4000]], true);
+        let (e, t) = (eval.flatten_all().unwrap().to_vec1::<f64>().unwrap(), train.flatten_all().unwrap().to_vec1::<f64>().unwrap());
+        let zeros = t.iter().filter(|v| **v == 0.0).count() as f64 / t.len() as f64;
+        assert!((zeros - 0.5).abs() < 0.05, "dropped {zeros}");
+        assert!(e.iter().zip(&t).all(|(a, b)| *b == 0.0 || (b - 2.0 * a).abs() < 1e-12));
+    }
+
+    #[test]
+    fn embedding_looks_up_rows() {
+        use crate::layers::{testutil::build, Ctx};
+        use candle_core::{Tensor, Var};
+        use rand::SeedableRng;
+        let layer = build("Embedding", "{input_dim: 4, output_dim: 2}").unwrap();
+        let table = Var::from_vec(vec![0f64, 1., 10., 11., 20., 21., 30., 31.], (4, 2), &candle_core::Device::Cpu).unwrap();
+        let x = Tensor::new(&[[3f64, 0.], [1., 1.]], &candle_core::Device::Cpu).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng }).unwrap();
+        assert_eq!(y.dims(), &[2, 2, 2]);
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![30., 31., 0., 1., 10., 11., 10., 11.]);
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(grads.get(table.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![1., 1., 2., 2., 0., 0., 1., 1.]);
+        let bad = Tensor::new(&[[4f64, 0.]], &candle_core::Device::Cpu).unwrap();
+        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng }).is_err());
     }
 
     #[test]
