@@ -74,12 +74,12 @@ impl Layer for Dense {
         Some(self.activation)
     }
 
-    fn forward(&self, inputs: &[Tensor], w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+    fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
         let mut y = inputs[0].broadcast_matmul(w[0].as_tensor())?;
         if self.use_bias {
             y = y.broadcast_add(w[1].as_tensor())?;
         }
-        self.activation.apply(&y)
+        if ctx.logits { Ok(y) } else { self.activation.apply(&y) }
     }
 }
 
@@ -104,8 +104,8 @@ impl Layer for ActivationLayer {
     fn activation(&self) -> Option<Activation> {
         Some(self.activation)
     }
-    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
-        self.activation.apply(&inputs[0])
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        if ctx.logits { Ok(inputs[0].clone()) } else { self.activation.apply(&inputs[0]) }
     }
 }
 
@@ -465,13 +465,13 @@ mod tests {
         let table = Var::from_vec(vec![0f64, 1., 10., 11., 20., 21., 30., 31.], (4, 2), &candle_core::Device::Cpu).unwrap();
         let x = Tensor::new(&[[3f64, 0.], [1., 1.]], &candle_core::Device::Cpu).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng }).unwrap();
+        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng, logits: false }).unwrap();
         assert_eq!(y.dims(), &[2, 2, 2]);
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![30., 31., 0., 1., 10., 11., 10., 11.]);
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(table.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![1., 1., 2., 2., 0., 0., 1., 1.]);
         let bad = Tensor::new(&[[4f64, 0.]], &candle_core::Device::Cpu).unwrap();
-        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng }).is_err());
+        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng, logits: false }).is_err());
     }
 
     #[test]

@@ -160,6 +160,10 @@ pub struct Ctx<'a> {
     pub train: bool,
     /// nnrun's own seeded generator (candle's CPU generator can't be seeded).
     pub rng: &'a mut rand::rngs::StdRng,
+    /// Return pre-activation logits: a layer whose `activation()` is `Some`
+    /// leaves its activation out, so the loss can fuse softmax or sigmoid
+    /// with the crossentropy. Set only for output layers.
+    pub logits: bool,
 }
 
 /// A layer type as the spec names it.
@@ -494,7 +498,7 @@ pub mod testutil {
 
     fn run(layer: &dyn Layer, xs: &[Var], vars: &[Var], train: bool) -> Tensor {
         let mut rng = StdRng::seed_from_u64(5);
-        let mut ctx = Ctx { train, rng: &mut rng };
+        let mut ctx = Ctx { train, rng: &mut rng, logits: false };
         let xs: Vec<Tensor> = xs.iter().map(|v| v.as_tensor().clone()).collect();
         layer.forward(&xs, vars, &mut ctx).unwrap()
     }
