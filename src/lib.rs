@@ -1,12 +1,18 @@
 //! nnrun: Keras-style YAML model specs, validated statically and trained with candle.
 //!
 //! Data flows one way: `spec` (YAML with positions) -> `layers` (per-layer
-//! rules) -> `graph` (names, DAG, shapes) -> `summary` / `cli`.
+//! rules and lowering) -> `graph` (names, DAG, shapes) -> `model` (candle
+//! variables and forward) -> `train` (losses, optimizers, fit) -> `artifact`
+//! (the run directory); `data` loads what the spec names; `cli` is the edge.
 
+pub mod artifact;
 pub mod cli;
+pub mod data;
 pub mod diag;
 pub mod graph;
 pub mod layers;
+pub mod model;
 pub mod reference;
 pub mod spec;
 pub mod summary;
+pub mod train;

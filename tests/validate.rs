@@ -64,11 +64,11 @@ fn case_specs_snapshots() {
 
 #[test]
 fn summaries_of_examples() {
-    for spec in ["specs/mnist_mlp.yaml", "specs/mnist_cnn.yaml", "specs/mnist_dag.yaml", "specs/residual_cnn.yaml"] {
+    for spec in ["specs/mnist_mlp.yaml", "specs/mnist_cnn.yaml", "specs/digits_dag.yaml", "specs/residual_cnn.yaml"] {
         let stem = Path::new(spec).file_stem().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(format!("summary_{stem}"), run(&["validate", spec]).1);
     }
-    insta::assert_snapshot!("summary_mnist_dag_json", run(&["validate", "--format", "json", "specs/mnist_dag.yaml"]).1);
+    insta::assert_snapshot!("summary_digits_dag_json", run(&["validate", "--format", "json", "specs/digits_dag.yaml"]).1);
 }
 
 #[test]

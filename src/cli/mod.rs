@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+pub mod train;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Check specs statically and print a Keras-style model summary
     Validate(validate::Args),
+    /// Train a spec on its data and write the run directory
+    Train(train::Args),
 }
 
 /// Parses arguments and runs the subcommand.
@@ -28,6 +31,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Train(args) => train::run(&args),
     };
     ExitCode::from(code)
 }

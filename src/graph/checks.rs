@@ -53,7 +53,7 @@ fn dense_on_feature_maps(model: &Model, diags: &mut Vec<Diagnostic>) {
 }
 
 /// Matches each output layer with its loss.
-fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagnostic>) -> Vec<(usize, &'a Named)> {
+pub fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagnostic>) -> Vec<(usize, &'a Named)> {
     match losses {
         Losses::All(l) => model.outputs.iter().map(|&o| (o, l)).collect(),
         Losses::List(v) => {

@@ -408,6 +408,13 @@ pub fn from_source(source: &crate::spec::Source, diags: &mut Vec<Diagnostic>) ->
     Some((spec, model))
 }
 
+/// Like `from_source`, on a YAML tree already read.
+pub fn from_root(root: &crate::spec::yaml::Node, source: &crate::spec::Source, diags: &mut Vec<Diagnostic>) -> Option<(Spec, Model)> {
+    let spec = crate::spec::parse_root(root, source, diags)?;
+    let model = build(&spec, diags);
+    Some((spec, model))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
 //! Merge layers: the element-wise Add, Subtract, Multiply, Average, Maximum,
 //! Minimum, and Concatenate. None has weights.
 
-use super::{fmt_shapes, resolve_axis, Arity, Layer, LayerType, Shape, ShapeError};
+use super::{fmt_shapes, resolve_axis, Arity, Ctx, Layer, LayerType, Shape, ShapeError};
+use candle_core::{Tensor, Var};
+type CResult<T> = candle_core::Result<T>;
 
 // ---- element-wise merges ------------------------------------------------------------
 
@@ -70,6 +72,35 @@ impl Layer for ElementWise {
         }
         Ok(out)
     }
+
+    /// Keras's `_Merge.call`: lower-rank inputs get unit axes after the batch
+    /// axis, then the op folds left with broadcasting.
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let rank = inputs.iter().map(Tensor::rank).max().unwrap_or(0);
+        let aligned = inputs
+            .iter()
+            .map(|x| {
+                let mut dims = vec![x.dim(0)?];
+                dims.resize(1 + rank - x.rank(), 1);
+                dims.extend_from_slice(&x.dims()[1..]);
+                x.reshape(dims)
+            })
+            .collect::<CResult<Vec<_>>>()?;
+        let mut y = aligned[0].clone();
+        for x in &aligned[1..] {
+            y = match self.kind {
+                Kind::Add | Kind::Average => y.broadcast_add(x)?,
+                Kind::Subtract => y.broadcast_sub(x)?,
+                Kind::Multiply => y.broadcast_mul(x)?,
+                Kind::Maximum => y.broadcast_maximum(x)?,
+                Kind::Minimum => y.broadcast_minimum(x)?,
+            };
+        }
+        if self.kind == Kind::Average {
+            y = y.affine(1.0 / inputs.len() as f64, 0.0)?;
+        }
+        Ok(y)
+    }
 }
 
 // ---- Concatenate --------------------------------------------------------------------
@@ -112,6 +143,11 @@ impl Layer for Concatenate {
         let mut out = first.clone();
         out[ax] = inputs.iter().map(|s| s[ax]).sum();
         Ok(out)
+    }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let ax = resolve_axis(self.axis, &inputs[0].dims()[1..].to_vec()).map_err(|e| candle_core::Error::Msg(e.message))?;
+        Tensor::cat(inputs, ax + 1)
     }
 }
 
@@ -204,5 +240,53 @@ mod tests {
         assert!(infer("Concatenate", "{axis: 2}", &[&[4], &[4]]).is_err());
         assert!(infer("Concatenate", "{axis: -3}", &[&[4], &[4]]).is_err());
         assert!(arg_error("Concatenate", "{axis: last}").contains("`axis` must be an integer"));
+    }
+
+    #[test]
+    fn merge_forward_shapes_and_gradients() {
+        use crate::layers::testutil::{forward, grad_check};
+        let mut cases: Vec<(&str, &str, Vec<&[usize]>)> = Vec::new();
+        for ty in ELEMENTWISE {
+            cases.push((ty, "{}", vec![&[3, 4], &[3, 4]]));
+            cases.push((ty, "{}", vec![&[3, 4], &[4]]));
+            cases.push((ty, "{}", vec![&[3, 1], &[1, 5]]));
+            if ty != "Subtract" {
+                cases.push((ty, "{}", vec![&[4], &[4], &[4]]));
+                cases.push((ty, "{}", vec![&[2, 1, 4], &[3, 1], &[1]]));
+            }
+        }
+        cases.push(("Concatenate", "{}", vec![&[3], &[2]]));
+        cases.push(("Concatenate", "{}", vec![&[2, 3], &[2, 1], &[2, 2]]));
+        cases.push(("Concatenate", "{axis: 1}", vec![&[2, 3], &[1, 3], &[3, 3]]));
+        cases.push(("Concatenate", "{axis: -2}", vec![&[2, 3, 2], &[2, 1, 2]]));
+        for (ty, yaml, inputs) in cases {
+            forward(ty, yaml, &inputs, true);
+            grad_check(ty, yaml, &inputs, true);
+        }
+    }
+
+    fn apply(ty: &str, yaml: &str, inputs: &[Vec<f64>], dims: &[usize]) -> (Vec<usize>, Vec<f64>) {
+        use crate::layers::Ctx;
+        use candle_core::{Device, Tensor};
+        use rand::SeedableRng;
+        let l = build(ty, yaml).unwrap();
+        let xs: Vec<Tensor> = inputs.iter().map(|v| Tensor::from_vec(v.clone(), dims, &Device::Cpu).unwrap()).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let y = l.forward(&xs, &[], &mut Ctx { train: false, rng: &mut rng, logits: false }).unwrap();
+        (y.dims().to_vec(), y.flatten_all().unwrap().to_vec1().unwrap())
+    }
+
+    #[test]
+    fn merge_values() {
+        let ab = [vec![1.0, 2.0], vec![3.0, 4.0]];
+        assert_eq!(apply("Average", "{}", &ab, &[1, 2]).1, [2.0, 3.0]);
+        assert_eq!(apply("Add", "{}", &ab, &[1, 2]).1, [4.0, 6.0]);
+        assert_eq!(apply("Subtract", "{}", &ab, &[1, 2]).1, [-2.0, -2.0]);
+        assert_eq!(apply("Multiply", "{}", &ab, &[1, 2]).1, [3.0, 8.0]);
+        let mixed = [vec![1.0, 5.0, -2.0], vec![4.0, 0.0, -3.0], vec![2.0, 6.0, -1.0]];
+        assert_eq!(apply("Maximum", "{}", &mixed, &[1, 3]).1, [4.0, 6.0, -1.0]);
+        assert_eq!(apply("Minimum", "{}", &mixed, &[1, 3]).1, [1.0, 0.0, -3.0]);
+        assert_eq!(apply("Concatenate", "{}", &ab, &[1, 2]), (vec![1, 4], vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(apply("Concatenate", "{axis: 1}", &ab, &[1, 2, 1]), (vec![1, 4, 1], vec![1.0, 2.0, 3.0, 4.0]));
     }
 }

@@ -1,8 +1,22 @@
 //! Normalization layers: BatchNormalization, LayerNormalization.
 
 use super::activation::read_initializer;
-use super::{fmt_shape, resolve_axis, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{fmt_shape, resolve_axis, Ctx, Layer, LayerType, Shape, ShapeError, Weight};
 use crate::spec::args::Args;
+use candle_core::{Tensor, Var};
+type CResult<T> = candle_core::Result<T>;
+
+/// A shape error found at run time, as a candle error.
+fn shape_err(e: ShapeError) -> candle_core::Error {
+    candle_core::Error::Msg(e.message)
+}
+
+/// Mean and biased variance over `dims`, kept as unit axes (candle's `var` is unbiased).
+fn moments(x: &Tensor, dims: &[usize]) -> CResult<(Tensor, Tensor)> {
+    let mean = x.mean_keepdim(dims)?;
+    let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims)?;
+    Ok((mean, var))
+}
 
 /// `epsilon` must be > 0; `Args::float` only knows closed lower bounds.
 fn positive_float(a: &mut Args, name: &'static str, default: f64) -> f64 {
@@ -66,14 +80,49 @@ impl Layer for BatchNormalization {
         let c = inputs[0][ax];
         let mut w = Vec::new();
         if self.scale {
-            w.push(Weight::new("gamma", vec![c]));
+            w.push(Weight::new("gamma", vec![c]).init(self.gamma_initializer));
         }
         if self.center {
-            w.push(Weight::new("beta", vec![c]));
+            w.push(Weight::new("beta", vec![c]).init(self.beta_initializer));
         }
-        w.push(Weight::frozen("moving_mean", vec![c]));
-        w.push(Weight::frozen("moving_variance", vec![c]));
+        w.push(Weight::frozen("moving_mean", vec![c]).init(self.moving_mean_initializer));
+        w.push(Weight::frozen("moving_variance", vec![c]).init(self.moving_variance_initializer));
         w
+    }
+
+    /// Keras: training normalizes with the batch mean and biased variance and
+    /// moves the statistics toward them; inference uses the moving statistics.
+    fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        let ax = resolve_axis(self.axis, &x.dims()[1..].to_vec()).map_err(shape_err)? + 1;
+        let c = x.dim(ax)?;
+        // Per-channel vectors as (1, .., c, .., 1) to broadcast along `axis`.
+        let mut bshape = vec![1; x.rank()];
+        bshape[ax] = c;
+        let per_channel = |v: &Tensor| v.reshape(bshape.as_slice());
+        let (gamma, beta) = (self.scale.then(|| &w[0]), self.center.then(|| &w[self.scale as usize]));
+        let (moving_mean, moving_var) = (&w[w.len() - 2], &w[w.len() - 1]);
+        let (mean, var) = if ctx.train {
+            let reduce: Vec<usize> = (0..x.rank()).filter(|&d| d != ax).collect();
+            let (mean, var) = moments(x, &reduce)?;
+            // Detached: the moving statistics are not part of the gradient.
+            let m = self.momentum;
+            for (stat, batch) in [(moving_mean, &mean), (moving_var, &var)] {
+                let batch = batch.detach().flatten_all()?.to_dtype(stat.dtype())?;
+                stat.set(&(stat.as_tensor().affine(m, 0.0)? + batch.affine(1.0 - m, 0.0)?)?)?;
+            }
+            (mean, var)
+        } else {
+            (per_channel(moving_mean.as_tensor())?, per_channel(moving_var.as_tensor())?)
+        };
+        let mut y = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.epsilon)?.sqrt()?)?;
+        if let Some(g) = gamma {
+            y = y.broadcast_mul(&per_channel(g.as_tensor())?)?;
+        }
+        if let Some(b) = beta {
+            y = y.broadcast_add(&per_channel(b.as_tensor())?)?;
+        }
+        Ok(y)
     }
 }
 
@@ -141,18 +190,48 @@ impl Layer for LayerNormalization {
         let Ok(shape) = self.axis_sizes(&inputs[0]) else { return Vec::new() };
         let mut w = Vec::new();
         if self.scale || self.rms_scaling {
-            w.push(Weight::new("gamma", shape.clone()));
+            w.push(Weight::new("gamma", shape.clone()).init(self.gamma_initializer));
         }
         if self.center && !self.rms_scaling {
-            w.push(Weight::new("beta", shape));
+            w.push(Weight::new("beta", shape).init(self.beta_initializer));
         }
         w
+    }
+
+    /// Keras's call: statistics over `axis`; gamma and beta (laid out in
+    /// `axis` order) are *reshaped*, not transposed, onto the sorted axes.
+    fn forward(&self, inputs: &[Tensor], w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        let shape = x.dims()[1..].to_vec();
+        self.axis_sizes(&shape).map_err(shape_err)?;
+        let dims = self.axis.iter().map(|&a| resolve_axis(a, &shape).map(|i| i + 1));
+        let dims: Vec<usize> = dims.collect::<Result<_, _>>().map_err(shape_err)?;
+        let mut bshape = vec![1; x.rank()];
+        for &d in &dims {
+            bshape[d] = x.dim(d)?;
+        }
+        let bcast = |v: &Var| v.as_tensor().reshape(bshape.as_slice());
+        let (mean, var) = moments(x, &dims)?;
+        // Keras's rms_scaling divides the *uncentered* input by the *variance*
+        // (not mean(x^2); keras#21234, kept for compatibility).
+        let mut y = if self.rms_scaling { x.clone() } else { x.broadcast_sub(&mean)? };
+        y = y.broadcast_div(&(var + self.epsilon)?.sqrt()?)?;
+        if self.scale || self.rms_scaling {
+            y = y.broadcast_mul(&bcast(&w[0])?)?;
+        }
+        if self.center && !self.rms_scaling {
+            y = y.broadcast_add(&bcast(w.last().unwrap())?)?;
+        }
+        Ok(y)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::layers::testutil::{arg_error, build, infer};
+    use crate::layers::testutil::{arg_error, build, forward, grad_check, infer};
+    use crate::layers::{Ctx, Layer};
+    use candle_core::{Device, Tensor, Var};
+    use rand::SeedableRng;
 
     #[test]
     fn batch_norm_params_split_trainable_and_frozen() {
@@ -230,5 +309,96 @@ mod tests {
         assert!(infer("LayerNormalization", "{axis: -3}", &[&[4]]).is_err());
         assert!(arg_error("LayerNormalization", "{axis: [a]}").contains("must be an integer or a list of integers"));
         assert!(arg_error("LayerNormalization", "{epsilon: 0.0}").contains("must be a number > 0"));
+    }
+
+    fn var(v: &[f64]) -> Var {
+        Var::from_vec(v.to_vec(), v.len(), &Device::Cpu).unwrap()
+    }
+
+    fn run(l: &dyn Layer, x: &[f64], dims: &[usize], w: &[Var], train: bool) -> Vec<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
+        let y = l.forward(&[x], w, &mut Ctx { train, rng: &mut rng, logits: false }).unwrap();
+        y.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert!(a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9), "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn norm_forward_shapes_and_gradients() {
+        for (ty, yaml, input) in [
+            ("BatchNormalization", "{}", &[3usize, 4][..]),
+            ("BatchNormalization", "{axis: 1}", &[3, 4]),
+            ("BatchNormalization", "{axis: -2, center: false}", &[2, 3, 2]),
+            ("BatchNormalization", "{scale: false}", &[5]),
+            ("BatchNormalization", "{center: false, scale: false}", &[2, 2, 3]),
+            ("LayerNormalization", "{}", &[5]),
+            ("LayerNormalization", "{}", &[3, 4]),
+            ("LayerNormalization", "{axis: 1}", &[3, 4]),
+            ("LayerNormalization", "{axis: [1, 2]}", &[3, 4]),
+            ("LayerNormalization", "{axis: [-1, -3]}", &[2, 3, 4]),
+            ("LayerNormalization", "{center: false}", &[5]),
+            ("LayerNormalization", "{center: false, scale: false}", &[5]),
+            ("LayerNormalization", "{rms_scaling: true}", &[5]),
+            ("LayerNormalization", "{rms_scaling: true, axis: [-2, -1]}", &[2, 3]),
+        ] {
+            for train in [true, false] {
+                forward(ty, yaml, &[input], train);
+                grad_check(ty, yaml, &[input], train);
+            }
+        }
+    }
+
+    #[test]
+    fn batch_norm_inference_uses_moving_statistics() {
+        let l = build("BatchNormalization", "{}").unwrap();
+        // gamma, beta, moving mean, moving variance (+ epsilon 0.001 gives 4 and 0.25).
+        let w = [var(&[2.0, 1.0]), var(&[0.5, 0.0]), var(&[1.0, -1.0]), var(&[3.999, 0.249])];
+        close(&run(&*l, &[3.0, 1.0, -1.0, 0.0], &[2, 2], &w, false), &[2.5, 4.0, -1.5, 2.0]);
+    }
+
+    #[test]
+    fn batch_norm_training_moves_statistics_by_momentum() {
+        let l = build("BatchNormalization", "{momentum: 0.5}").unwrap();
+        let w = [var(&[1.0, 1.0]), var(&[0.0, 0.0]), var(&[0.0, 0.0]), var(&[1.0, 1.0])];
+        // Batch mean (2, 4), biased variance (1, 4).
+        let x = [1.0, 2.0, 3.0, 6.0];
+        let y = run(&*l, &x, &[2, 2], &w, true);
+        let s = 1.0 / 1.001f64.sqrt();
+        let t = 2.0 / 4.001f64.sqrt();
+        close(&y, &[-s, -t, s, t]);
+        let read = |v: &Var| v.as_tensor().to_vec1::<f64>().unwrap();
+        close(&read(&w[2]), &[1.0, 2.0]);
+        close(&read(&w[3]), &[1.0, 2.5]);
+        run(&*l, &x, &[2, 2], &w, true);
+        close(&read(&w[2]), &[1.5, 3.0]);
+        close(&read(&w[3]), &[1.0, 3.25]);
+        // Inference leaves them alone.
+        run(&*l, &x, &[2, 2], &w, false);
+        close(&read(&w[2]), &[1.5, 3.0]);
+    }
+
+    #[test]
+    fn layer_norm_rows_are_standardized() {
+        let l = build("LayerNormalization", "{}").unwrap();
+        let w = [var(&[1.0; 6]), var(&[0.0; 6])];
+        let x = [3.0, -1.0, 7.0, 2.0, 0.5, 10.0, 100.0, 90.0, 80.0, 120.0, 95.0, 85.0];
+        let y = run(&*l, &x, &[2, 6], &w, false);
+        for row in y.chunks(6) {
+            let mean = row.iter().sum::<f64>() / 6.0;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
+            assert!(mean.abs() < 1e-9 && (var - 1.0).abs() < 1e-3, "mean {mean} var {var}");
+        }
+    }
+
+    #[test]
+    fn layer_norm_rms_scaling_is_keras_variance_scaling() {
+        // Keras divides x (uncentered) by sqrt(var(x) + eps): var([1, 2, 3, 4]) = 1.25.
+        let l = build("LayerNormalization", "{rms_scaling: true}").unwrap();
+        let w = [var(&[1.0, 2.0, 1.0, 1.0])];
+        let d = 1.251f64.sqrt();
+        close(&run(&*l, &[1.0, 2.0, 3.0, 4.0], &[1, 4], &w, false), &[1.0 / d, 4.0 / d, 3.0 / d, 4.0 / d]);
     }
 }

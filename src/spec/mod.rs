@@ -5,6 +5,8 @@
 //! the graph stage.
 
 pub mod args;
+pub mod data;
+pub mod overrides;
 pub mod training;
 pub mod yaml;
 
@@ -43,6 +45,7 @@ pub struct Spec {
     pub name: String,
     pub model: ModelSpec,
     pub training: Option<training::TrainingSpec>,
+    pub data: Option<data::DataSpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -87,13 +90,17 @@ pub const DEFAULT_INPUT: &str = "input";
 
 /// Reads the spec structure. Returns `None` when it is too broken to go on.
 pub fn parse(source: &Source, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
-    let root = match yaml::parse(&source.text) {
-        Ok(r) => r,
+    match yaml::parse(&source.text) {
+        Ok(root) => parse_root(&root, source, diags),
         Err(d) => {
             diags.push(d);
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Like `parse`, on a tree already read (and perhaps changed by `--set`).
+pub fn parse_root(root: &Node, source: &Source, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
     if root.as_map().is_none() {
         diags.push(
             Diagnostic::error(format!("a spec must be a mapping with a `model` section, received {}", root.describe()), root.pos, "")
@@ -121,7 +128,8 @@ pub fn parse(source: &Source, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
     };
     let model = parse_model(model_node, diags)?;
     let training = root.get("training").and_then(|t| training::parse(t, diags));
-    Some(Spec { name, model, training })
+    let data = root.get("data").and_then(|d| data::parse(d, diags));
+    Some(Spec { name, model, training, data })
 }
 
 fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {

@@ -39,6 +39,8 @@ pub enum Losses {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingSpec {
     pub loss: Option<Losses>,
+    /// The whole section: the training engine reads the rest of it.
+    pub node: Node,
 }
 
 pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TrainingSpec> {
@@ -51,7 +53,7 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TrainingSpec> {
         return None;
     }
     let loss = node.get("loss").and_then(|l| parse_losses(l, diags));
-    Some(TrainingSpec { loss })
+    Some(TrainingSpec { loss, node: node.clone() })
 }
 
 fn parse_losses(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Losses> {

@@ -1,0 +1,280 @@
+//! CSV sources: a header row, then one sample per line. Columns are picked
+//! by name (or "first:last" ranges) from the `data` section.
+
+use super::prep::{Column, Table, Values};
+use super::{DataError, DataFile, ModelIo, SourceKind};
+use crate::diag::did_you_mean;
+use crate::spec::data::{DataSpec, Feature, Missing};
+use crate::spec::Named;
+
+/// Column indices per model input, and one per output.
+struct Selection {
+    inputs: Vec<Vec<usize>>,
+    targets: Vec<usize>,
+}
+
+pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table, DataError> {
+    let file = f.name.as_str();
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(&f.path).map_err(|e| csv_error(file, e))?;
+    let headers: Vec<String> = rdr.headers().map_err(|e| csv_error(file, e))?.iter().map(String::from).collect();
+    if headers.iter().all(|h| h.is_empty() || h.parse::<f64>().is_ok()) {
+        return Err(DataError::file(file, "line 1 should be a header row with column names, but it looks like data; add a header row (e.g. `x1,x2,target`)"));
+    }
+    if let Some((i, h)) = headers.iter().enumerate().find(|(i, h)| headers[..*i].contains(h)) {
+        return Err(DataError::file(file, format!("column '{h}' appears twice in the header (columns {} and {}); rename one", headers.iter().position(|x| x == h).unwrap() + 1, i + 1)));
+    }
+    let sel = select(file, &headers, spec, io)?;
+
+    let mut inputs: Vec<Vec<f32>> = vec![Vec::new(); sel.inputs.len()];
+    let mut targets: Vec<Vec<String>> = vec![Vec::new(); sel.targets.len()];
+    let mut rows = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    while rdr.read_record(&mut rec).map_err(|e| csv_error(file, e))? {
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        for (cols, out) in sel.inputs.iter().zip(&mut inputs) {
+            for &c in cols {
+                let s = &rec[c];
+                match s.parse::<f32>().ok().filter(|x| x.is_finite()) {
+                    Some(x) => out.push(x),
+                    None if spec.missing != Missing::Error => out.push(f32::NAN),
+                    None => {
+                        let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is not a number") };
+                        let msg = format!("{what} (set `missing: drop` or `missing: mean` to skip or fill such values)");
+                        return Err(DataError::Cell { file: file.into(), row: line, column: headers[c].clone(), msg });
+                    }
+                }
+            }
+        }
+        for (&c, out) in sel.targets.iter().zip(&mut targets) {
+            out.push(rec[c].to_string());
+        }
+        rows.push(line);
+    }
+    let name = |cols: &[usize]| cols.iter().map(|&c| headers[c].clone()).collect::<Vec<_>>();
+    Ok(Table {
+        file: file.into(),
+        kind: SourceKind::Csv,
+        n: rows.len(),
+        widths: sel.inputs.iter().map(Vec::len).collect(),
+        features: sel.inputs.iter().map(|c| name(c)).collect(),
+        inputs,
+        targets: sel
+            .targets
+            .iter()
+            .zip(targets)
+            .map(|(&c, v)| Column { name: headers[c].clone(), file: file.into(), width: 1, values: Values::Str(v) })
+            .collect(),
+        rows,
+    })
+}
+
+fn csv_error(file: &str, e: csv::Error) -> DataError {
+    let line = |p: Option<&csv::Position>| p.map_or(String::new(), |p| format!("line {}: ", p.line()));
+    let msg = match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            format!("{}{len} fields, but the header has {expected_len}; every row needs one value per column", line(pos.as_ref()))
+        }
+        csv::ErrorKind::Utf8 { pos, .. } => format!("{}not valid UTF-8 text", line(pos.as_ref())),
+        csv::ErrorKind::Io(e) => format!("cannot read: {e}"),
+        _ => e.to_string(),
+    };
+    DataError::file(file, msg)
+}
+
+fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Result<Selection, DataError> {
+    let find = |n: &Named, key: &str| -> Result<usize, DataError> {
+        headers.iter().position(|h| *h == n.name).ok_or_else(|| {
+            let sep = did_you_mean(&n.name, headers.iter().map(String::as_str)).map_or(". ".into(), |m| format!("; did you mean '{m}'? "));
+            let cols = if headers.len() <= 12 { headers.join(", ") } else { format!("{}, ... ({} in all)", headers[..10].join(", "), headers.len()) };
+            DataError::file(file, format!("no column '{}' (from `{key}` at line {} of the spec){sep}The columns are: {cols}", n.name, n.pos.line))
+        })
+    };
+    let names = |v: &[(String, Vec<usize>)]| v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+
+    if let Some(w) = &spec.window {
+        if io.inputs.len() != 1 || io.outputs.len() != 1 {
+            return Err(DataError::file(file, format!(
+                "`window` feeds one input and one output, but the model has {} inputs and {} outputs",
+                io.inputs.len(),
+                io.outputs.len()
+            )));
+        }
+        return Ok(Selection { inputs: vec![vec![find(&w.column, "data.window.column")?]], targets: Vec::new() });
+    }
+
+    let target_names = spec.target.as_deref().unwrap_or_default();
+    if target_names.len() != io.outputs.len() {
+        let outs: Vec<&str> = io.outputs.iter().map(|o| o.name.as_str()).collect();
+        return Err(DataError::file(file, format!(
+            "`target` names {} column(s) but the model has {} output(s) ({}); give one column per output, in output order",
+            target_names.len(),
+            outs.len(),
+            outs.join(", ")
+        )));
+    }
+    let targets = target_names.iter().map(|n| find(n, "data.target")).collect::<Result<Vec<_>, _>>()?;
+
+    let resolve = |feats: &[Feature], key: &str| -> Result<Vec<usize>, DataError> {
+        let mut cols = Vec::new();
+        for f in feats {
+            match f {
+                Feature::Column(n) => cols.push(find(n, key)?),
+                Feature::Range { first, last, pos } => {
+                    let a = find(&Named { name: first.clone(), pos: *pos }, key)?;
+                    let b = find(&Named { name: last.clone(), pos: *pos }, key)?;
+                    if a > b {
+                        return Err(DataError::file(file, format!("range '{first}:{last}' (`{key}`, line {} of the spec) runs backwards: '{first}' comes after '{last}'", pos.line)));
+                    }
+                    cols.extend(a..=b);
+                }
+            }
+        }
+        Ok(cols)
+    };
+    let (inputs, what): (Vec<Vec<usize>>, &str) = if let Some(map) = &spec.inputs {
+        for (k, _) in map {
+            if !io.inputs.iter().any(|(n, _)| *n == k.name) {
+                let dym = did_you_mean(&k.name, io.inputs.iter().map(|(n, _)| n.as_str())).map_or(String::new(), |m| format!("did you mean '{m}'? "));
+                return Err(DataError::file(file, format!(
+                    "`data.inputs` names '{}' (line {} of the spec), which is not a model input; {dym}the inputs are: {}",
+                    k.name, k.pos.line, names(&io.inputs)
+                )));
+            }
+        }
+        let mut v = Vec::new();
+        for (name, _) in &io.inputs {
+            let Some((_, feats)) = map.iter().find(|(k, _)| k.name == *name) else {
+                return Err(DataError::file(file, format!("model input '{name}' has no features in `data.inputs`; add `{name}: [columns]`")));
+            };
+            v.push(resolve(feats, &format!("data.inputs.{name}"))?);
+        }
+        (v, "its features in `data.inputs`")
+    } else if io.inputs.len() > 1 {
+        return Err(DataError::file(file, format!(
+            "the model has {} inputs ({}); give each its columns with `inputs: {{{}: [...], ...}}` instead of `features`",
+            io.inputs.len(),
+            names(&io.inputs),
+            io.inputs[0].0
+        )));
+    } else if let Some(f) = &spec.features {
+        (vec![resolve(f, "data.features")?], "`features`")
+    } else {
+        (vec![(0..headers.len()).filter(|c| !targets.contains(c)).collect()], "all non-target columns")
+    };
+
+    for ((name, shape), cols) in io.inputs.iter().zip(&inputs) {
+        if let Some(c) = cols.iter().find(|c| targets.contains(c)) {
+            return Err(DataError::file(file, format!("column '{}' is both a feature of input '{name}' and a target; remove it from the features", headers[*c])));
+        }
+        let want: usize = shape.iter().product();
+        if cols.len() != want {
+            return Err(DataError::file(file, format!(
+                "input '{name}' has shape {shape:?} ({want} values per sample) but {what} select {} column(s); select {want} columns or change the input shape",
+                cols.len()
+            )));
+        }
+    }
+    Ok(Selection { inputs, targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use std::path::Path;
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        std::fs::write(dir.join(name), text).unwrap();
+        dir.join(name).display().to_string()
+    }
+
+    const REG: &[(&str, &[usize], &str)] = &[("out", &[1], "mean_squared_error")];
+
+    #[test]
+    fn numeric_features_default_to_non_target_columns() {
+        let d = temp_dir("num");
+        write(&d, "a.csv", "a,b,y\n1,2,3\n4,5,6\n");
+        let p = load_in(&d, "train: a.csv\ntarget: y\n", &io(&[("input", &[2])], REG)).unwrap();
+        assert_eq!(p.train.inputs[0].data, vec![1., 2., 4., 5.]);
+        assert_eq!(p.train.targets[0].data, vec![3., 6.]);
+        assert_eq!(p.prep.inputs[0].features, ["a", "b"]);
+        // {path: ...} form, a feature subset and a reshape to [1, 1].
+        let p = load_in(&d, "train: {path: a.csv}\ntarget: y\nfeatures: b\n", &io(&[("input", &[1, 1])], REG)).unwrap();
+        assert_eq!((p.train.inputs[0].shape.clone(), p.train.inputs[0].data.clone()), (vec![1, 1], vec![2., 5.]));
+    }
+
+    #[test]
+    fn ranges_and_multi_input() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let io2 = io(
+            &[("image", &[8, 8, 1]), ("meta", &[4])],
+            &[("digit", &[10], "sparse_categorical_crossentropy"), ("odd", &[1], "binary_crossentropy")],
+        );
+        let src = "train: data/tabular/digits_dag.csv\ntarget: [target, odd]\ninputs: {meta: \"ink_top:ink_right\", image: \"p0:p63\"}\nscale: 1/16\n";
+        let p = load_in(repo, src, &io2).unwrap();
+        assert_eq!(p.train.n, 1797);
+        assert_eq!(p.train.inputs[0].shape, vec![8, 8, 1]);
+        assert_eq!(p.prep.inputs[1].features, ["ink_top", "ink_bottom", "ink_left", "ink_right"]);
+        let (digit, odd) = (&p.train.targets[0].data, &p.train.targets[1].data);
+        assert!(digit.iter().zip(odd).all(|(d, o)| (*d as u32 % 2) as f32 == *o));
+        // A list mixing a range and names.
+        let io1 = io(&[("input", &[66])], &[("digit", &[10], "categorical_crossentropy")]);
+        let p = load_in(repo, "train: data/tabular/digits_dag.csv\ntarget: target\nfeatures: [\"p0:p63\", ink_top, ink_left]\n", &io1).unwrap();
+        assert_eq!(p.prep.inputs[0].features[64..], ["ink_top", "ink_left"]);
+    }
+
+    #[test]
+    fn string_targets_become_sorted_classes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let p = load_in(repo, "train: data/tabular/wine_named.csv\ntarget: class\n", &io(&[("input", &[13])], &[("o", &[3], "sparse_categorical_crossentropy")])).unwrap();
+        assert_eq!(p.prep.outputs[0].classes.as_deref().unwrap(), ["class_0", "class_1", "class_2"]);
+        assert_eq!(p.train.targets[0].data[0], 0.0);
+        assert_eq!(p.train.targets[0].data[177], 2.0);
+    }
+
+    #[test]
+    fn missing_value_policies() {
+        let d = temp_dir("missing");
+        let f = write(&d, "m.csv", "age,w,y\n1,10,0\nabc,20,1\n3,,2\n5,40,\n");
+        let io1 = io(&[("input", &[2])], REG);
+        assert_eq!(
+            err(load_in(&d, "train: m.csv\ntarget: y\n", &io1)),
+            format!("{f}: row 3, column 'age': 'abc' is not a number (set `missing: drop` or `missing: mean` to skip or fill such values)")
+        );
+        let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: drop\n", &io1).unwrap();
+        assert_eq!((p.train.n, p.train.inputs[0].data.clone()), (1, vec![1., 10.]));
+        // mean: the training mean fills features; an empty target stays an error.
+        assert_eq!(err(load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1)), format!("{f}: row 5, column 'y': the target is empty (set `missing: drop` to skip rows without a target)"));
+        write(&d, "m.csv", "age,w,y\n1,10,0\nabc,20,1\n3,,2\n5,40,3\n");
+        let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1).unwrap();
+        assert_eq!(p.train.inputs[0].data, vec![1., 10., 3., 20., 3., 70. / 3., 5., 40.]);
+        assert_eq!(p.prep.inputs[0].fill.as_deref(), Some(&[3.0, 70. / 3.][..]));
+    }
+
+    #[test]
+    fn error_messages() {
+        let d = temp_dir("errs");
+        let f = write(&d, "e.csv", "age,weight,y\n1,2,3\n4,5\n");
+        let io1 = io(&[("input", &[2])], REG);
+        let e = |src: &str, io: &super::ModelIo| err(load_in(&d, src, io));
+        assert_eq!(e("train: e.csv\ntarget: y\n", &io1), format!("{f}: line 3: 2 fields, but the header has 3; every row needs one value per column"));
+        write(&d, "e.csv", "age,weight,y\n1,2,3\n");
+        assert_eq!(
+            e("train: e.csv\ntarget: wieght\n", &io1),
+            format!("{f}: no column 'wieght' (from `data.target` at line 2 of the spec); did you mean 'weight'? The columns are: age, weight, y")
+        );
+        assert!(e("train: e.csv\ntarget: y\nfeatures: [age, zzz]\n", &io1).contains("no column 'zzz' (from `data.features` at line 3 of the spec). The columns are"));
+        assert!(e("train: e.csv\ntarget: y\nfeatures: \"weight:age\"\n", &io1).contains("range 'weight:age' (`data.features`, line 3 of the spec) runs backwards"));
+        assert!(e("train: e.csv\ntarget: y\nfeatures: [age, y]\n", &io1).ends_with("column 'y' is both a feature of input 'input' and a target; remove it from the features"));
+        assert!(e("train: e.csv\ntarget: y\n", &io(&[("input", &[3])], REG))
+            .ends_with("input 'input' has shape [3] (3 values per sample) but all non-target columns select 2 column(s); select 3 columns or change the input shape"));
+        let two = io(&[("a", &[1]), ("b", &[1])], REG);
+        assert!(e("train: e.csv\ntarget: y\n", &two).contains("the model has 2 inputs (a, b); give each its columns with `inputs: {a: [...], ...}`"));
+        assert!(e("train: e.csv\ntarget: y\ninputs: {a: age, c: weight}\n", &two).contains("`data.inputs` names 'c' (line 3 of the spec), which is not a model input; the inputs are: a, b"));
+        assert!(e("train: e.csv\ntarget: y\ninputs: {a: age}\n", &two).contains("model input 'b' has no features in `data.inputs`"));
+        assert!(e("train: e.csv\ntarget: [y, age]\n", &io1).contains("`target` names 2 column(s) but the model has 1 output(s) (out)"));
+        write(&d, "e.csv", "1,2,3\n4,5,6\n");
+        assert!(e("train: e.csv\ntarget: y\n", &io1).ends_with("line 1 should be a header row with column names, but it looks like data; add a header row (e.g. `x1,x2,target`)"));
+        write(&d, "e.csv", "a,a,y\n1,2,3\n");
+        assert!(e("train: e.csv\ntarget: y\n", &io1).ends_with("column 'a' appears twice in the header (columns 1 and 2); rename one"));
+    }
+}

@@ -1,0 +1,230 @@
+//! LeCun IDX files (MNIST's format), raw or gzip-compressed.
+//!
+//! Layout: two zero bytes, the element type, the number of dimensions, one
+//! big-endian u32 per dimension, then the elements, big-endian, row-major.
+//! The header is checked against the data actually present before anything
+//! large is allocated, so a damaged file is an error, never a panic.
+
+use super::prep::{Column, Table, Values};
+use super::{DataError, DataFile, ModelIo, SourceKind};
+use flate2::read::GzDecoder;
+use std::io::Read;
+
+/// An IDX array: dims (the first is the sample count) and values as f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Idx {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Bytes per element of each IDX type code.
+fn elem_size(code: u8) -> Option<usize> {
+    match code {
+        0x08 | 0x09 => Some(1),
+        0x0B => Some(2),
+        0x0C | 0x0D => Some(4),
+        0x0E => Some(8),
+        _ => None,
+    }
+}
+
+/// Reads an IDX file; gzip is recognised by its magic bytes, not the name.
+pub fn read(path: &std::path::Path, file: &str) -> Result<Idx, DataError> {
+    let io_err = |e: std::io::Error| DataError::file(file, format!("cannot read: {e}"));
+    let mut f = std::fs::File::open(path).map_err(io_err)?;
+    let mut magic = [0u8; 2];
+    let got = f.read(&mut magic).map_err(io_err)?;
+    let head = std::io::Cursor::new(magic[..got].to_vec());
+    if got == 2 && magic == [0x1f, 0x8b] {
+        parse(GzDecoder::new(head.chain(f)), file)
+    } else {
+        parse(head.chain(f), file)
+    }
+}
+
+/// Parses an IDX stream.
+pub fn parse(mut r: impl Read, file: &str) -> Result<Idx, DataError> {
+    let err = |msg: String| DataError::file(file, msg);
+    let io_err = |e: std::io::Error| err(format!("cannot read: {e}"));
+    let mut magic = [0u8; 4];
+    let n = read_full(&mut r, &mut magic).map_err(io_err)?;
+    if n < 4 || magic[0] != 0 || magic[1] != 0 {
+        return Err(err(format!(
+            "not an IDX file: it starts with {:02x?}, but IDX files start with 00 00, the type and the number of dimensions",
+            &magic[..n]
+        )));
+    }
+    let Some(size) = elem_size(magic[2]) else {
+        return Err(err(format!("unknown IDX element type 0x{:02X} (known: 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64)", magic[2])));
+    };
+    let ndims = magic[3] as usize;
+    if ndims == 0 {
+        return Err(err("the IDX header has 0 dimensions; it needs at least the sample count".into()));
+    }
+    let mut raw_dims = vec![0u8; 4 * ndims];
+    if read_full(&mut r, &mut raw_dims).map_err(io_err)? < raw_dims.len() {
+        return Err(err(format!("truncated: the header announces {ndims} dimensions but the file ends inside them")));
+    }
+    let dims: Vec<usize> = raw_dims.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let bytes = dims
+        .iter()
+        .try_fold(size, |acc, &d| acc.checked_mul(d))
+        .filter(|&b| b <= isize::MAX as usize / 2)
+        .ok_or_else(|| err(format!("the header's dimensions {dims:?} are too large to be real")))?;
+    // Read at most one byte past the announced size: allocation follows the
+    // data actually present, whatever the header claims.
+    let mut data = Vec::with_capacity(bytes.min(1 << 24) + 1);
+    r.take(bytes as u64 + 1).read_to_end(&mut data).map_err(io_err)?;
+    if data.len() < bytes {
+        return Err(err(format!(
+            "truncated: the header announces {dims:?} ({bytes} bytes of data) but the file holds {} bytes after the header",
+            data.len()
+        )));
+    }
+    if data.len() > bytes {
+        return Err(err(format!("the file holds more data than its header {dims:?} announces ({bytes} bytes); is the header wrong?")));
+    }
+    let be = |c: &[u8]| -> f32 {
+        match magic[2] {
+            0x08 => c[0] as f32,
+            0x09 => c[0] as i8 as f32,
+            0x0B => i16::from_be_bytes([c[0], c[1]]) as f32,
+            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
+            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
+        }
+    };
+    Ok(Idx { dims, data: data.chunks(size).map(be).collect() })
+}
+
+/// Fills `buf` as far as the stream allows; returns how much was read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Images file -> input 0, labels file -> target 0.
+pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, io: &ModelIo) -> Result<Table, DataError> {
+    if io.inputs.len() != 1 || io.outputs.len() != 1 {
+        return Err(DataError::file(&images.name, format!(
+            "IDX data for a model with {} inputs and {} outputs is not supported yet (only one of each); use CSV data with `inputs` and `target`",
+            io.inputs.len(),
+            io.outputs.len()
+        )));
+    }
+    let x = read(&images.path, &images.name)?;
+    let y = read(&labels.path, &labels.name)?;
+    if x.dims[0] != y.dims[0] {
+        return Err(DataError::file(&images.name, format!("holds {} images but {} holds {} labels; they must pair up", x.dims[0], labels.name, y.dims[0])));
+    }
+    let (name, shape) = &io.inputs[0];
+    let width: usize = x.dims[1..].iter().product();
+    if width != shape.iter().product::<usize>() {
+        return Err(DataError::file(&images.name, format!(
+            "images have shape {:?} ({width} values) but input '{name}' has shape {shape:?} ({} values); make the input shape match the images",
+            &x.dims[1..],
+            shape.iter().product::<usize>()
+        )));
+    }
+    let n = x.dims[0];
+    Ok(Table {
+        file: images.name.clone(),
+        kind: SourceKind::Idx,
+        n,
+        inputs: vec![x.data],
+        widths: vec![width],
+        features: vec![Vec::new()],
+        targets: vec![Column { name: labels.name.clone(), file: labels.name.clone(), width: y.dims[1..].iter().product(), values: Values::Num(y.data) }],
+        rows: (0..n).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn idx(code: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, code, dims.len() as u8];
+        dims.iter().for_each(|d| v.extend(d.to_be_bytes()));
+        v.extend(body);
+        v
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn parse_err(bytes: &[u8]) -> String {
+        parse(bytes, "x.idx").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_element_type() {
+        let u8s = idx(0x08, &[2, 2], &[0, 1, 254, 255]);
+        assert_eq!(parse(&u8s[..], "f").unwrap(), Idx { dims: vec![2, 2], data: vec![0., 1., 254., 255.] });
+        assert_eq!(parse(&idx(0x09, &[2], &[0xff, 0x7f])[..], "f").unwrap().data, vec![-1., 127.]);
+        assert_eq!(parse(&idx(0x0B, &[1], &(-300i16).to_be_bytes())[..], "f").unwrap().data, vec![-300.]);
+        assert_eq!(parse(&idx(0x0C, &[1], &70000i32.to_be_bytes())[..], "f").unwrap().data, vec![70000.]);
+        let f32s: Vec<u8> = [1.5f32, -0.25].iter().flat_map(|f| f.to_be_bytes()).collect();
+        assert_eq!(parse(&idx(0x0D, &[2, 1], &f32s)[..], "f").unwrap().data, vec![1.5, -0.25]);
+        assert_eq!(parse(&idx(0x0E, &[1], &2.5f64.to_be_bytes())[..], "f").unwrap().data, vec![2.5]);
+    }
+
+    #[test]
+    fn damaged_files_are_errors() {
+        assert_eq!(parse_err(&idx(0x08, &[2, 3], &[1, 2, 3])), "x.idx: truncated: the header announces [2, 3] (6 bytes of data) but the file holds 3 bytes after the header");
+        assert!(parse_err(&idx(0x08, &[1], &[1, 2])).contains("more data than its header [1] announces"));
+        assert!(parse_err(b"\x1f\x8b\x08\x00").starts_with("x.idx: not an IDX file: it starts with [1f, 8b, 08, 00]"));
+        assert!(parse_err(&[0, 0, 0x08, 200, 0, 0]).contains("the header announces 200 dimensions but the file ends inside them"));
+        assert!(parse_err(&idx(0x07, &[1], &[1])).contains("unknown IDX element type 0x07"));
+        assert!(parse_err(&idx(0x0E, &[u32::MAX, u32::MAX, u32::MAX], &[])).contains("too large to be real"));
+        // A huge but representable header allocates nothing big.
+        assert!(parse_err(&idx(0x08, &[1 << 30, 4], &[0; 8])).contains("truncated"));
+        assert!(parse_err(&[0, 0]).contains("not an IDX file"));
+        assert!(parse_err(&[0, 0, 0x08, 0]).contains("0 dimensions"));
+    }
+
+    #[test]
+    fn raw_and_gzip_files_and_pairs() {
+        let d = temp_dir("idx");
+        let images = idx(0x08, &[3, 2, 2], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        std::fs::write(d.join("img"), &images).unwrap();
+        std::fs::write(d.join("img.gz"), gz(&images)).unwrap();
+        // Gzip detected by content even under a misleading name.
+        std::fs::write(d.join("lab.raw"), gz(&idx(0x08, &[3], &[2, 0, 1]))).unwrap();
+        assert_eq!(read(&d.join("img"), "img").unwrap(), read(&d.join("img.gz"), "img.gz").unwrap());
+        let io1 = io(&[("input", &[2, 2, 1])], &[("out", &[3], "categorical_crossentropy")]);
+        let p = load_in(&d, "train: {images: img.gz, labels: lab.raw}\n", &io1).unwrap();
+        assert_eq!(p.train.inputs[0].shape, vec![2, 2, 1]);
+        assert_eq!(p.train.targets[0].data, vec![0., 0., 1., 1., 0., 0., 0., 1., 0.]);
+        std::fs::write(d.join("bad.lab"), idx(0x08, &[3], &[2, 0, 7])).unwrap();
+        let e = err(load_in(&d, "train: {images: img, labels: bad.lab}\n", &io1));
+        assert_eq!(e, format!("{}: record 2: label 7 is not a class index in 0..3 (output 'out' has 3 units)", d.join("bad.lab").display()));
+        std::fs::write(d.join("two.lab"), idx(0x08, &[2], &[2, 0])).unwrap();
+        assert!(err(load_in(&d, "train: {images: img, labels: two.lab}\n", &io1)).ends_with(&format!("holds 3 images but {} holds 2 labels; they must pair up", d.join("two.lab").display())));
+        let e = err(load_in(&d, "train: {images: img, labels: lab.raw}\n", &io(&[("input", &[5])], &[("out", &[3], "categorical_crossentropy")])));
+        assert!(e.ends_with("images have shape [2, 2] (4 values) but input 'input' has shape [5] (5 values); make the input shape match the images"), "{e}");
+        let e = err(load_in(&d, "train: {images: img, labels: lab.raw}\n", &io(&[("a", &[4]), ("b", &[4])], &[("out", &[3], "categorical_crossentropy")])));
+        assert!(e.contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn digits_idx_matches_the_csv() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let x = read(&repo.join("data/digits/images-idx3-ubyte"), "digits").unwrap();
+        assert_eq!(x.dims, vec![1797, 8, 8]);
+        let first: Vec<f32> = std::fs::read_to_string(repo.join("data/tabular/digits.csv")).unwrap().lines().nth(1).unwrap().split(',').take(64).map(|v| v.parse().unwrap()).collect();
+        assert_eq!(x.data[..64], first[..]);
+    }
+}

@@ -1,0 +1,634 @@
+//! From raw tables to training arrays: windows, splits, missing values,
+//! scaling, normalization (statistics from the training split only) and
+//! target encoding by loss.
+
+use super::{Array, DataError, InputPrep, ModelIo, OutputIo, OutputPrep, PrepState, Prepared, SourceKind, Split, WindowPrep};
+use crate::spec::data::{DataSpec, Missing, Normalize};
+use crate::spec::training::canonical_loss;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// Samples as read from one source, before any preparation.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub file: String,
+    pub kind: SourceKind,
+    pub n: usize,
+    /// Per model input: `n * widths[i]` raw values, NaN = missing.
+    pub inputs: Vec<Vec<f32>>,
+    pub widths: Vec<usize>,
+    /// Per model input: CSV column names (empty for IDX).
+    pub features: Vec<Vec<String>>,
+    /// Per model output.
+    pub targets: Vec<Column>,
+    /// Per sample, for messages: the CSV file line or the IDX record index.
+    pub rows: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub name: String,
+    pub file: String,
+    /// Values per sample.
+    pub width: usize,
+    pub values: Values,
+}
+
+#[derive(Clone, Debug)]
+pub enum Values {
+    /// NaN = missing.
+    Num(Vec<f32>),
+    /// CSV cells as written ("" = missing); typed in `prepare`.
+    Str(Vec<String>),
+}
+
+impl Table {
+    pub fn subset(&self, idx: &[usize]) -> Table {
+        let gather = |v: &[f32], w: usize| idx.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect::<Vec<f32>>();
+        Table {
+            file: self.file.clone(),
+            kind: self.kind,
+            n: idx.len(),
+            inputs: self.inputs.iter().zip(&self.widths).map(|(v, &w)| gather(v, w)).collect(),
+            widths: self.widths.clone(),
+            features: self.features.clone(),
+            targets: self
+                .targets
+                .iter()
+                .map(|c| Column {
+                    values: match &c.values {
+                        Values::Num(v) => Values::Num(gather(v, c.width)),
+                        Values::Str(v) => Values::Str(idx.iter().map(|&i| v[i].clone()).collect()),
+                    },
+                    ..c.clone()
+                })
+                .collect(),
+            rows: idx.iter().map(|&i| self.rows[i]).collect(),
+        }
+    }
+
+    /// Keeps the samples without a missing feature or target (`missing: drop`).
+    pub fn drop_missing(self) -> Table {
+        let complete = |i: usize| {
+            self.inputs.iter().zip(&self.widths).all(|(v, &w)| v[i * w..(i + 1) * w].iter().all(|x| !x.is_nan()))
+                && self.targets.iter().all(|c| match &c.values {
+                    Values::Num(v) => v[i * c.width..(i + 1) * c.width].iter().all(|x| !x.is_nan()),
+                    Values::Str(v) => !v[i].is_empty(),
+                })
+        };
+        let keep: Vec<usize> = (0..self.n).filter(|&i| complete(i)).collect();
+        if keep.len() == self.n { self } else { self.subset(&keep) }
+    }
+
+    /// An error about sample `i`: row and column for CSV, record for IDX.
+    fn error_at(&self, file: &str, i: usize, column: &str, msg: String) -> DataError {
+        match self.kind {
+            SourceKind::Csv => DataError::Cell { file: file.into(), row: self.rows[i], column: column.into(), msg },
+            SourceKind::Idx => DataError::file(file, format!("record {}: {msg}", self.rows[i])),
+        }
+    }
+}
+
+/// Turns a one-column series into windows: sample i = v[i..i+size], target v[i+size].
+pub fn windows(t: Table, size: usize) -> Result<Table, DataError> {
+    let v = &t.inputs[0];
+    if v.len() <= size {
+        return Err(DataError::file(
+            &t.file,
+            format!("{} values make no window of size {size} (a window needs size + 1 values)", v.len()),
+        ));
+    }
+    let n = v.len() - size;
+    Ok(Table {
+        n,
+        inputs: vec![(0..n).flat_map(|i| v[i..i + size].iter().copied()).collect()],
+        widths: vec![size],
+        targets: vec![Column { name: t.features[0][0].clone(), file: t.file.clone(), width: 1, values: Values::Num(v[size..].to_vec()) }],
+        rows: t.rows[size..].to_vec(),
+        ..t
+    })
+}
+
+/// Keras `validation_split` arithmetic: the first floor(n * (1 - frac)) stay.
+fn held_out(n: usize, frac: f64) -> usize {
+    n - (n as f64 * (1.0 - frac)).floor() as usize
+}
+
+pub fn prepare(
+    spec: &DataSpec,
+    io: &ModelIo,
+    all: Table,
+    validation: Option<Table>,
+    test: Option<Table>,
+    seed: u64,
+) -> Result<Prepared, DataError> {
+    let file = all.file.clone();
+    let empty = |what: &str, key: &str, frac: f64, n: usize| {
+        DataError::file(&file, format!("{key} {frac} of {n} samples leaves {what} empty; change `{key}` or give more data"))
+    };
+    if all.n == 0 {
+        return Err(DataError::file(&file, "no samples to train on (is the file empty, or did `missing: drop` drop every row?)"));
+    }
+    if let Some(w) = &spec.window {
+        let (name, shape) = &io.inputs[0];
+        if *shape != [w.size, 1] && *shape != [w.size] {
+            return Err(DataError::file(
+                &file,
+                format!("input '{name}' has shape {shape:?}, but `window.size` is {}: use input_shape [{0}, 1] (or [{0}])", w.size),
+            ));
+        }
+    }
+
+    // Test split: a seeded random subset, or the last rows (time series).
+    let mut order: Vec<usize> = (0..all.n).collect();
+    let test = match test {
+        Some(t) => Some(t),
+        None if spec.test_split > 0.0 => {
+            let held = held_out(all.n, spec.test_split);
+            if held == 0 || held == all.n {
+                return Err(empty(if held == 0 { "the test set" } else { "the training set" }, "test_split", spec.test_split, all.n));
+            }
+            if spec.shuffle_split && spec.window.is_none() {
+                order.shuffle(&mut StdRng::seed_from_u64(seed));
+                let t = all.subset(&order[..held]);
+                order.drain(..held);
+                Some(t)
+            } else {
+                Some(all.subset(&order.split_off(all.n - held)))
+            }
+        }
+        None => None,
+    };
+    // Validation split: Keras semantics, the last fraction of what is left.
+    let validation = match validation {
+        Some(v) => Some(v),
+        None if spec.validation_split > 0.0 => {
+            let held = held_out(order.len(), spec.validation_split);
+            if held == 0 || held == order.len() {
+                let what = if held == 0 { "the validation set" } else { "the training set" };
+                return Err(empty(what, "validation_split", spec.validation_split, order.len()));
+            }
+            Some(all.subset(&order.split_off(order.len() - held)))
+        }
+        None => None,
+    };
+    let mut train = if order.len() == all.n && order.iter().enumerate().all(|(i, &j)| i == j) { all } else { all.subset(&order) };
+    let has_val = validation.is_some();
+    let mut others: Vec<Table> = validation.into_iter().chain(test).collect();
+
+    // Missing values (`missing: mean`): training means per feature.
+    let fills = fill_missing(spec.missing, &mut train, &mut others)?;
+
+    // Inputs: scale, then normalize with training statistics.
+    let scale = spec.scale.unwrap_or(1.0) as f32;
+    let mut input_preps = Vec::new();
+    let mut arrays: Vec<Vec<Array>> = vec![Vec::new(); 1 + others.len()];
+    for (i, (name, shape)) in io.inputs.iter().enumerate() {
+        let w = train.widths[i];
+        let tables = std::iter::once(&mut train).chain(others.iter_mut());
+        for t in tables {
+            t.inputs[i].iter_mut().for_each(|x| *x *= scale);
+        }
+        let (shift, div) = if spec.window.is_some() {
+            let (s, d) = stats(&train.inputs[i], 1, spec.normalize);
+            (vec![s[0]; w], vec![d[0]; w])
+        } else {
+            stats(&train.inputs[i], w, spec.normalize)
+        };
+        for (k, t) in std::iter::once(&mut train).chain(others.iter_mut()).enumerate() {
+            let mut data = std::mem::take(&mut t.inputs[i]);
+            for (j, x) in data.iter_mut().enumerate() {
+                *x = (*x - shift[j % w]) / div[j % w];
+            }
+            arrays[k].push(Array { shape: shape.clone(), data });
+        }
+        input_preps.push(InputPrep {
+            name: name.clone(),
+            shape: shape.clone(),
+            features: train.features[i].clone(),
+            fill: fills.get(i).cloned().flatten(),
+            shift,
+            div,
+        });
+    }
+
+    // Targets, encoded by loss.
+    let mut target_arrays: Vec<Vec<Array>> = vec![Vec::new(); 1 + others.len()];
+    let mut output_preps = Vec::new();
+    for (o, out) in io.outputs.iter().enumerate() {
+        // Accept aliases (`mse`) from callers that didn't canonicalize.
+        let out = &OutputIo { loss: canonical_loss(&out.loss).to_string(), ..out.clone() };
+        let tables: Vec<&Table> = std::iter::once(&train).chain(others.iter()).collect();
+        let (mut values, classes) = typed_targets(&tables, o, out)?;
+        let (mut t_scale, mut t_shift, mut t_div) = (1.0f32, 0.0f32, 1.0f32);
+        if spec.window.is_some() {
+            // The target is the next value of the same series: same transform.
+            (t_scale, t_shift, t_div) = (scale, input_preps[0].shift[0], input_preps[0].div[0]);
+            for v in values.iter_mut().flatten() {
+                *v = (*v * t_scale - t_shift) / t_div;
+            }
+        }
+        for (k, (t, v)) in tables.iter().zip(values).enumerate() {
+            target_arrays[k].push(encode(t, o, out, v, classes.as_deref())?);
+        }
+        output_preps.push(OutputPrep {
+            name: out.name.clone(),
+            target: train.targets[o].name.clone(),
+            loss: out.loss.clone(),
+            classes,
+            scale: t_scale,
+            shift: t_shift,
+            div: t_div,
+        });
+    }
+
+    let mut splits = arrays.into_iter().zip(target_arrays).zip(std::iter::once(train.n).chain(others.iter().map(|t| t.n)));
+    let mut next = || splits.next().map(|((inputs, targets), n)| Split { n, inputs, targets });
+    let train_split = next().expect("train split");
+    let validation = if has_val { next() } else { None };
+    let test = next();
+    Ok(Prepared {
+        train: train_split,
+        validation,
+        test,
+        prep: PrepState {
+            source: train.kind,
+            scale,
+            normalize: spec.normalize,
+            missing: spec.missing,
+            inputs: input_preps,
+            outputs: output_preps,
+            window: spec.window.as_ref().map(|w| WindowPrep { column: w.column.name.clone(), size: w.size }),
+        },
+    })
+}
+
+/// Fills NaN features (and numeric targets) with the training mean; returns
+/// the fill values per input.
+fn fill_missing(missing: Missing, train: &mut Table, others: &mut [Table]) -> Result<Vec<Option<Vec<f32>>>, DataError> {
+    if missing != Missing::Mean {
+        return Ok(Vec::new());
+    }
+    let means = |v: &[f32], w: usize| -> Vec<Option<f32>> {
+        let mut sum = vec![(0.0f64, 0usize); w];
+        for (j, x) in v.iter().enumerate() {
+            if !x.is_nan() {
+                sum[j % w].0 += *x as f64;
+                sum[j % w].1 += 1;
+            }
+        }
+        sum.iter().map(|&(s, c)| (c > 0).then(|| (s / c as f64) as f32)).collect()
+    };
+    let fill = |v: &mut [f32], m: &[f32]| {
+        let w = m.len();
+        v.iter_mut().enumerate().filter(|(_, x)| x.is_nan()).for_each(|(j, x)| *x = m[j % w]);
+    };
+    let mut out = Vec::new();
+    for i in 0..train.inputs.len() {
+        let m = means(&train.inputs[i], train.widths[i]);
+        if let Some(j) = m.iter().position(Option::is_none) {
+            let col = train.features[i].get(j).cloned().unwrap_or_else(|| format!("#{j}"));
+            return Err(DataError::file(&train.file, format!("column '{col}' has no value in the training split, so `missing: mean` has no mean to fill with")));
+        }
+        let m: Vec<f32> = m.into_iter().flatten().collect();
+        for t in std::iter::once(&mut *train).chain(others.iter_mut()) {
+            fill(&mut t.inputs[i], &m);
+        }
+        out.push(Some(m));
+    }
+    for o in 0..train.targets.len() {
+        let Values::Num(v) = &train.targets[o].values else { continue };
+        let m: Vec<f32> = means(v, train.targets[o].width).into_iter().map(|m| m.unwrap_or(0.0)).collect();
+        for t in std::iter::once(&mut *train).chain(others.iter_mut()) {
+            if let Values::Num(v) = &mut t.targets[o].values {
+                fill(v, &m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Per-feature (shift, div) over the training values: mean/std or min/range;
+/// a constant feature divides by 1.
+fn stats(v: &[f32], w: usize, kind: Normalize) -> (Vec<f32>, Vec<f32>) {
+    let n = (v.len() / w).max(1) as f64;
+    let col = |j: usize| v.iter().skip(j).step_by(w).map(|&x| x as f64);
+    let nonzero = |d: f64| if d > 0.0 { d as f32 } else { 1.0 };
+    match kind {
+        Normalize::None => (vec![0.0; w], vec![1.0; w]),
+        Normalize::Standard => (0..w)
+            .map(|j| {
+                let mean = col(j).sum::<f64>() / n;
+                let var = col(j).map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+                (mean as f32, nonzero(var.sqrt()))
+            })
+            .unzip(),
+        Normalize::Minmax => (0..w)
+            .map(|j| {
+                let (lo, hi) = col(j).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x), h.max(x)));
+                (lo as f32, nonzero(hi - lo))
+            })
+            .unzip(),
+    }
+}
+
+fn parse_num(s: &str) -> Option<f32> {
+    s.trim().parse::<f32>().ok().filter(|x| x.is_finite())
+}
+
+/// Per table the target values, and the class names when they were strings.
+type Typed = (Vec<Vec<f32>>, Option<Vec<String>>);
+
+/// Target values of output `o` in every table, strings mapped to class
+/// indices (classes: sorted distinct strings of the training split).
+fn typed_targets(tables: &[&Table], o: usize, out: &OutputIo) -> Result<Typed, DataError> {
+    let col = &tables[0].targets[o];
+    let Values::Str(train) = &col.values else {
+        let vals = tables.iter().map(|t| match &t.targets[o].values {
+            Values::Num(v) => v.clone(),
+            Values::Str(_) => unreachable!("a source kind mixes string and numeric targets"),
+        });
+        return Ok((vals.collect(), None));
+    };
+    let missing = |t: &Table, i: usize| {
+        t.error_at(&t.targets[o].file, i, &t.targets[o].name, "the target is empty (set `missing: drop` to skip rows without a target)".into())
+    };
+    let text = train.iter().position(|s| !s.is_empty() && parse_num(s).is_none());
+    let Some(first_text) = text else {
+        // Numeric column: every split must be numeric too.
+        let mut out = Vec::new();
+        for t in tables {
+            let Values::Str(v) = &t.targets[o].values else { unreachable!() };
+            let mut nums = Vec::with_capacity(v.len());
+            for (i, s) in v.iter().enumerate() {
+                if s.is_empty() {
+                    return Err(missing(t, i));
+                }
+                nums.push(parse_num(s).ok_or_else(|| t.error_at(&t.targets[o].file, i, &col.name, format!("'{s}' is not a number, but the training values of this column are numbers")))?);
+            }
+            out.push(nums);
+        }
+        return Ok((out, None));
+    };
+    if !matches!(out.loss.as_str(), "categorical_crossentropy" | "sparse_categorical_crossentropy" | "binary_crossentropy") {
+        return Err(tables[0].error_at(
+            &col.file,
+            first_text,
+            &col.name,
+            format!("'{}' is text, but output '{}' is trained with {}, a regression loss; use a numeric column or a classification loss", train[first_text], out.name, out.loss),
+        ));
+    }
+    let mut classes: Vec<String> = train.iter().filter(|s| !s.is_empty()).cloned().collect();
+    classes.sort();
+    classes.dedup();
+    let mut out_vals = Vec::new();
+    for t in tables {
+        let Values::Str(v) = &t.targets[o].values else { unreachable!() };
+        let mut idx = Vec::with_capacity(v.len());
+        for (i, s) in v.iter().enumerate() {
+            if s.is_empty() {
+                return Err(missing(t, i));
+            }
+            let c = classes.binary_search(s).map_err(|_| {
+                let msg = format!("class '{s}' does not occur in the training data (classes: {})", list(&classes));
+                t.error_at(&t.targets[o].file, i, &col.name, msg)
+            })?;
+            idx.push(c as f32);
+        }
+        out_vals.push(idx);
+    }
+    Ok((out_vals, Some(classes)))
+}
+
+fn list(items: &[String]) -> String {
+    if items.len() <= 12 { items.join(", ") } else { format!("{}, ... ({} in all)", items[..10].join(", "), items.len()) }
+}
+
+/// Encodes one table's target values for output `o` by its loss, checking
+/// every value against the output.
+fn encode(t: &Table, o: usize, out: &OutputIo, values: Vec<f32>, classes: Option<&[String]>) -> Result<Array, DataError> {
+    let col = &t.targets[o];
+    let units: usize = out.shape.iter().product();
+    let bad = |i: usize, msg: String| t.error_at(&col.file, i, &col.name, msg);
+    let shape_err = |msg: String| DataError::file(&col.file, msg);
+    match out.loss.as_str() {
+        "categorical_crossentropy" | "sparse_categorical_crossentropy" | "binary_crossentropy" => {
+            let binary = out.loss == "binary_crossentropy";
+            if !binary && (out.shape.len() != 1 || col.width != 1) {
+                return Err(shape_err(format!(
+                    "output '{}' has shape {:?} and the target {} values per sample; {} needs one class label per sample and an output of shape [classes] (sequence targets are not supported yet)",
+                    out.name, out.shape, col.width, out.loss
+                )));
+            }
+            if binary && col.width != units {
+                return Err(shape_err(format!(
+                    "output '{}' has {units} units but the target '{}' has {} value(s) per sample; binary_crossentropy needs one 0/1 value per unit",
+                    out.name, col.name, col.width
+                )));
+            }
+            let limit = if binary { 2 } else { units };
+            if let Some(c) = classes
+                && c.len() > limit
+            {
+                let hint = if binary { "binary_crossentropy takes two classes; use categorical_crossentropy with a softmax output for more".to_string() } else { format!("give output '{}' {} units", out.name, c.len()) };
+                return Err(shape_err(format!(
+                    "column '{}' has {} classes ({}) but output '{}' has {units} units; {hint}",
+                    col.name, c.len(), list(c), out.name
+                )));
+            }
+            for (i, &v) in values.iter().enumerate() {
+                let ok = v.fract() == 0.0 && v >= 0.0 && (v as usize) < limit;
+                if !ok {
+                    let s = i / col.width;
+                    return Err(bad(s, if binary {
+                        format!("label {v} is not 0 or 1, as binary_crossentropy needs")
+                    } else {
+                        format!("label {v} is not a class index in 0..{units} (output '{}' has {units} units)", out.name)
+                    }));
+                }
+            }
+            Ok(match out.loss.as_str() {
+                "categorical_crossentropy" => {
+                    let mut data = vec![0.0; values.len() * units];
+                    values.iter().enumerate().for_each(|(i, &v)| data[i * units + v as usize] = 1.0);
+                    Array { shape: vec![units], data }
+                }
+                "binary_crossentropy" => Array { shape: out.shape.clone(), data: values },
+                _ => Array { shape: vec![1], data: values },
+            })
+        }
+        "mean_squared_error" | "mean_absolute_error" | "huber" => {
+            if col.width != units {
+                return Err(shape_err(format!(
+                    "output '{}' has shape {:?} ({units} values) but the target '{}' has {} value(s) per sample",
+                    out.name, out.shape, col.name, col.width
+                )));
+            }
+            Ok(Array { shape: out.shape.clone(), data: values })
+        }
+        other => Err(shape_err(format!("output '{}': loss '{other}' has no target encoding", out.name))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use std::path::Path;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    /// y = row index (0..n), x = 10 * index.
+    fn numbered(dir: &Path, n: usize) {
+        let rows: String = (0..n).map(|i| format!("{},{i}\n", i * 10)).collect();
+        write(dir, "n.csv", &format!("x,y\n{rows}"));
+    }
+
+    fn ys(a: &super::Array) -> Vec<f32> {
+        a.data.clone()
+    }
+
+    const REG: &[(&str, &[usize], &str)] = &[("out", &[1], "mse")];
+
+    #[test]
+    fn splits_sizes_determinism_and_order() {
+        let d = temp_dir("split");
+        numbered(&d, 100);
+        let io1 = io(&[("input", &[1])], REG);
+        let src = "train: n.csv\ntarget: y\ntest_split: 0.2\nvalidation_split: 0.25\n";
+        let a = load_in(&d, src, &io1).unwrap();
+        let (tr, va, te) = (&a.train, a.validation.as_ref().unwrap(), a.test.as_ref().unwrap());
+        assert_eq!((tr.n, va.n, te.n), (60, 20, 20));
+        // Disjoint and complete.
+        let mut all: Vec<f32> = [tr, va, te].iter().flat_map(|s| ys(&s.targets[0])).collect();
+        all.sort_by(f32::total_cmp);
+        assert_eq!(all, (0..100).map(|i| i as f32).collect::<Vec<_>>());
+        // Test is a random subset; same seed, same split; another seed differs.
+        assert_ne!(ys(&te.targets[0]), (80..100).map(|i| i as f32).collect::<Vec<_>>());
+        let b = load_in(&d, src, &io1).unwrap();
+        assert_eq!(b.test.unwrap().targets, te.targets);
+        let c = super::super::load(&spec(src), &d, &io1, 8, None).unwrap();
+        assert_ne!(c.test.unwrap().targets, te.targets);
+        // validation_split is the last fraction of what train keeps.
+        let ordered = load_in(&d, "train: n.csv\ntarget: y\nvalidation_split: 0.1\n", &io1).unwrap();
+        assert_eq!(ys(&ordered.validation.unwrap().targets[0]), (90..100).map(|i| i as f32).collect::<Vec<_>>());
+        assert_eq!(ordered.train.n, 90);
+        assert!(ordered.test.is_none());
+        // shuffle_split: false holds out the last rows.
+        let last = load_in(&d, "train: n.csv\ntarget: y\ntest_split: 0.1\nshuffle_split: false\n", &io1).unwrap();
+        assert_eq!(ys(&last.test.unwrap().targets[0]), (90..100).map(|i| i as f32).collect::<Vec<_>>());
+        // Keras arithmetic: 569 * 0.8 = 455.2 -> 455 train, 114 test.
+        numbered(&d, 569);
+        let k = load_in(&d, "train: n.csv\ntarget: y\ntest_split: 0.2\n", &io1).unwrap();
+        assert_eq!((k.train.n, k.test.unwrap().n), (455, 114));
+        numbered(&d, 1);
+        let e = err(load_in(&d, "train: n.csv\ntarget: y\ntest_split: 0.1\n", &io1));
+        assert!(e.ends_with("test_split 0.1 of 1 samples leaves the training set empty; change `test_split` or give more data"), "{e}");
+    }
+
+    #[test]
+    fn limit_keeps_the_first_samples() {
+        let d = temp_dir("limit");
+        numbered(&d, 50);
+        let p = super::super::load(&spec("train: n.csv\ntarget: y\nvalidation_split: 0.2\n"), &d, &io(&[("input", &[1])], REG), 1, Some(10)).unwrap();
+        assert_eq!((p.train.n, p.validation.as_ref().unwrap().n), (8, 2));
+        assert_eq!(ys(&p.validation.unwrap().targets[0]), vec![8.0, 9.0]);
+    }
+
+    #[test]
+    fn normalization_uses_the_training_split_only() {
+        let d = temp_dir("norm");
+        // Train x: 0, 2 (mean 1, std 1); validation x: 100. c is constant.
+        write(&d, "t.csv", "x,c,y\n0,5,0\n2,5,0\n100,5,0\n");
+        let io2 = io(&[("input", &[2])], REG);
+        let p = load_in(&d, "train: t.csv\ntarget: y\nfeatures: [x, c]\nvalidation_split: 0.3\nnormalize: standard\n", &io2).unwrap();
+        assert_eq!(p.train.inputs[0].data, vec![-1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(p.validation.unwrap().inputs[0].data, vec![99.0, 0.0]);
+        assert_eq!((p.prep.inputs[0].shift.clone(), p.prep.inputs[0].div.clone()), (vec![1.0, 5.0], vec![1.0, 1.0]));
+        let p = load_in(&d, "train: t.csv\ntarget: y\nfeatures: [x, c]\nvalidation_split: 0.3\nnormalize: minmax\nscale: 0.5\n", &io2).unwrap();
+        assert_eq!(p.train.inputs[0].data, vec![0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(p.validation.unwrap().inputs[0].data, vec![50.0, 0.0]);
+        // apply_input reproduces the training transform on raw values.
+        let mut raw = vec![2.0, 5.0];
+        p.prep.apply_input(0, &mut raw);
+        assert_eq!(raw, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn target_encodings_by_loss() {
+        let d = temp_dir("enc");
+        write(&d, "c.csv", "x,y,s\n1,2,b\n2,0,a\n3,1,b\n");
+        let one = |loss: &str, units: usize, col: &str| {
+            load_in(&d, &format!("train: c.csv\ntarget: {col}\nfeatures: [x]\n"), &io(&[("input", &[1])], &[("out", &[units], loss)]))
+        };
+        let p = one("categorical_crossentropy", 4, "y").unwrap();
+        assert_eq!(p.train.targets[0].shape, vec![4]);
+        assert_eq!(p.train.targets[0].data, vec![0., 0., 1., 0., 1., 0., 0., 0., 0., 1., 0., 0.]);
+        let p = one("sparse_categorical_crossentropy", 3, "y").unwrap();
+        assert_eq!((p.train.targets[0].shape.clone(), p.train.targets[0].data.clone()), (vec![1], vec![2., 0., 1.]));
+        let p = one("binary_crossentropy", 1, "s").unwrap();
+        assert_eq!(p.train.targets[0].data, vec![1., 0., 1.]);
+        assert_eq!(p.prep.outputs[0].classes.as_deref().unwrap(), ["a", "b"]);
+        let p = one("mean_squared_error", 1, "y").unwrap();
+        assert_eq!(p.train.targets[0].data, vec![2., 0., 1.]);
+        // Range checks.
+        assert_eq!(
+            err(one("sparse_categorical_crossentropy", 2, "y")),
+            format!("{}: row 2, column 'y': label 2 is not a class index in 0..2 (output 'out' has 2 units)", d.join("c.csv").display())
+        );
+        assert!(err(one("binary_crossentropy", 1, "y")).ends_with("row 2, column 'y': label 2 is not 0 or 1, as binary_crossentropy needs"));
+        assert!(err(one("categorical_crossentropy", 1, "s")).contains("column 's' has 2 classes (a, b) but output 'out' has 1 units"));
+        assert!(err(one("mean_squared_error", 1, "s")).contains("row 2, column 's': 'b' is text, but output 'out' is trained with mean_squared_error"));
+        assert!(err(one("binary_crossentropy", 3, "s")).contains("output 'out' has 3 units but the target 's' has 1 value(s) per sample"));
+        write(&d, "f.csv", "x,y\n1,0.5\n");
+        assert!(err(load_in(&d, "train: f.csv\ntarget: y\n", &io(&[("input", &[1])], &[("out", &[2], "sparse_categorical_crossentropy")])))
+            .contains("label 0.5 is not a class index"));
+    }
+
+    #[test]
+    fn unseen_validation_class_is_an_error() {
+        let d = temp_dir("unseen");
+        write(&d, "t.csv", "x,s\n1,a\n2,b\n");
+        write(&d, "v.csv", "x,s\n1,a\n2,c\n");
+        let e = err(load_in(&d, "train: t.csv\nvalidation: v.csv\ntarget: s\n", &io(&[("input", &[1])], &[("out", &[3], "categorical_crossentropy")])));
+        assert_eq!(e, format!("{}: row 3, column 's': class 'c' does not occur in the training data (classes: a, b)", d.join("v.csv").display()));
+    }
+
+    #[test]
+    fn sunspot_windows() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let src = "train: data/timeseries/sunspots.csv\nwindow: {column: sunactivity, size: 12}\nscale: 0.005\n";
+        let p = load_in(repo, src, &io(&[("input", &[12, 1])], REG)).unwrap();
+        assert_eq!(p.train.n, 297);
+        assert_eq!(p.train.inputs[0].shape, vec![12, 1]);
+        // Inputs and target scaled alike; window 0 = years 1700..1711, target 1712.
+        let raw: Vec<f32> = std::fs::read_to_string(repo.join("data/timeseries/sunspots.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+        assert_eq!(p.train.inputs[0].sample(0), raw[..12].iter().map(|v| v * 0.005).collect::<Vec<_>>().as_slice());
+        assert_eq!(p.train.targets[0].data[0], raw[12] * 0.005);
+        let mut back = vec![p.train.targets[0].data[296]];
+        p.prep.restore_target(0, &mut back);
+        assert!((back[0] - raw[308]).abs() < 1e-4);
+        // test_split takes the last windows; a rank-1 input gets [size].
+        let p = load_in(repo, &format!("{src}test_split: 0.2\n"), &io(&[("input", &[12])], REG)).unwrap();
+        assert_eq!((p.train.n, p.test.as_ref().unwrap().n), (237, 60));
+        assert_eq!(p.test.unwrap().targets[0].data[59], raw[308] * 0.005);
+        assert_eq!(p.train.inputs[0].shape, vec![12]);
+        let e = err(load_in(repo, src, &io(&[("input", &[48, 1])], REG)));
+        assert!(e.ends_with("input 'input' has shape [48, 1], but `window.size` is 12: use input_shape [12, 1] (or [12])"), "{e}");
+    }
+
+    #[test]
+    fn windows_with_missing_values() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let io1 = io(&[("input", &[4, 1])], REG);
+        let e = err(load_in(repo, "train: data/timeseries/co2.csv\nwindow: {column: co2, size: 4}\n", &io1));
+        assert!(e.ends_with("co2.csv: row 8, column 'co2': the value is empty (set `missing: drop` or `missing: mean` to skip or fill such values)"), "{e}");
+        let p = load_in(repo, "train: data/timeseries/co2.csv\nwindow: {column: co2, size: 4}\nmissing: mean\n", &io1).unwrap();
+        assert_eq!(p.train.n, 2284 - 4);
+        assert!(p.train.inputs[0].data.iter().chain(&p.train.targets[0].data).all(|x| x.is_finite()));
+        let p = load_in(repo, "train: data/timeseries/co2.csv\nwindow: {column: co2, size: 4}\nmissing: drop\n", &io1).unwrap();
+        assert_eq!(p.train.n, 2284 - 59 - 4);
+    }
+}

@@ -1,0 +1,190 @@
+//! The `training` section as the engine needs it, with Keras's compile/fit
+//! names and defaults. validate reads it through here too, so a typo in an
+//! optimizer argument is found before any data is loaded.
+
+use super::losses::Loss;
+use super::optim::{self, OptimizerSpec};
+use crate::diag::{Diagnostic, Pos};
+use crate::graph::Model;
+use crate::spec::args::Args;
+use crate::spec::yaml::{Node, Value};
+use crate::spec::Spec;
+
+const KEYS: &[&str] = &["loss", "optimizer", "loss_weights", "metrics", "callbacks"];
+
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// One per model output, in output order.
+    pub losses: Vec<Loss>,
+    pub loss_weights: Vec<f64>,
+    pub optimizer: OptimizerSpec,
+    /// Metric names per output.
+    pub metrics: Vec<Vec<String>>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub seed: u64,
+    pub reduce_lr: Option<ReduceLrOnPlateau>,
+}
+
+/// Keras `ReduceLROnPlateau` with its defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceLrOnPlateau {
+    pub monitor: String,
+    pub factor: f64,
+    pub patience: usize,
+    pub min_delta: f64,
+    pub min_lr: f64,
+    pub cooldown: usize,
+}
+
+/// Reads the training section; problems go to `diags`. `None` when the spec
+/// has no usable training section.
+pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<TrainConfig> {
+    let Some(t) = &spec.training else {
+        diags.push(
+            Diagnostic::error("the spec has no `training` section", Pos::default(), "training")
+                .with_hint("add `training:` with at least `loss` (and usually `optimizer`, `epochs`, `batch_size`)"),
+        );
+        return None;
+    };
+    let node = &t.node;
+    let mut a = Args::new(node, "training", "training", KEYS);
+    let epochs = a.usize("epochs", Some(1), 1);
+    let batch_size = a.usize("batch_size", Some(32), 1);
+    let shuffle = a.bool("shuffle", true);
+    let seed = a.usize("seed", Some(0), 0) as u64;
+    a.finish();
+    let mut errors = a.diags;
+
+    let losses = losses_per_output(spec, model, node, &mut errors);
+    let n_out = model.outputs.len();
+    let loss_weights = per_output_numbers(node.get("loss_weights"), model, "training.loss_weights", &mut errors).unwrap_or(vec![1.0; n_out]);
+    let optimizer = match node.get("optimizer") {
+        Some(o) => optim::parse(o, "training.optimizer", &mut errors),
+        None => Some(OptimizerSpec::default()), // Keras compile's default: rmsprop
+    };
+    let metrics = metric_names(node.get("metrics"), model, &mut errors);
+    let reduce_lr = callbacks(node.get("callbacks"), &mut errors);
+    if let (Some(losses), Some(optimizer)) = (&losses, &optimizer) {
+        for (k, (loss, names)) in losses.iter().zip(&metrics).enumerate() {
+            for name in names {
+                if let Err(e) = super::metrics::resolve(name, loss) {
+                    let pos = node.get("metrics").map_or(node.pos, |m| m.pos);
+                    let out = &model.layers[model.outputs[k]].name;
+                    errors.push(Diagnostic::error(format!("metric '{name}' for output '{out}': {e}"), pos, "training.metrics"));
+                }
+            }
+        }
+        let ok = !errors.iter().any(Diagnostic::is_error);
+        diags.append(&mut errors);
+        return ok.then(|| TrainConfig {
+            losses: losses.clone(),
+            loss_weights,
+            optimizer: optimizer.clone(),
+            metrics,
+            epochs,
+            batch_size,
+            shuffle,
+            seed,
+            reduce_lr,
+        });
+    }
+    diags.append(&mut errors);
+    None
+}
+
+fn losses_per_output(spec: &Spec, model: &Model, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<Loss>> {
+    let Some(losses) = spec.training.as_ref().and_then(|t| t.loss.as_ref()) else {
+        if node.get("loss").is_none() {
+            diags.push(
+                Diagnostic::error("`training` has no `loss`", node.pos, "training.loss")
+                    .with_hint("binary_crossentropy for two classes, categorical_crossentropy for many, mse for regression"),
+            );
+        }
+        return None;
+    };
+    // Pairing errors were reported when the graph was checked.
+    let pairs = crate::graph::checks::pair_losses(model, losses, &mut Vec::new());
+    if pairs.len() != model.outputs.len() {
+        return None;
+    }
+    let mut by_output: Vec<(usize, Loss)> = pairs.iter().filter_map(|(o, n)| Loss::from_name(&n.name).map(|l| (*o, l))).collect();
+    by_output.sort_by_key(|(o, _)| model.outputs.iter().position(|x| x == o));
+    Some(by_output.into_iter().map(|(_, l)| l).collect())
+}
+
+/// A number for every output, or a list / mapping with one per output.
+fn per_output_numbers(node: Option<&Node>, model: &Model, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<f64>> {
+    let node = node?;
+    let outs: Vec<&str> = model.outputs.iter().map(|&o| model.layers[o].name.as_str()).collect();
+    let v: Option<Vec<f64>> = match &node.value {
+        Value::Seq(items) if items.len() == outs.len() => items.iter().map(Node::as_f64).collect(),
+        Value::Map(_) => outs.iter().map(|o| node.get(o).and_then(Node::as_f64)).collect(),
+        _ => node.as_f64().map(|x| vec![x; outs.len()]),
+    };
+    if v.is_none() {
+        diags.push(
+            Diagnostic::error(format!("`{path}` must give one number per output ({}), received {}", outs.join(", "), node.describe()), node.pos, path)
+                .with_hint("a list in output order, or a mapping from output name to weight"),
+        );
+    }
+    v
+}
+
+/// Metric names per output: a list for every output, or a mapping per output.
+fn metric_names(node: Option<&Node>, model: &Model, diags: &mut Vec<Diagnostic>) -> Vec<Vec<String>> {
+    let n = model.outputs.len();
+    let Some(node) = node else { return vec![Vec::new(); n] };
+    let names = |n: &Node| -> Option<Vec<String>> {
+        match &n.value {
+            Value::Str(s) => Some(vec![s.clone()]),
+            Value::Seq(items) => items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
+            _ => None,
+        }
+    };
+    let result = match &node.value {
+        Value::Map(_) => model.outputs.iter().map(|&o| node.get(&model.layers[o].name).map_or(Some(Vec::new()), names)).collect(),
+        _ => names(node).map(|v| vec![v; n]),
+    };
+    result.unwrap_or_else(|| {
+        diags.push(
+            Diagnostic::error(format!("`training.metrics` must be a list of metric names, received {}", node.describe()), node.pos, "training.metrics")
+                .with_hint("for example `metrics: [accuracy]`, or `{digit: [accuracy], odd: [auc]}` per output"),
+        );
+        vec![Vec::new(); n]
+    })
+}
+
+fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Option<ReduceLrOnPlateau> {
+    let items = node?.as_seq().map(<[Node]>::to_vec).unwrap_or_else(|| {
+        let n = node.unwrap();
+        diags.push(Diagnostic::error(format!("`training.callbacks` must be a list, received {}", n.describe()), n.pos, "training.callbacks"));
+        Vec::new()
+    });
+    let mut reduce = None;
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("training.callbacks[{i}]");
+        let ty = item.get("type").and_then(Node::as_str);
+        match ty {
+            Some("ReduceLROnPlateau") => {
+                let mut a = Args::new(item, path, "callback ReduceLROnPlateau", &["type"]);
+                reduce = Some(ReduceLrOnPlateau {
+                    monitor: a.choice("monitor", Some("val_loss"), &["val_loss", "loss"]).to_string(),
+                    factor: a.float("factor", Some(0.1), 0.0, 1.0, true),
+                    patience: a.usize("patience", Some(10), 0),
+                    min_delta: a.float("min_delta", Some(1e-4), 0.0, f64::INFINITY, false),
+                    min_lr: a.float("min_lr", Some(0.0), 0.0, f64::INFINITY, false),
+                    cooldown: a.usize("cooldown", Some(0), 0),
+                });
+                a.finish();
+                diags.append(&mut a.diags);
+            }
+            other => diags.push(
+                Diagnostic::error(format!("unknown callback {}", other.map_or(item.describe(), |s| format!("'{s}'"))), item.pos, path)
+                    .with_hint("supported: ReduceLROnPlateau (EarlyStopping and ModelCheckpoint arrive with checkpoints)"),
+            ),
+        }
+    }
+    reduce
+}
