@@ -2,8 +2,7 @@
 //! rename), so a crash never leaves a truncated file where a good one was.
 
 use candle_core::{DType, Tensor};
-use safetensors::tensor::{Dtype, TensorView};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -33,19 +32,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Serializes named tensors (as float32) with string metadata in the header.
-pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> candle_core::Result<Vec<u8>> {
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, t)| {
-            let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            Ok((n.clone(), t.dims().to_vec(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        })
-        .collect::<candle_core::Result<_>>()?;
-    let views: Vec<(String, TensorView)> = data
-        .iter()
-        .map(|(n, shape, bytes)| (n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree")))
-        .collect();
-    safetensors::serialize(views, Some(metadata)).map_err(|e| candle_core::Error::Msg(e.to_string()))
+/// Written by hand rather than with `safetensors::serialize`, whose metadata
+/// is a HashMap: its random order would make two identical runs differ.
+pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: BTreeMap<String, String>) -> candle_core::Result<Vec<u8>> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(&metadata).map_err(|e| candle_core::Error::Msg(e.to_string()))?);
+    let mut data = Vec::new();
+    for (name, t) in tensors {
+        let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let start = data.len();
+        data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": t.dims(), "data_offsets": [start, data.len()]}));
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    // The format lets the header be padded with spaces; align the data to 8 bytes.
+    while !json.len().is_multiple_of(8) {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    out.extend((json.len() as u64).to_le_bytes());
+    out.extend(json);
+    out.extend(data);
+    Ok(out)
 }
 
 /// history.csv: one row per epoch, columns in the order of the first log.
@@ -68,7 +76,7 @@ mod tests {
     #[test]
     fn safetensors_round_trip_with_metadata() {
         let t = Tensor::new(&[[1f32, 2.], [3., 4.]], &Device::Cpu).unwrap();
-        let meta = HashMap::from([("nnrun.format_version".to_string(), FORMAT_VERSION.to_string())]);
+        let meta = BTreeMap::from([("nnrun.format_version".to_string(), FORMAT_VERSION.to_string())]);
         let bytes = safetensors_bytes(&[("dense.kernel".into(), t)], meta).unwrap();
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(header.metadata().as_ref().unwrap()["nnrun.format_version"], "1");

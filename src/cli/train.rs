@@ -11,7 +11,7 @@ use crate::train::{config, fit, progress};
 use candle_core::{DType, Device};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -205,7 +205,7 @@ fn write_run(
     let last = history.last().map(|h| h.values.clone()).unwrap_or_default();
     let metrics: serde_json::Map<String, serde_json::Value> =
         last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
-    let meta = HashMap::from([
+    let meta = BTreeMap::from([
         ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
         ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("nnrun.spec".to_string(), spec_yaml.clone()),

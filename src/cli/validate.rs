@@ -5,6 +5,7 @@ use crate::diag::{render, Diagnostic, Style};
 use crate::graph;
 use crate::spec::Source;
 use crate::summary::{self, JsonReport};
+use crate::train::config;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -56,6 +57,17 @@ pub fn run(args: &Args) -> u8 {
 fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &mut impl Write) -> u8 {
     let mut diags = Vec::new();
     let built = graph::from_source(source, &mut diags);
+    if let Some((spec, model)) = &built {
+        // The training and data sections are checked here too, so CI's validate
+        // catches an optimizer typo or a missing data file before any training.
+        if spec.training.is_some() && !diags.iter().any(Diagnostic::is_error) {
+            config::read(spec, model, &mut diags);
+        }
+        if let Some(data) = &spec.data {
+            let dir = std::path::Path::new(&source.path).parent().unwrap_or(std::path::Path::new(""));
+            data.check_files(dir, &mut diags);
+        }
+    }
     // Read top to bottom: errors first, each group in file order.
     diags.sort_by_key(|d| (!d.is_error(), d.pos.line, d.pos.col));
     let model = built.as_ref().map(|(_, m)| m);

@@ -3,9 +3,11 @@
 
 use super::activation::{read_activation, read_initializer};
 use super::core::channels_last;
-use super::{expect_rank, fmt_shape, Activation, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{expect_rank, fmt_shape, Activation, Ctx, Layer, LayerType, Shape, ShapeError, Weight};
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
+use candle_core::{Tensor, Var};
+type CResult<T> = candle_core::Result<T>;
 
 // ---- shared with pooling ------------------------------------------------------------
 
@@ -63,6 +65,99 @@ pub fn sliding_window(
     ))
     .hint(format!("use padding: same, a smaller {what}, or remove a pooling layer before '{{name}}'"))
     .at(what))
+}
+
+// ---- tensor helpers shared with pooling ---------------------------------------------
+// Windows run on (B, H, W, C); a 1D layer adds a unit W axis, so every sliding
+// window goes through the same code (and the same candle ops).
+
+/// A per-axis argument as (height, width); 1D layers get `fill` for the unit W axis.
+pub fn pair(v: &[usize], fill: usize) -> [usize; 2] {
+    [v[0], v.get(1).copied().unwrap_or(fill)]
+}
+
+/// (B, steps, C) -> (B, steps, 1, C) for 1D layers.
+pub fn to_2d(x: &Tensor, dims: usize) -> CResult<Tensor> {
+    if dims == 1 { x.unsqueeze(2) } else { Ok(x.clone()) }
+}
+
+/// Pads an axis with `fill` (max pooling pads with -inf).
+pub fn pad_axis(x: &Tensor, axis: usize, before: usize, after: usize, fill: f64) -> CResult<Tensor> {
+    if fill == 0.0 || before + after == 0 {
+        return x.pad_with_zeros(axis, before, after);
+    }
+    let side = |n: usize| {
+        let mut dims = x.dims().to_vec();
+        dims[axis] = n;
+        Tensor::full(fill, dims, x.device())?.to_dtype(x.dtype())
+    };
+    let mut parts = Vec::new();
+    if before > 0 {
+        parts.push(side(before)?);
+    }
+    parts.push(x.clone());
+    if after > 0 {
+        parts.push(side(after)?);
+    }
+    Tensor::cat(&parts, axis)
+}
+
+/// Elements start, start+step, ... (n of them) along an axis. index_select,
+/// because its backward (index_add) is right.
+pub fn strided(x: &Tensor, axis: usize, start: usize, step: usize, n: usize) -> CResult<Tensor> {
+    if step == 1 {
+        return x.narrow(axis, start, n);
+    }
+    let ids: Vec<u32> = (0..n).map(|i| (start + i * step) as u32).collect();
+    x.contiguous()?.index_select(&Tensor::new(ids, x.device())?, axis)
+}
+
+/// How one axis of a sliding window was fitted: output length, padding in front.
+#[derive(Clone, Copy, Debug)]
+pub struct Fit {
+    pub out: usize,
+    pub before: usize,
+    /// Input length before fitting.
+    pub len: usize,
+}
+
+/// Pads (Keras 'same'/'causal') or crops (trailing cells no window reads) an
+/// axis to exactly (out-1)*stride + span cells. Windows then tile it with no
+/// remainder, which candle's strided conv backward needs.
+pub fn fit_axis(x: &Tensor, axis: usize, span: usize, stride: usize, padding: &str, fill: f64) -> CResult<(Tensor, Fit)> {
+    let len = x.dim(axis)?;
+    let out = if padding == "valid" { (len - span) / stride + 1 } else { (len - 1) / stride + 1 };
+    let need = (out - 1) * stride + span;
+    let before = match padding {
+        "same" => need.saturating_sub(len) / 2,
+        "causal" => span - 1,
+        _ => 0,
+    };
+    let x = if len + before >= need {
+        pad_axis(x, axis, before, 0, fill)?.narrow(axis, 0, need)?
+    } else {
+        pad_axis(x, axis, before, need - len - before, fill)?
+    };
+    Ok((x, Fit { out, before, len }))
+}
+
+/// Fits H and W of (B, H, W, C) for windows of `span` cells moving by `strides`.
+pub fn fit_2d(x: &Tensor, span: [usize; 2], strides: [usize; 2], padding: &str, fill: f64) -> CResult<(Tensor, [Fit; 2])> {
+    let (x, h) = fit_axis(x, 1, span[0], strides[0], padding, fill)?;
+    let (x, w) = fit_axis(&x, 2, span[1], strides[1], padding, fill)?;
+    Ok((x, [h, w]))
+}
+
+/// Inserts d-1 zeros between the taps of a Keras kernel along `axis`, for a
+/// dilation candle can't express (it takes one rate for both axes).
+fn dilate(k: &Tensor, axis: usize, d: usize) -> CResult<Tensor> {
+    let n = k.dim(axis)?;
+    if d == 1 || n == 1 {
+        return Ok(k.clone());
+    }
+    let mut dims = k.dims().to_vec();
+    dims[axis] = n * d;
+    k.unsqueeze(axis + 1)?.pad_with_zeros(axis + 1, 0, d - 1)?.reshape(dims)?.narrow(axis, 0, (n - 1) * d + 1)
 }
 
 // ---- Conv1D / Conv2D ------------------------------------------------------------------
@@ -160,15 +255,48 @@ impl Layer for Conv {
     fn weights(&self, inputs: &[Shape]) -> Vec<Weight> {
         let mut kernel = self.kernel_size.clone();
         kernel.extend([inputs[0][self.dims] / self.groups, self.filters]);
-        let mut w = vec![Weight::new("kernel", kernel)];
+        let mut w = vec![Weight::new("kernel", kernel).init(self.kernel_initializer)];
         if self.use_bias {
-            w.push(Weight::new("bias", vec![self.filters]));
+            w.push(Weight::new("bias", vec![self.filters]).init(self.bias_initializer));
         }
         w
     }
 
     fn activation(&self) -> Option<Activation> {
         Some(self.activation)
+    }
+
+    fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = to_2d(&inputs[0], self.dims)?;
+        let mut k = w[0].as_tensor().clone();
+        if self.dims == 1 {
+            k = k.unsqueeze(1)?; // (k, 1, in, filters)
+        }
+        let (ks, s, d) = (pair(&self.kernel_size, 1), pair(&self.strides, 1), pair(&self.dilation_rate, 1));
+        let span = [d[0] * (ks[0] - 1) + 1, d[1] * (ks[1] - 1) + 1];
+        let (x, [h, wf]) = fit_2d(&x, span, s, self.padding, 0.0)?;
+        // candle takes one dilation and one stride for both axes; an axis with
+        // a single tap or a single output doesn't care which.
+        let dil = if ks[1] == 1 || d[0] == d[1] { d[0] } else if ks[0] == 1 { d[1] } else { 1 };
+        if dil == 1 {
+            k = dilate(&dilate(&k, 0, d[0])?, 1, d[1])?;
+        }
+        let stride = if s[0] == s[1] || wf.out == 1 { s[0] } else if h.out == 1 { s[1] } else { 1 };
+        let xn = x.permute((0, 3, 1, 2))?.contiguous()?;
+        let kn = k.permute((3, 2, 0, 1))?.contiguous()?;
+        let mut y = xn.conv2d(&kn, 0, stride, dil, self.groups)?.permute((0, 2, 3, 1))?;
+        if stride == 1 {
+            // Different strides per axis: subsample a stride-1 result.
+            y = strided(&strided(&y, 1, 0, s[0], h.out)?, 2, 0, s[1], wf.out)?;
+        }
+        if self.use_bias {
+            y = y.broadcast_add(w[1].as_tensor())?;
+        }
+        if self.dims == 1 {
+            y = y.squeeze(2)?;
+        }
+        let y = if ctx.logits { y } else { self.activation.apply(&y)? };
+        y.contiguous()
     }
 }
 
@@ -222,6 +350,11 @@ impl Layer for ZeroPadding2D {
         let [[t, b], [l, r]] = self.padding;
         Ok(vec![input[0] + t + b, input[1] + l + r, input[2]])
     }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let [[t, b], [l, r]] = self.padding;
+        inputs[0].pad_with_zeros(1, t, b)?.pad_with_zeros(2, l, r)
+    }
 }
 
 // ---- UpSampling2D ---------------------------------------------------------------------
@@ -250,11 +383,168 @@ impl Layer for UpSampling2D {
         expect_spatial(input, 2)?;
         Ok(vec![input[0] * self.size[0], input[1] * self.size[1], input[2]])
     }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        let (b, h, w, c) = x.dims4()?;
+        let (sh, sw) = (self.size[0], self.size[1]);
+        if self.interpolation == "nearest" {
+            // Broadcast + reshape: candle's upsample_nearest2d backward is wrong.
+            let x = x.unsqueeze(2)?.broadcast_as((b, h, sh, w, c))?.reshape((b, h * sh, w, c))?;
+            return x.unsqueeze(3)?.broadcast_as((b, h * sh, w, sw, c))?.reshape((b, h * sh, w * sw, c));
+        }
+        // Bilinear as two interpolation matmuls over (B, C, H, W).
+        let mh = bilinear_matrix(h, sh, x)?;
+        let mw = bilinear_matrix(w, sw, x)?;
+        let x = x.permute((0, 3, 2, 1))?.contiguous()?.broadcast_matmul(&mh)?; // (B, C, W, H')
+        let x = x.transpose(2, 3)?.contiguous()?.broadcast_matmul(&mw)?; // (B, C, H', W')
+        x.permute((0, 2, 3, 1))?.contiguous()
+    }
+}
+
+/// The (n, n*factor) matrix that resizes an axis bilinearly as Keras 3's
+/// `ops.image.resize` (TF's half-pixel centers, edges clamped).
+fn bilinear_matrix(n: usize, factor: usize, like: &Tensor) -> CResult<Tensor> {
+    let m = n * factor;
+    let mut a = vec![0f64; n * m];
+    for o in 0..m {
+        let src = ((o as f64 + 0.5) / factor as f64 - 0.5).max(0.0);
+        let lo = (src.floor() as usize).min(n - 1);
+        let hi = (lo + 1).min(n - 1);
+        let t = src - lo as f64;
+        a[lo * m + o] += 1.0 - t;
+        a[hi * m + o] += t;
+    }
+    Tensor::from_vec(a, (n, m), like.device())?.to_dtype(like.dtype())
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::layers::testutil::{arg_error, build, infer};
+pub(super) mod tests {
+    use crate::layers::testutil::{arg_error, build, forward, grad_check, infer};
+    use crate::layers::Ctx;
+    use candle_core::{Device, Tensor, Var};
+    use rand::SeedableRng;
+
+    /// Runs layer `ty` on `x` (float64, given dims) with the given weights;
+    /// returns the output dims and values.
+    pub(crate) fn apply(ty: &str, yaml: &str, x: &[f64], dims: &[usize], weights: &[(&[f64], &[usize])]) -> (Vec<usize>, Vec<f64>) {
+        let layer = build(ty, yaml).unwrap();
+        let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
+        let w: Vec<Var> = weights.iter().map(|(v, d)| Var::from_vec(v.to_vec(), *d, &Device::Cpu).unwrap()).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let y = layer.forward(&[x], &w, &mut Ctx { train: true, rng: &mut rng, logits: false }).unwrap();
+        (y.dims().to_vec(), y.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+    }
+
+    /// 0, 1, 2, ... as f64.
+    pub(crate) fn iota(n: usize) -> Vec<f64> {
+        (0..n).map(|i| i as f64).collect()
+    }
+
+    #[test]
+    fn conv_forward_shapes_and_gradients() {
+        for (ty, yaml, input) in [
+            ("Conv2D", "{filters: 4, kernel_size: 3, activation: tanh}", &[7usize, 5, 3][..]),
+            ("Conv2D", "{filters: 4, kernel_size: 3, padding: same}", &[7, 5, 3]),
+            ("Conv2D", "{filters: 2, kernel_size: 3, strides: 2}", &[7, 5, 3]),
+            ("Conv2D", "{filters: 2, kernel_size: 2, strides: 2, use_bias: false}", &[5, 4, 1]),
+            ("Conv2D", "{filters: 2, kernel_size: 3, strides: 2, padding: same}", &[7, 6, 2]),
+            ("Conv2D", "{filters: 2, kernel_size: 3, strides: [2, 1]}", &[7, 5, 3]),
+            ("Conv2D", "{filters: 2, kernel_size: [2, 3], strides: [1, 3], padding: same}", &[6, 7, 2]),
+            ("Conv2D", "{filters: 2, kernel_size: 3, dilation_rate: 2}", &[7, 6, 2]),
+            ("Conv2D", "{filters: 2, kernel_size: 3, dilation_rate: [2, 1], padding: same}", &[6, 5, 2]),
+            ("Conv2D", "{filters: 2, kernel_size: [2, 3], dilation_rate: [1, 2]}", &[5, 7, 2]),
+            ("Conv2D", "{filters: 4, kernel_size: [3, 2], groups: 2, activation: relu}", &[6, 5, 4]),
+            ("Conv2D", "{filters: 4, kernel_size: 2, strides: 2, groups: 2, padding: same}", &[5, 3, 2]),
+            ("Conv1D", "{filters: 3, kernel_size: 3}", &[9, 2]),
+            ("Conv1D", "{filters: 3, kernel_size: 3, padding: same}", &[9, 2]),
+            ("Conv1D", "{filters: 3, kernel_size: 3, padding: causal}", &[9, 2]),
+            ("Conv1D", "{filters: 3, kernel_size: 3, padding: causal, strides: 2}", &[9, 2]),
+            ("Conv1D", "{filters: 3, kernel_size: 2, strides: 3}", &[10, 2]),
+            ("Conv1D", "{filters: 3, kernel_size: 3, padding: causal, dilation_rate: 2}", &[9, 2]),
+            ("Conv1D", "{filters: 2, kernel_size: 3, padding: same, dilation_rate: 3}", &[8, 2]),
+            ("Conv1D", "{filters: 2, kernel_size: 3, groups: 2}", &[8, 4]),
+            ("ZeroPadding2D", "{padding: [[0, 2], [1, 0]]}", &[3, 4, 2]),
+            ("UpSampling2D", "{size: [2, 3]}", &[3, 2, 2]),
+            ("UpSampling2D", "{size: [3, 2], interpolation: bilinear}", &[3, 4, 2]),
+        ] {
+            forward(ty, yaml, &[input], true);
+            grad_check(ty, yaml, &[input], true);
+        }
+    }
+
+    #[test]
+    fn conv2d_values() {
+        // x[i][j] = 4i + j, kernel [[1, 2], [3, 4]]: y[i][j] = 40i + 10j + 34.
+        let x = iota(16);
+        let k: (&[f64], &[usize]) = (&[1.0, 2.0, 3.0, 4.0], &[2, 2, 1, 1]);
+        let b: (&[f64], &[usize]) = (&[0.5], &[1]);
+        let conv = |yaml: &str| apply("Conv2D", yaml, &x, &[1, 4, 4, 1], &[k, b]);
+        let valid = conv("{filters: 1, kernel_size: 2}");
+        assert_eq!(valid, (vec![1, 3, 3, 1], vec![34.5, 44.5, 54.5, 74.5, 84.5, 94.5, 114.5, 124.5, 134.5]));
+        assert_eq!(conv("{filters: 1, kernel_size: 2, strides: 2}").1, vec![34.5, 54.5, 114.5, 134.5]);
+        assert_eq!(conv("{filters: 1, kernel_size: 2, strides: [2, 1]}"), (vec![1, 2, 3, 1], vec![34.5, 44.5, 54.5, 114.5, 124.5, 134.5]));
+        // 'same' with an even kernel pads only after (Keras): the last column sees zeros.
+        let same = conv("{filters: 1, kernel_size: 2, padding: same}").1;
+        assert_eq!((same[0], same[3], same[15]), (34.5, 3.0 + 21.0 + 0.5, 15.5));
+        // Dilation [2, 1]: y = x[i][j] + 2x[i][j+1] + 3x[i+2][j] + 4x[i+2][j+1] = 40i + 10j + 62.
+        let dil = apply("Conv2D", "{filters: 1, kernel_size: 2, dilation_rate: [2, 1], use_bias: false}", &x, &[1, 4, 4, 1], &[k]);
+        assert_eq!(dil, (vec![1, 2, 3, 1], vec![62.0, 72.0, 82.0, 102.0, 112.0, 122.0]));
+        // Groups: a 1x1 kernel of (1, 1, 1, 2) scales each channel by its own weight.
+        let g = apply("Conv2D", "{filters: 2, kernel_size: 1, groups: 2, use_bias: false}", &[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2], &[(&[10.0, 100.0], &[1, 1, 1, 2])]);
+        assert_eq!(g.1, vec![10.0, 200.0, 30.0, 400.0]);
+        // Activation is applied last.
+        let relu = apply("Conv2D", "{filters: 1, kernel_size: 2, activation: relu}", &x, &[1, 4, 4, 1], &[k, (&[-60.0], &[1])]).1;
+        assert_eq!(&relu[..4], &[0.0, 0.0, 0.0, 14.0]);
+    }
+
+    #[test]
+    fn conv1d_values() {
+        let k: (&[f64], &[usize]) = (&[1.0, 10.0], &[2, 1, 1]);
+        let conv = |yaml: &str, x: &[f64]| apply("Conv1D", yaml, x, &[1, x.len(), 1], &[k]).1;
+        // Causal: y[t] = x[t-1] + 10 x[t], zero before the start.
+        assert_eq!(conv("{filters: 1, kernel_size: 2, padding: causal, use_bias: false}", &[1.0, 2.0, 3.0, 4.0]), vec![10.0, 21.0, 32.0, 43.0]);
+        // Dilation 2: y[t] = x[t] + 10 x[t+2].
+        assert_eq!(conv("{filters: 1, kernel_size: 2, dilation_rate: 2, use_bias: false}", &[1.0, 2.0, 3.0, 4.0, 5.0]), vec![31.0, 42.0, 53.0]);
+        // Stride 2 floors: the trailing step is never read.
+        assert_eq!(conv("{filters: 1, kernel_size: 2, strides: 2, use_bias: false}", &[1.0, 2.0, 3.0, 4.0, 5.0]), vec![21.0, 43.0]);
+    }
+
+    #[test]
+    fn padding_and_upsampling_values() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let (dims, y) = apply("ZeroPadding2D", "{padding: [[1, 0], [0, 1]]}", &x, &[1, 2, 2, 1], &[]);
+        assert_eq!((dims, y), (vec![1, 3, 3, 1], vec![0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0]));
+        let (dims, y) = apply("UpSampling2D", "{size: [2, 1]}", &x, &[1, 2, 2, 1], &[]);
+        assert_eq!((dims, y), (vec![1, 4, 2, 1], vec![1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0]));
+        let (_, y) = apply("UpSampling2D", "{size: [1, 3]}", &[1.0, 2.0, 5.0, 6.0], &[1, 1, 2, 2], &[]);
+        assert_eq!(y, vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 5.0, 6.0, 5.0, 6.0, 5.0, 6.0]);
+        // Bilinear, half-pixel centers, clamped edges (tf.image.resize): [0, 1] -> [0, .25, .75, 1].
+        let (dims, y) = apply("UpSampling2D", "{size: 2, interpolation: bilinear}", &[0.0, 1.0], &[1, 1, 2, 1], &[]);
+        assert_eq!((dims, y), (vec![1, 2, 4, 1], vec![0.0, 0.25, 0.75, 1.0, 0.0, 0.25, 0.75, 1.0]));
+        let (_, y) = apply("UpSampling2D", "{size: [1, 3], interpolation: bilinear}", &[0.0, 3.0], &[1, 1, 2, 1], &[]);
+        let want = [0.0, 0.0, 1.0, 2.0, 3.0, 3.0];
+        assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{y:?}");
+    }
+
+    /// `cargo test --release --lib conv2d_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn conv2d_timing() {
+        let layer = build("Conv2D", "{filters: 32, kernel_size: 3, activation: relu}").unwrap();
+        let x = Tensor::randn(0f32, 1.0, (64, 28, 28, 1), &Device::Cpu).unwrap();
+        let w = vec![Var::randn(0f32, 0.1, (3, 3, 1, 32), &Device::Cpu).unwrap(), Var::zeros(32, candle_core::DType::F32, &Device::Cpu).unwrap()];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        for i in 0..6 {
+            let t = std::time::Instant::now();
+            let y = layer.forward(std::slice::from_ref(&x), &w, &mut Ctx { train: true, rng: &mut rng, logits: false }).unwrap();
+            let fwd = t.elapsed();
+            y.sum_all().unwrap().backward().unwrap();
+            if i > 0 {
+                println!("Conv2D(32, 3) on (64, 28, 28, 1): forward {fwd:?}, forward+backward {:?}", t.elapsed());
+            }
+        }
+    }
 
     #[test]
     fn conv2d_shapes_and_params() {

@@ -81,9 +81,8 @@ fn orthogonal(shape: &[usize], rng: &mut StdRng) -> Vec<f32> {
     for j in 0..c {
         for k in 0..j {
             let dot: f64 = (0..r).map(|i| q[j][i] * q[k][i]).sum();
-            for i in 0..r {
-                q[j][i] -= dot * q[k][i];
-            }
+            let (done, rest) = q.split_at_mut(j);
+            rest[0].iter_mut().zip(&done[k]).for_each(|(v, u)| *v -= dot * u);
         }
         let norm = (0..r).map(|i| q[j][i] * q[j][i]).sum::<f64>().sqrt().max(1e-12);
         q[j].iter_mut().for_each(|v| *v /= norm);
@@ -129,7 +128,8 @@ mod tests {
         for (rows, cols) in [(8, 8), (4, 16), (16, 4)] {
             let w = sample(&Init::Named("orthogonal"), &[rows, cols], &mut rng);
             // Rows are orthonormal when rows <= cols, columns otherwise.
-            let (outer, inner, get): (usize, usize, Box<dyn Fn(usize, usize) -> f32>) = if rows <= cols {
+            type Get<'a> = Box<dyn Fn(usize, usize) -> f32 + 'a>;
+            let (outer, inner, get): (usize, usize, Get) = if rows <= cols {
                 (rows, cols, Box::new(|a, k| w[a * cols + k]))
             } else {
                 (cols, rows, Box::new(|a, k| w[k * cols + a]))

@@ -148,10 +148,7 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     /// layer's weights in `weights()` order and Keras layout. Must agree with
     /// `output_shape` (a test runs every example spec to check it) and have
     /// correct gradients (each family has finite-difference tests).
-    fn forward(&self, _inputs: &[Tensor], _weights: &[Var], _ctx: &mut Ctx) -> candle_core::Result<Tensor> {
-        // TEMPORARY while the families are lowered; removed once all are.
-        candle_core::bail!("{self:?} has no candle lowering yet")
-    }
+    fn forward(&self, inputs: &[Tensor], weights: &[Var], ctx: &mut Ctx) -> candle_core::Result<Tensor>;
 }
 
 /// What a forward pass needs besides tensors.

@@ -1,9 +1,11 @@
 //! Pooling layers: Max/AveragePooling1D/2D and their Global variants.
 
-use super::conv::{expect_spatial, sliding_window};
+use super::conv::{expect_spatial, fit_2d, pair, sliding_window, strided, to_2d, Fit};
 use super::core::channels_last;
-use super::{Layer, LayerType, Shape, ShapeError};
+use super::{Ctx, Layer, LayerType, Shape, ShapeError};
 use crate::spec::args::Args;
+use candle_core::{Tensor, Var};
+type CResult<T> = candle_core::Result<T>;
 
 // ---- MaxPooling / AveragePooling ------------------------------------------------------
 
@@ -66,6 +68,56 @@ impl Layer for Pooling {
         out.push(input[self.dims]);
         Ok(out)
     }
+
+    /// Built from reshape/index_select and max/sum: candle's max_pool2d and
+    /// avg_pool2d have wrong gradients.
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = to_2d(&inputs[0], self.dims)?;
+        let (k, s) = (pair(&self.pool_size, 1), pair(&self.strides, 1));
+        // Max pooling never picks padding; average pooling leaves it out of the count.
+        let fill = if self.max { f64::NEG_INFINITY } else { 0.0 };
+        let (x, fits) = fit_2d(&x, k, s, self.padding, fill)?;
+        let [oh, ow] = [fits[0].out, fits[1].out];
+        // One view per window offset, each (B, oh, ow, C).
+        let mut views = Vec::with_capacity(k[0] * k[1]);
+        if k == s {
+            // Windows tile the fitted input exactly: a reshape, no copies per offset.
+            let (b, _, _, c) = x.dims4()?;
+            let x = x.reshape((b, oh, k[0], ow, k[1], c))?;
+            for i in 0..k[0] {
+                for j in 0..k[1] {
+                    views.push(x.narrow(2, i, 1)?.narrow(4, j, 1)?.squeeze(4)?.squeeze(2)?);
+                }
+            }
+        } else {
+            for i in 0..k[0] {
+                let rows = strided(&x, 1, i, s[0], oh)?;
+                for j in 0..k[1] {
+                    views.push(strided(&rows, 2, j, s[1], ow)?);
+                }
+            }
+        }
+        // Pairwise `maximum`, not a max reduction: its backward splits ties, so
+        // each window passes on a gradient of exactly 1 (a reduction gives every
+        // tied cell the full gradient, e.g. windows of zeros after relu).
+        let first = views[0].clone();
+        let mut y = views[1..].iter().try_fold(first, |a, v| if self.max { a.maximum(v) } else { a + v })?;
+        if !self.max {
+            y = y.broadcast_mul(&inverse_counts(fits, k, s, &y)?)?;
+        }
+        if self.dims == 1 { y.squeeze(2) } else { Ok(y) }
+    }
+}
+
+/// 1 / (real cells in each window), shaped (1, oh, ow, 1): Keras's average
+/// excludes 'same' padding.
+fn inverse_counts(fits: [Fit; 2], k: [usize; 2], s: [usize; 2], like: &Tensor) -> CResult<Tensor> {
+    let counts = |f: Fit, k: usize, s: usize| -> Vec<f64> {
+        (0..f.out).map(|j| ((j * s + k).min(f.before + f.len) - (j * s).max(f.before)) as f64).collect()
+    };
+    let (ch, cw) = (counts(fits[0], k[0], s[0]), counts(fits[1], k[1], s[1]));
+    let inv: Vec<f64> = ch.iter().flat_map(|h| cw.iter().map(move |w| 1.0 / (h * w))).collect();
+    Tensor::from_vec(inv, (1, ch.len(), cw.len(), 1), like.device())?.to_dtype(like.dtype())
 }
 
 // ---- Global pooling -------------------------------------------------------------------
@@ -121,11 +173,127 @@ impl Layer for GlobalPooling {
         out.push(input[self.dims]);
         Ok(out)
     }
+
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = inputs[0].flatten(1, self.dims)?; // (B, cells, C)
+        let y = if self.max { max_split_ties(&x, 1)? } else { x.mean_keepdim(1)? };
+        if !self.keepdims {
+            return y.squeeze(1);
+        }
+        if self.dims == 2 { y.unsqueeze(1) } else { Ok(y) }
+    }
+}
+
+/// max_keepdim whose gradient is shared equally by tied cells (candle's gives
+/// each of them the full gradient): max + sum((x - max) * tied) / count.
+fn max_split_ties(x: &Tensor, axis: usize) -> CResult<Tensor> {
+    let m = x.max_keepdim(axis)?.detach();
+    let tied = x.broadcast_eq(&m)?.to_dtype(x.dtype())?;
+    let share = (x.broadcast_sub(&m)? * &tied)?.sum_keepdim(axis)?.div(&tied.sum_keepdim(axis)?)?;
+    m + share
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::layers::testutil::{arg_error, build, infer};
+    use crate::layers::conv::tests::{apply, iota};
+    use crate::layers::testutil::{arg_error, build, forward, grad_check, infer};
+
+    #[test]
+    fn pooling_forward_shapes_and_gradients() {
+        for pool in ["MaxPooling2D", "AveragePooling2D"] {
+            for (yaml, input) in [
+                ("{}", &[7usize, 5, 3][..]),
+                ("{padding: same}", &[7, 5, 2]),
+                ("{pool_size: 3, strides: 2}", &[7, 6, 2]),
+                ("{pool_size: 3, strides: 2, padding: same}", &[7, 8, 2]),
+                ("{pool_size: [3, 2], strides: [2, 1]}", &[7, 5, 2]),
+                ("{pool_size: 2, strides: 1, padding: same}", &[5, 4, 2]),
+                ("{pool_size: [1, 3]}", &[4, 7, 2]),
+            ] {
+                forward(pool, yaml, &[input], true);
+                grad_check(pool, yaml, &[input], true);
+            }
+        }
+        for pool in ["MaxPooling1D", "AveragePooling1D"] {
+            for yaml in ["{}", "{padding: same}", "{pool_size: 3, strides: 2, padding: same}", "{pool_size: 4, strides: 1}"] {
+                forward(pool, yaml, &[&[9, 2]], true);
+                grad_check(pool, yaml, &[&[9, 2]], true);
+            }
+        }
+        for pool in ["GlobalAveragePooling1D", "GlobalMaxPooling1D"] {
+            for yaml in ["{}", "{keepdims: true}"] {
+                forward(pool, yaml, &[&[5, 3]], true);
+                grad_check(pool, yaml, &[&[5, 3]], true);
+            }
+        }
+        for pool in ["GlobalAveragePooling2D", "GlobalMaxPooling2D"] {
+            for yaml in ["{}", "{keepdims: true}"] {
+                forward(pool, yaml, &[&[3, 4, 2]], true);
+                grad_check(pool, yaml, &[&[3, 4, 2]], true);
+            }
+        }
+    }
+
+    #[test]
+    fn pooling_values() {
+        let x = iota(16); // 4x4, x[i][j] = 4i + j
+        let pool = |ty: &str, yaml: &str, x: &[f64], dims: &[usize]| apply(ty, yaml, x, dims, &[]);
+        assert_eq!(pool("MaxPooling2D", "{}", &x, &[1, 4, 4, 1]), (vec![1, 2, 2, 1], vec![5.0, 7.0, 13.0, 15.0]));
+        assert_eq!(pool("AveragePooling2D", "{}", &x, &[1, 4, 4, 1]).1, vec![2.5, 4.5, 10.5, 12.5]);
+        // Stride 1 < pool 2, and [2, 1] strides.
+        assert_eq!(pool("MaxPooling2D", "{strides: 1}", &x, &[1, 4, 4, 1]).1, vec![5.0, 6.0, 7.0, 9.0, 10.0, 11.0, 13.0, 14.0, 15.0]);
+        assert_eq!(pool("AveragePooling2D", "{strides: [2, 1]}", &x, &[1, 4, 4, 1]).1, vec![2.5, 3.5, 4.5, 10.5, 11.5, 12.5]);
+        // 'same' on 3x3 pads one row and column after; the average counts only real cells.
+        let x9 = iota(9);
+        assert_eq!(pool("AveragePooling2D", "{padding: same}", &x9, &[1, 3, 3, 1]).1, vec![2.0, 3.5, 6.5, 8.0]);
+        // Max never picks the padding, even when every real cell is negative.
+        let neg: Vec<f64> = x9.iter().map(|v| -v - 1.0).collect();
+        assert_eq!(pool("MaxPooling2D", "{padding: same}", &neg, &[1, 3, 3, 1]).1, vec![-1.0, -3.0, -7.0, -9.0]);
+        // 'valid' floors: the last row and column of a 5x5 input are dropped.
+        assert_eq!(pool("MaxPooling2D", "{}", &iota(25), &[1, 5, 5, 1]).1, vec![6.0, 8.0, 16.0, 18.0]);
+        // Channels pool separately.
+        assert_eq!(pool("MaxPooling2D", "{}", &[1.0, 8.0, 2.0, 7.0, 3.0, 6.0, 4.0, 5.0], &[1, 2, 2, 2]).1, vec![4.0, 8.0]);
+
+        let seq = [1.0, 3.0, 2.0, 5.0, 4.0];
+        assert_eq!(pool("MaxPooling1D", "{pool_size: 3, strides: 1}", &seq, &[1, 5, 1]), (vec![1, 3, 1], vec![3.0, 5.0, 5.0]));
+        // 'same', pool 3 stride 2 on 5 steps pads one before and one after.
+        let avg = pool("AveragePooling1D", "{pool_size: 3, strides: 2, padding: same}", &seq, &[1, 5, 1]).1;
+        assert!(avg.iter().zip([2.0, 10.0 / 3.0, 4.5]).all(|(a, b)| (a - b).abs() < 1e-12), "{avg:?}");
+
+        assert_eq!(pool("GlobalAveragePooling2D", "{}", &x, &[1, 4, 4, 1]), (vec![1, 1], vec![7.5]));
+        assert_eq!(pool("GlobalMaxPooling2D", "{keepdims: true}", &x, &[1, 4, 4, 1]), (vec![1, 1, 1, 1], vec![15.0]));
+        assert_eq!(pool("GlobalMaxPooling1D", "{}", &seq, &[1, 5, 1]).1, vec![5.0]);
+        assert_eq!(pool("GlobalAveragePooling1D", "{keepdims: true}", &[1.0, 2.0, 3.0, 6.0], &[1, 2, 2]), (vec![1, 1, 2], vec![2.0, 4.0]));
+    }
+
+    /// The gradient of `sum(ty(x))` with respect to `x`.
+    fn input_grad(ty: &str, yaml: &str, x: Vec<f64>, dims: &[usize]) -> Vec<f64> {
+        use crate::layers::{testutil::build, Ctx};
+        use candle_core::{Device, Var};
+        use rand::SeedableRng;
+        let x = Var::from_vec(x, dims, &Device::Cpu).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let y = build(ty, yaml).unwrap().forward(&[x.as_tensor().clone()], &[], &mut Ctx { train: true, rng: &mut rng, logits: false }).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn max_pooling_gradient_goes_to_the_max() {
+        // Each 2x2 window passes 1 to its max (candle's max_pool2d gives 0.25);
+        // the 5th column is never read.
+        let x = vec![1., 9., 2., 3., 4., 5., 8., 6., 7., 0., 1., 1., 2., 3., 4., 5., 6., 7., 8., 9.];
+        let want = [0., 1., 0., 0., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0., 0., 0., 1., 0., 1., 0.];
+        assert_eq!(input_grad("MaxPooling2D", "{}", x.clone(), &[1, 4, 5, 1]), want);
+        assert_eq!(input_grad("MaxPooling2D", "{strides: [2, 1]}", x, &[1, 4, 5, 1]).iter().sum::<f64>(), 8.0);
+        // Ties (a window of zeros after relu) share a total gradient of 1.
+        for yaml in ["{}", "{strides: 1}"] {
+            let g = input_grad("MaxPooling2D", yaml, vec![0.0; 4], &[1, 2, 2, 1]);
+            assert_eq!(g.iter().sum::<f64>(), 1.0, "{yaml}: {g:?}");
+        }
+        assert_eq!(input_grad("GlobalMaxPooling1D", "{}", vec![1., 3., 3., 0.], &[1, 4, 1]), vec![0.0, 0.5, 0.5, 0.0]);
+        assert_eq!(input_grad("GlobalMaxPooling2D", "{}", vec![2., 0., 1., 2.], &[1, 2, 1, 2]), vec![1.0, 0.0, 0.0, 1.0]);
+    }
 
     #[test]
     fn pooling2d_shapes() {

@@ -2,10 +2,13 @@
 //! gate count), and the Bidirectional wrapper.
 
 use super::activation::{read_activation, read_initializer};
-use super::{expect_rank, Activation, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{expect_rank, Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
+use candle_core::{Tensor, Var, D};
+use rand::Rng;
+type CResult<T> = candle_core::Result<T>;
 
 pub static SIMPLE_RNN: LayerType = LayerType {
     name: "SimpleRNN",
@@ -141,17 +144,128 @@ impl Layer for Recurrent {
 
     fn weights(&self, inputs: &[Shape]) -> Vec<Weight> {
         let (f, u, g) = (*inputs[0].last().unwrap_or(&0), self.units, self.kind.gates());
-        let mut w = vec![Weight::new("kernel", vec![f, g * u]), Weight::new("recurrent_kernel", vec![u, g * u])];
+        let mut w = vec![
+            Weight::new("kernel", vec![f, g * u]).init(self.kernel_initializer),
+            Weight::new("recurrent_kernel", vec![u, g * u]).init(self.recurrent_initializer),
+        ];
         if self.use_bias {
             // reset_after keeps the input and recurrent biases apart (cuDNN layout).
             let shape = if self.reset_after { vec![2, g * u] } else { vec![g * u] };
-            w.push(Weight::new("bias", shape));
+            let bias = Weight::new("bias", shape);
+            w.push(if self.unit_forget_bias { bias.with_init(Init::ForgetBias { units: u }) } else { bias.init(self.bias_initializer) });
         }
         w
     }
 
     fn activation(&self) -> Option<Activation> {
         Some(self.activation)
+    }
+
+    fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        self.run(&inputs[0], w, ctx)
+    }
+}
+
+/// An inverted-dropout mask of `dims` (values 0 or 1/(1-rate)), or None
+/// outside training. Drawn once per call, so one mask serves every timestep.
+fn dropout_mask(rate: f64, dims: (usize, usize), like: &Tensor, ctx: &mut Ctx) -> CResult<Option<Tensor>> {
+    if !ctx.train || rate == 0.0 {
+        return Ok(None);
+    }
+    let keep = 1.0 - rate;
+    let m: Vec<f32> = (0..dims.0 * dims.1).map(|_| if ctx.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+    Ok(Some(Tensor::from_vec(m, dims, like.device())?.to_dtype(like.dtype())?))
+}
+
+/// Splits `x` along axis 0 into its rows by halving: candle's narrow backward
+/// pads each slice's gradient to the full input, so T direct slices would cost
+/// O(T^2) in the backward pass; halving costs O(T log T).
+fn unstack(x: &Tensor, out: &mut Vec<Tensor>) -> CResult<()> {
+    let n = x.dim(0)?;
+    if n == 1 {
+        out.push(x.squeeze(0)?);
+        return Ok(());
+    }
+    let mid = n / 2;
+    unstack(&x.narrow(0, 0, mid)?, out)?;
+    unstack(&x.narrow(0, mid, n - mid)?, out)
+}
+
+impl Recurrent {
+    /// Runs over x (B, T, F): (B, U), or (B, T, U) in processing order
+    /// (reversed under go_backwards, as Keras returns it).
+    fn run(&self, x: &Tensor, w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        let (b, t, f) = x.dims3()?;
+        let (u, g) = (self.units, self.kind.gates());
+        let x = match dropout_mask(self.dropout, (b, f), x, ctx)? {
+            Some(m) => x.broadcast_mul(&m.unsqueeze(1)?)?,
+            None => x.clone(),
+        };
+        let rec_mask = dropout_mask(self.recurrent_dropout, (b, u), &x, ctx)?;
+        let (kernel, rk) = (w[0].as_tensor(), w[1].as_tensor());
+        let (in_bias, rec_bias) = match (self.use_bias, self.reset_after) {
+            (false, _) => (None, None),
+            (true, false) => (Some(w[2].as_tensor().clone()), None),
+            (true, true) => (Some(w[2].as_tensor().get(0)?), Some(w[2].as_tensor().get(1)?)),
+        };
+        // All timesteps' input projections in one matmul, time-major so each
+        // step's slice is contiguous.
+        let mut xp = x.transpose(0, 1)?.contiguous()?.reshape((t * b, f))?.matmul(kernel)?;
+        if let Some(bias) = &in_bias {
+            xp = xp.broadcast_add(bias)?;
+        }
+        let mut steps = Vec::with_capacity(t);
+        unstack(&xp.reshape((t, b, g * u))?, &mut steps)?;
+        if self.go_backwards {
+            steps.reverse();
+        }
+        // reset_after=false: the candidate's recurrent kernel multiplies r * h.
+        let (rk_zr, rk_h) = if self.kind == Kind::Gru && !self.reset_after {
+            (rk.narrow(1, 0, 2 * u)?.contiguous()?, Some(rk.narrow(1, 2 * u, u)?.contiguous()?))
+        } else {
+            (rk.clone(), None)
+        };
+        let act = |v: &Tensor| self.activation.apply(v);
+        let ract = |v: &Tensor| self.recurrent_activation.unwrap_or(Activation::Sigmoid).apply(v);
+        let gate = |v: &Tensor, k: usize| v.narrow(1, k * u, u);
+        let mut h = Tensor::zeros((b, u), x.dtype(), x.device())?;
+        let mut c = h.clone();
+        let mut hs = Vec::with_capacity(if self.return_sequences { t } else { 0 });
+        for xt in &steps {
+            // Recurrent dropout masks h only where it enters the matmuls.
+            let hm = match &rec_mask {
+                Some(m) => (&h * m)?,
+                None => h.clone(),
+            };
+            let mut rec = hm.matmul(&rk_zr)?;
+            if let Some(rb) = &rec_bias {
+                rec = rec.broadcast_add(rb)?;
+            }
+            h = match self.kind {
+                Kind::Simple => act(&(xt + rec)?)?,
+                Kind::Lstm => {
+                    let z = (xt + rec)?;
+                    let (i, fg, o) = (ract(&gate(&z, 0)?)?, ract(&gate(&z, 1)?)?, ract(&gate(&z, 3)?)?);
+                    c = ((fg * &c)? + (i * act(&gate(&z, 2)?)?)?)?;
+                    (o * act(&c)?)?
+                }
+                Kind::Gru => {
+                    let zg = ract(&(gate(xt, 0)? + gate(&rec, 0)?)?)?;
+                    let r = ract(&(gate(xt, 1)? + gate(&rec, 1)?)?)?;
+                    let rh = match &rk_h {
+                        Some(k) => (r * &hm)?.matmul(k)?,
+                        None => (r * gate(&rec, 2)?)?,
+                    };
+                    let hh = act(&(gate(xt, 2)? + rh)?)?;
+                    ((&zg * &h)? + (zg.affine(-1.0, 1.0)? * hh)?)?
+                }
+            };
+            if self.return_sequences {
+                hs.push(h.clone());
+            }
+        }
+        // stack, not cat: cat of (B, U) steps would give (B, T*U).
+        if self.return_sequences { Tensor::stack(&hs, 1) } else { Ok(h) }
     }
 }
 
@@ -235,6 +349,27 @@ impl Layer for Bidirectional {
     /// (sigmoid stays a probability); sum and mul do not.
     fn activation(&self) -> Option<Activation> {
         matches!(self.merge_mode, "concat" | "ave").then_some(self.layer.activation)
+    }
+
+    /// As Keras: the backward layer is the inner layer with go_backwards
+    /// flipped, and its sequence is reversed back so positions align.
+    fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        let x = &inputs[0];
+        let n = w.len() / 2;
+        let y = self.layer.run(x, &w[..n], ctx)?;
+        let back = Recurrent { go_backwards: !self.layer.go_backwards, ..self.layer.clone() };
+        let mut yb = back.run(x, &w[n..], ctx)?;
+        if self.layer.return_sequences {
+            let t = yb.dim(1)?;
+            let idx = Tensor::from_vec((0..t as u32).rev().collect::<Vec<_>>(), t, x.device())?;
+            yb = yb.index_select(&idx, 1)?;
+        }
+        match self.merge_mode {
+            "concat" => Tensor::cat(&[y, yb], D::Minus1),
+            "sum" => y + yb,
+            "mul" => y * yb,
+            _ => (y + yb)? * 0.5, // ave
+        }
     }
 }
 
@@ -362,5 +497,195 @@ mod tests {
         assert!(a.diags.is_empty());
         assert!(a.docs.iter().any(|d| d.name == "unit_forget_bias"));
         assert!(!a.docs.iter().any(|d| d.name == "reset_after"));
+    }
+
+    // ---- forward passes -----------------------------------------------------------------
+
+    use crate::layers::testutil::{forward, grad_check};
+    use crate::layers::{Ctx, Init};
+    use candle_core::{Device, Tensor, Var};
+    use rand::{rngs::StdRng, SeedableRng};
+
+    /// Runs `ty` with the given weight values (shapes from `weights()`) on x
+    /// of (batch, T, F), batch taken from x's length; returns the flat output.
+    fn run_with(ty: &str, yaml: &str, x: &[f64], tf: (usize, usize), ws: &[&[f64]], train: bool) -> Vec<f64> {
+        let layer = build(ty, yaml).unwrap();
+        let shapes = layer.weights(&[vec![tf.0, tf.1]]);
+        assert_eq!(shapes.len(), ws.len());
+        let vars: Vec<Var> =
+            shapes.iter().zip(ws).map(|(s, v)| Var::from_vec(v.to_vec(), s.shape.clone(), &Device::Cpu).unwrap()).collect();
+        let x = Tensor::from_vec(x.to_vec(), (x.len() / (tf.0 * tf.1), tf.0, tf.1), &Device::Cpu).unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        let y = layer.forward(&[x], &vars, &mut Ctx { train, rng: &mut rng, logits: false }).unwrap();
+        y.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    }
+
+    fn sig(v: f64) -> f64 {
+        1.0 / (1.0 + (-v).exp())
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12), "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn forward_shapes() {
+        for ty in ["SimpleRNN", "LSTM", "GRU"] {
+            for yaml in [
+                "{units: 3}",
+                "{units: 3, return_sequences: true}",
+                "{units: 3, go_backwards: true, return_sequences: true}",
+                "{units: 3, use_bias: false, dropout: 0.3, recurrent_dropout: 0.3}",
+            ] {
+                forward(ty, yaml, &[&[4, 2]], true);
+                forward(ty, yaml, &[&[4, 2]], false);
+            }
+        }
+        forward("GRU", "{units: 3, reset_after: false, return_sequences: true}", &[&[4, 2]], false);
+        for mode in ["concat", "sum", "mul", "ave"] {
+            for seq in [false, true] {
+                let yaml = format!("{{layer: {{type: GRU, units: 3, return_sequences: {seq}}}, merge_mode: {mode}}}");
+                forward("Bidirectional", &yaml, &[&[4, 2]], false);
+            }
+        }
+        // One timestep works too.
+        forward("LSTM", "{units: 2, return_sequences: true}", &[&[1, 3]], false);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (ty, yaml) in [
+            ("SimpleRNN", "{units: 3}"),
+            ("SimpleRNN", "{units: 3, return_sequences: true, go_backwards: true, use_bias: false}"),
+            ("LSTM", "{units: 3}"),
+            ("LSTM", "{units: 3, return_sequences: true, go_backwards: true}"),
+            ("GRU", "{units: 3, return_sequences: true}"),
+            ("GRU", "{units: 3, reset_after: false, return_sequences: true}"),
+            ("GRU", "{units: 3, use_bias: false}"),
+            ("Bidirectional", "{layer: {type: LSTM, units: 3, return_sequences: true}}"),
+            ("Bidirectional", "{layer: {type: GRU, units: 3}, merge_mode: mul}"),
+            ("Bidirectional", "{layer: {type: SimpleRNN, units: 3, return_sequences: true}, merge_mode: ave}"),
+        ] {
+            grad_check(ty, yaml, &[&[3, 2]], true);
+        }
+    }
+
+    #[test]
+    fn lstm_with_zero_weights_follows_its_biases() {
+        let bias = [0.5, -0.5, 1.0, 2.0, 0.3, -0.2, 0.1, 0.7]; // i, f, c, o for 2 units
+        let y = run_with("LSTM", "{units: 2, return_sequences: true}", &[1.0, -3.0], (2, 1), &[&[0.0; 8], &[0.0; 16], &bias], false);
+        let mut want = vec![0.0; 4];
+        for k in 0..2 {
+            let (i, f, cc, o) = (sig(bias[k]), sig(bias[2 + k]), bias[4 + k].tanh(), sig(bias[6 + k]));
+            let c1 = i * cc;
+            let c2 = f * c1 + i * cc;
+            want[k] = o * c1.tanh();
+            want[2 + k] = o * c2.tanh();
+        }
+        close(&y, &want);
+    }
+
+    #[test]
+    fn gru_two_steps_by_hand() {
+        let (k, r, xs) = ([0.5, -0.3, 0.8], [0.2, 0.4, -0.6], [1.0, -2.0]);
+        let (bi, br) = ([0.1, -0.1, 0.05], [0.2, 0.3, -0.2]);
+        let bias: Vec<f64> = bi.iter().chain(&br).copied().collect();
+        let y = run_with("GRU", "{units: 1, return_sequences: true}", &xs, (2, 1), &[&k, &r, &bias], false);
+        let (mut h, mut want) = (0.0, vec![]);
+        for x in xs {
+            let z = sig(k[0] * x + bi[0] + r[0] * h + br[0]);
+            let rg = sig(k[1] * x + bi[1] + r[1] * h + br[1]);
+            let hh = (k[2] * x + bi[2] + rg * (r[2] * h + br[2])).tanh();
+            h = z * h + (1.0 - z) * hh;
+            want.push(h);
+        }
+        close(&y, &want);
+        // reset_after: false: one bias, reset gate applied before the matmul.
+        let y = run_with("GRU", "{units: 1, reset_after: false, return_sequences: true}", &xs, (2, 1), &[&k, &r, &bi], false);
+        let (mut h, mut want) = (0.0, vec![]);
+        for x in xs {
+            let z = sig(k[0] * x + bi[0] + r[0] * h);
+            let rg = sig(k[1] * x + bi[1] + r[1] * h);
+            let hh = (k[2] * x + bi[2] + r[2] * (rg * h)).tanh();
+            h = z * h + (1.0 - z) * hh;
+            want.push(h);
+        }
+        close(&y, &want);
+    }
+
+    #[test]
+    fn simple_rnn_by_hand_and_backwards() {
+        let ws: [&[f64]; 3] = [&[0.5], &[-0.4], &[0.1]];
+        let h1 = (0.5 * 1.0 + 0.1f64).tanh();
+        let h2 = (0.5 * -2.0 - 0.4 * h1 + 0.1).tanh();
+        close(&run_with("SimpleRNN", "{units: 1, return_sequences: true}", &[1.0, -2.0], (2, 1), &ws, false), &[h1, h2]);
+        close(&run_with("SimpleRNN", "{units: 1}", &[1.0, -2.0], (2, 1), &ws, false), &[h2]);
+        // go_backwards returns the sequence in processing order, as Keras does.
+        let g1 = (0.5 * -2.0 + 0.1f64).tanh();
+        let g2 = (0.5 * 1.0 - 0.4 * g1 + 0.1).tanh();
+        let y = run_with("SimpleRNN", "{units: 1, go_backwards: true, return_sequences: true}", &[1.0, -2.0], (2, 1), &ws, false);
+        close(&y, &[g1, g2]);
+    }
+
+    #[test]
+    fn bidirectional_aligns_the_backward_sequence() {
+        let ws: [&[f64]; 6] = [&[0.5], &[-0.4], &[0.1], &[0.3], &[0.2], &[-0.1]];
+        let h1 = (0.5 * 1.0 + 0.1f64).tanh();
+        let h2 = (0.5 * -2.0 - 0.4 * h1 + 0.1).tanh();
+        let k1 = (0.3 * -2.0 - 0.1f64).tanh(); // the backward layer sees x2 first
+        let k2 = (0.3 * 1.0 + 0.2 * k1 - 0.1).tanh();
+        let run = |yaml: &str| run_with("Bidirectional", yaml, &[1.0, -2.0], (2, 1), &ws, false);
+        close(&run("{layer: {type: SimpleRNN, units: 1, return_sequences: true}}"), &[h1, k2, h2, k1]);
+        close(&run("{layer: {type: SimpleRNN, units: 1}, merge_mode: sum}"), &[h2 + k2]);
+        close(&run("{layer: {type: SimpleRNN, units: 1}, merge_mode: mul}"), &[h2 * k2]);
+        close(&run("{layer: {type: SimpleRNN, units: 1}, merge_mode: ave}"), &[(h2 + k2) / 2.0]);
+    }
+
+    #[test]
+    fn dropout_masks_are_drawn_once_per_sequence_and_only_in_training() {
+        let ones = vec![1.0; 64 * 4];
+        // Input dropout, linear cell with kernel 1 and no recurrence: each
+        // sequence is dropped whole (0) or kept whole (scaled to 2).
+        let yaml = "{units: 1, activation: linear, dropout: 0.5, return_sequences: true}";
+        let ws: [&[f64]; 3] = [&[1.0], &[0.0], &[0.0]];
+        let y = run_with("SimpleRNN", yaml, &ones, (4, 1), &ws, true);
+        let rows: Vec<&[f64]> = y.chunks(4).collect();
+        assert!(rows.iter().all(|r| *r == [0.0; 4] || *r == [2.0; 4]), "{rows:?}");
+        assert!(rows.contains(&&[0.0; 4][..]) && rows.contains(&&[2.0; 4][..]));
+        assert!(run_with("SimpleRNN", yaml, &ones, (4, 1), &ws, false).iter().all(|v| *v == 1.0));
+        // Recurrent dropout: h_t = 1 + m * h_{t-1} with one m in {0, 2} per sequence.
+        let yaml = "{units: 1, activation: linear, recurrent_dropout: 0.5, return_sequences: true}";
+        let ws: [&[f64]; 3] = [&[1.0], &[1.0], &[0.0]];
+        let y = run_with("SimpleRNN", yaml, &ones[..64 * 3], (3, 1), &ws, true);
+        let rows: Vec<&[f64]> = y.chunks(3).collect();
+        assert!(rows.iter().all(|r| *r == [1.0, 1.0, 1.0] || *r == [1.0, 3.0, 7.0]), "{rows:?}");
+        assert!(rows.contains(&&[1.0, 1.0, 1.0][..]) && rows.contains(&&[1.0, 3.0, 7.0][..]));
+        close(&run_with("SimpleRNN", yaml, &ones[..3], (3, 1), &ws, false), &[1.0, 2.0, 3.0]);
+        // Gated cells: training differs from evaluation, evaluation is deterministic.
+        for ty in ["LSTM", "GRU"] {
+            let yaml = "{units: 3, dropout: 0.5, recurrent_dropout: 0.5, return_sequences: true}";
+            let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let eval = flat(forward(ty, yaml, &[&[4, 2]], false));
+            assert_eq!(eval, flat(forward(ty, yaml, &[&[4, 2]], false)));
+            assert_ne!(eval, flat(forward(ty, yaml, &[&[4, 2]], true)));
+        }
+    }
+
+    #[test]
+    fn initializers_follow_keras() {
+        let inits = |ty, yaml| build(ty, yaml).unwrap().weights(&[vec![5, 2]]).into_iter().map(|w| w.init).collect::<Vec<_>>();
+        let glorot = Init::Named("glorot_uniform");
+        let orth = Init::Named("orthogonal");
+        assert_eq!(inits("LSTM", "{units: 3}"), [glorot.clone(), orth.clone(), Init::ForgetBias { units: 3 }]);
+        assert_eq!(inits("LSTM", "{units: 3, unit_forget_bias: false, bias_initializer: ones}")[2], Init::Named("ones"));
+        assert_eq!(inits("GRU", "{units: 3, kernel_initializer: he_normal}"), [Init::Named("he_normal"), orth.clone(), Init::Named("zeros")]);
+        assert_eq!(inits("SimpleRNN", "{units: 3, recurrent_initializer: glorot_uniform}")[1], glorot);
+        let bi = inits("Bidirectional", "{layer: {type: LSTM, units: 3}}");
+        assert_eq!(bi[..3], bi[3..]);
+        assert_eq!(bi[5], Init::ForgetBias { units: 3 });
+        // ForgetBias: ones in the forget block [U, 2U) of the i, f, c, o bias.
+        let b = crate::layers::init::sample(&Init::ForgetBias { units: 3 }, &[12], &mut StdRng::seed_from_u64(0));
+        assert_eq!(b, [0., 0., 0., 1., 1., 1., 0., 0., 0., 0., 0., 0.]);
     }
 }

@@ -108,7 +108,7 @@ pub fn parse_root(root: &Node, source: &Source, diags: &mut Vec<Diagnostic>) -> 
         );
         return None;
     }
-    unknown_keys(&root, TOP_KEYS, "", "the spec", diags);
+    unknown_keys(root, TOP_KEYS, "", "the spec", diags);
     let name = match root.get("name") {
         Some(n) => match n.as_str() {
             Some(s) if !s.is_empty() => s.to_string(),

@@ -209,11 +209,10 @@ pub fn fit(
         }
         let log = end_epoch(net, cfg, &ev, validation, epoch, &opt, rng)?;
         progress.epoch_end(&log, started.elapsed().as_secs_f64(), ev.seen);
-        if let Some(p) = plateau.as_mut() {
-            if let Some(msg) = p.on_epoch_end(&log, &mut opt) {
+        if let Some(p) = plateau.as_mut()
+            && let Some(msg) = p.on_epoch_end(&log, &mut opt) {
                 progress.message(&msg);
             }
-        }
         history.push(log);
     }
     Ok(history)

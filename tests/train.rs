@@ -1,0 +1,181 @@
+//! `nnrun train` through the binary, on tiny versions of the workloads:
+//! the loss falls, the run directory is complete, runs reproduce, and bad
+//! input gets a clear error.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nnrun-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Runs `nnrun train` and returns (exit code, stdout, stderr).
+fn train(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("nnrun").unwrap().arg("train").args(args).env("NO_COLOR", "1").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// history.csv as (header, rows).
+fn history(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    let rows = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    (header, rows)
+}
+
+fn column(dir: &Path, name: &str) -> Vec<f64> {
+    let (header, rows) = history(dir);
+    let i = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    rows.iter().map(|r| r[i]).collect()
+}
+
+fn assert_run_dir(dir: &Path) {
+    for f in ["model.safetensors", "spec.yaml", "history.csv"] {
+        assert!(dir.join(f).is_file(), "{} missing", f);
+    }
+}
+
+fn tiny(spec: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let dir = out_dir(name);
+    let mut args = vec![spec, "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = train(&args);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("Epoch 1/"), "{stdout}");
+    assert_run_dir(&dir);
+    dir
+}
+
+fn falls(losses: &[f64]) {
+    assert!(losses.len() >= 2 && losses.last() < losses.first(), "loss did not fall: {losses:?}");
+}
+
+#[test]
+fn mnist_mlp_tiny() {
+    let dir = tiny("specs/mnist_mlp.yaml", "mlp", &["--limit", "512", "--epochs", "3"]);
+    falls(&column(&dir, "loss"));
+    assert!(column(&dir, "accuracy").last().unwrap() > &0.5);
+}
+
+#[test]
+fn mnist_cnn_tiny() {
+    let dir = tiny("specs/mnist_cnn.yaml", "cnn", &["--limit", "256", "--epochs", "2"]);
+    falls(&column(&dir, "loss"));
+}
+
+#[test]
+fn breast_cancer_tiny() {
+    let dir = tiny("specs/breast_cancer.yaml", "bc", &["--epochs", "3"]);
+    falls(&column(&dir, "loss"));
+    assert_eq!(history(&dir).0, ["epoch", "loss", "accuracy", "auc", "learning_rate"]);
+}
+
+#[test]
+fn iris_named_string_classes() {
+    let dir = tiny("specs/iris_named.yaml", "iris", &["--epochs", "5"]);
+    falls(&column(&dir, "loss"));
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let prep = &meta.metadata().as_ref().unwrap()["nnrun.preprocessing"];
+    assert!(prep.contains("setosa") && prep.contains("virginica"), "class names are kept: {prep}");
+}
+
+#[test]
+fn sunspots_lstm_tiny() {
+    let dir = tiny("specs/sunspots_lstm.yaml", "sun", &["--epochs", "3"]);
+    falls(&column(&dir, "loss"));
+}
+
+#[test]
+fn dag_two_inputs_two_outputs() {
+    let dir = tiny("specs/digits_dag.yaml", "dag", &["--epochs", "3", "--limit", "600"]);
+    falls(&column(&dir, "digit_loss"));
+    falls(&column(&dir, "odd_loss"));
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    assert!(names.contains(&"c1.kernel".to_string()) && names.contains(&"odd.bias".to_string()), "{names:?}");
+    assert_eq!(st.tensor("c1.kernel").unwrap().shape(), &[3, 3, 1, 16], "Keras layout");
+}
+
+#[test]
+fn same_seed_same_weights_bit_for_bit() {
+    let a = tiny("specs/breast_cancer.yaml", "seed-a", &["--epochs", "2", "--seed", "7"]);
+    let b = tiny("specs/breast_cancer.yaml", "seed-b", &["--epochs", "2", "--seed", "7"]);
+    let c = tiny("specs/breast_cancer.yaml", "seed-c", &["--epochs", "2", "--seed", "8"]);
+    let read = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(read(&a) == read(&b), "same seed, same model file");
+    assert!(read(&a) != read(&c), "another seed, another model");
+    assert_eq!(std::fs::read(a.join("history.csv")).unwrap(), std::fs::read(b.join("history.csv")).unwrap());
+}
+
+#[test]
+fn overrides_reach_the_saved_spec() {
+    let dir = tiny("specs/breast_cancer.yaml", "set", &["--epochs", "1", "--set", "training.optimizer.learning_rate=0.01"]);
+    let spec = std::fs::read_to_string(dir.join("spec.yaml")).unwrap();
+    assert!(spec.contains("learning_rate: 0.01") && spec.contains("epochs: 1"), "{spec}");
+}
+
+#[test]
+fn max_steps_stops_early() {
+    let dir = tiny("specs/mnist_mlp.yaml", "steps", &["--limit", "1000", "--max-steps", "2"]);
+    assert_eq!(history(&dir).1.len(), 1);
+}
+
+#[test]
+fn json_log_lines() {
+    let dir = out_dir("json");
+    let (code, stdout, _) = train(&["specs/breast_cancer.yaml", "--epochs", "2", "--log-format", "json", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let events: Vec<serde_json::Value> = stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let epochs: Vec<_> = events.iter().filter(|e| e["event"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs[0]["loss"].as_f64().is_some() && epochs[0]["samples_per_second"].as_f64().is_some());
+    assert!(events.iter().any(|e| e["event"] == "test" && e["test_accuracy"].as_f64().is_some()));
+}
+
+#[test]
+fn divergence_stops_with_a_clear_message() {
+    let dir = out_dir("nan");
+    let (code, _, stderr) = train(&[
+        "specs/sunspots_lstm.yaml",
+        "--epochs", "3",
+        "--set", "model.layers.1.activation=exponential",
+        "--set", "training.optimizer={type: sgd, learning_rate: 1.0e30}",
+        "--out", dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("training diverged"), "{stderr}");
+    assert!(stderr.contains("hint: lower the learning rate"), "{stderr}");
+}
+
+#[test]
+fn invalid_spec_and_bad_data_are_errors_not_panics() {
+    let (code, _, stderr) = train(&["tests/specs/typos.yaml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("error: layer 'dense' (Dense): unknown argument `unit`"), "{stderr}");
+
+    let (code, _, stderr) = train(&["specs/breast_cancer.yaml", "--set", "data.target=no_such_column"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no_such_column"), "{stderr}");
+
+    let (code, _, stderr) = train(&["specs/mnist_mlp.yaml", "--set", "model.input_shape=[780]"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("784") && stderr.contains("780"), "feature count against the input shape: {stderr}");
+
+    let (code, _, stderr) = train(&["specs/mnist_mlp.yaml", "--set", "model.layers.1.units=5"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("class") || stderr.contains("label"), "labels out of range for 5 units: {stderr}");
+
+    let (code, _, stderr) = train(&["no/such/spec.yaml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read no/such/spec.yaml"), "{stderr}");
+}
