@@ -38,7 +38,18 @@ pub fn layers_markdown() -> String {
         }
     }
     let _ = writeln!(out, "### Activations\n\n{}\n", names(&Activation::names()));
-    let _ = writeln!(out, "### Losses\n\n{}", names(LOSSES));
+    let _ = writeln!(out, "### Losses\n\n{}\n", names(LOSSES));
+    let _ = writeln!(out, "### Metrics\n\n{}\n", names(crate::train::metrics::METRICS));
+    let _ = writeln!(out, "### Optimizers\n");
+    for (name, docs) in crate::train::optim::reference_docs() {
+        let _ = writeln!(out, "#### {name}\n\n| argument | type | default |\n|---|---|---|");
+        for d in &docs {
+            let default = d.default.as_deref().map_or("**required**".to_string(), |v| format!("`{v}`"));
+            let _ = writeln!(out, "| `{}` | {} | {default} |", d.name, d.kind.replace('|', "\\|"));
+        }
+        let _ = writeln!(out);
+    }
+    out.pop();
     out
 }
 
