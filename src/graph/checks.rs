@@ -3,13 +3,13 @@
 
 use super::Model;
 use crate::diag::Diagnostic;
-use crate::layers::{fmt_shape, Activation};
+use crate::layers::Activation;
 use crate::spec::training::{canonical_loss, Losses};
 use crate::spec::{Named, Spec};
 
 pub fn run(model: &Model, spec: &Spec, diags: &mut Vec<Diagnostic>) {
     single_unit_softmax(model, diags);
-    dense_on_feature_maps(model, diags);
+    layer_warnings(model, diags);
     if let Some(losses) = spec.training.as_ref().and_then(|t| t.loss.as_ref()) {
         for (out, loss) in pair_losses(model, losses, diags) {
             loss_fits_output(model, out, loss, diags);
@@ -30,24 +30,14 @@ fn single_unit_softmax(model: &Model, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Dense on (h, w, c) maps applies per pixel; most users meant to classify the
-/// whole image and forgot a Flatten.
-fn dense_on_feature_maps(model: &Model, diags: &mut Vec<Diagnostic>) {
+/// Warnings a layer raises about its own inputs (`Layer::warnings`).
+fn layer_warnings(model: &Model, diags: &mut Vec<Diagnostic>) {
     for l in &model.layers {
-        if l.type_name != "Dense" || l.inputs.len() != 1 {
-            continue;
-        }
-        let Some(input) = model.src_shape(l.inputs[0]) else { continue };
-        let Some(out) = &l.output_shape else { continue };
-        if input.len() >= 3 {
-            diags.push(
-                Diagnostic::warning(
-                    format!("{} is applied to each position of {}, so it outputs {}", l.display(), fmt_shape(input), fmt_shape(out)),
-                    l.spec.type_pos,
-                    l.spec.path.clone(),
-                )
-                .with_hint(format!("insert a Flatten layer before '{}' to classify the whole input", l.name)),
-            );
+        let (Some(layer), Some(out)) = (&l.layer, &l.output_shape) else { continue };
+        let Some(inputs) = l.inputs.iter().map(|&s| model.src_shape(s).cloned()).collect::<Option<Vec<_>>>() else { continue };
+        for w in layer.warnings(&inputs, out) {
+            let hint = w.hint.map(|h| h.replace("{name}", &l.name));
+            diags.push(Diagnostic::warning(format!("{}: {}", l.display(), w.message), l.spec.type_pos, l.spec.path.clone()).with_hint_opt(hint));
         }
     }
 }

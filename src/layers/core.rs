@@ -74,6 +74,20 @@ impl Layer for Dense {
         Some(self.activation)
     }
 
+    /// Dense on (h, w, c) maps applies per pixel; most users meant to classify
+    /// the whole image and forgot a Flatten.
+    fn warnings(&self, inputs: &[Shape], output: &Shape) -> Vec<ShapeError> {
+        if inputs[0].len() < 3 {
+            return Vec::new();
+        }
+        vec![ShapeError::new(format!(
+            "applied to each position of {}, so it outputs {}",
+            fmt_shape(&inputs[0]),
+            fmt_shape(output)
+        ))
+        .hint("insert a Flatten layer before '{name}' to classify the whole input")]
+    }
+
     fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
         let mut y = inputs[0].broadcast_matmul(w[0].as_tensor())?;
         if self.use_bias {

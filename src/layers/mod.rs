@@ -139,6 +139,12 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
         Vec::new()
     }
 
+    /// Likely mistakes that still build (validate reports them as warnings).
+    /// `{name}` in a hint is replaced by the layer name.
+    fn warnings(&self, _inputs: &[Shape], _output: &Shape) -> Vec<ShapeError> {
+        Vec::new()
+    }
+
     /// The activation applied last, for loss/output compatibility checks.
     fn activation(&self) -> Option<Activation> {
         None
