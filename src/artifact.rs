@@ -98,3 +98,118 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// Why a model file can't be used. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot read {file}: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{file} is not a valid model file: {why}")]
+    Malformed { file: String, why: String },
+    #[error("{file} was written by a newer nnrun (model format {found}); this nnrun reads format {FORMAT_VERSION} and older: upgrade nnrun")]
+    TooNew { file: String, found: String },
+    #[error("{file}: the embedded spec no longer validates:\n{errors}")]
+    Spec { file: String, errors: String },
+}
+
+/// Headers larger than this are refused before any allocation of that size.
+const MAX_HEADER: u64 = 64 << 20;
+
+/// A model file's contents: weights and nnrun's metadata.
+pub struct ModelFile {
+    pub file: String,
+    pub metadata: BTreeMap<String, String>,
+    /// name -> (shape, float32 values)
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl ModelFile {
+    /// Reads and checks a model.safetensors: header size and JSON, dtypes,
+    /// offsets inside the file, and the format version.
+    pub fn read(path: &Path) -> Result<ModelFile, ArtifactError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io { file: file.clone(), source })?;
+        let bad = |why: String| ArtifactError::Malformed { file: file.clone(), why };
+        if bytes.len() < 8 {
+            return Err(bad(format!("{} bytes is too short for a safetensors header", bytes.len())));
+        }
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        if n > MAX_HEADER || 8 + n > bytes.len() as u64 {
+            return Err(bad(format!("the header claims {n} bytes but the file has {}", bytes.len())));
+        }
+        let header: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes[8..8 + n as usize]).map_err(|e| bad(format!("the header is not JSON: {e}")))?;
+        let data = &bytes[8 + n as usize..];
+        let mut metadata: BTreeMap<String, String> = BTreeMap::new();
+        let mut tensors = BTreeMap::new();
+        for (name, v) in header {
+            if name == "__metadata__" {
+                metadata = serde_json::from_value(v).map_err(|e| bad(format!("metadata: {e}")))?;
+                continue;
+            }
+            let dtype = v["dtype"].as_str().unwrap_or_default();
+            if dtype != "F32" {
+                return Err(bad(format!("tensor '{name}' has dtype {dtype:?}; nnrun writes F32")));
+            }
+            let shape: Vec<usize> = serde_json::from_value(v["shape"].clone()).map_err(|e| bad(format!("tensor '{name}' shape: {e}")))?;
+            let offs: [usize; 2] = serde_json::from_value(v["data_offsets"].clone()).map_err(|e| bad(format!("tensor '{name}' offsets: {e}")))?;
+            let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if offs[0] > offs[1] || offs[1] > data.len() || count.and_then(|c| c.checked_mul(4)) != Some(offs[1] - offs[0]) {
+                return Err(bad(format!("tensor '{name}' ({shape:?}) does not fit the file (offsets {offs:?}, {} data bytes)", data.len())));
+            }
+            let values = data[offs[0]..offs[1]].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            tensors.insert(name, (shape, values));
+        }
+        let version = metadata.get("nnrun.format_version").ok_or_else(|| bad("no nnrun.format_version in its metadata: not written by nnrun".into()))?;
+        let newer = version.parse::<u64>().map_or(true, |v| v > FORMAT_VERSION.parse::<u64>().expect("numeric"));
+        if newer {
+            return Err(ArtifactError::TooNew { file, found: version.clone() });
+        }
+        Ok(ModelFile { file, metadata, tensors })
+    }
+
+    pub fn meta(&self, key: &str) -> Result<&str, ArtifactError> {
+        self.metadata.get(key).map(String::as_str).ok_or_else(|| ArtifactError::Malformed { file: self.file.clone(), why: format!("no {key} in its metadata") })
+    }
+}
+
+/// A trained model restored from its file alone: the embedded spec, rebuilt
+/// and checked, with the saved weights and preprocessing.
+pub struct Restored {
+    pub file: ModelFile,
+    pub source: crate::spec::Source,
+    pub spec: crate::spec::Spec,
+    pub net: crate::model::Net,
+    pub prep: crate::data::PrepState,
+}
+
+pub fn restore(path: &Path) -> Result<Restored, ArtifactError> {
+    let file = ModelFile::read(path)?;
+    let name = file.file.clone();
+    let source = crate::spec::Source { path: format!("{name} (embedded spec)"), text: file.meta("nnrun.spec")?.to_string() };
+    let mut diags = Vec::new();
+    let built = crate::graph::from_source(&source, &mut diags);
+    let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();
+    let Some((spec, graph)) = built.filter(|_| errors.is_empty()) else {
+        return Err(ArtifactError::Spec { file: name, errors: errors.join("\n") });
+    };
+    let prep: crate::data::PrepState = serde_json::from_str(file.meta("nnrun.preprocessing")?)
+        .map_err(|e| ArtifactError::Malformed { file: name.clone(), why: format!("preprocessing metadata: {e}") })?;
+    let bad = |why: String| ArtifactError::Malformed { file: name.clone(), why };
+    let mut vars = Vec::with_capacity(graph.layers.len());
+    for node in &graph.layers {
+        let mut layer_vars = Vec::new();
+        for w in &node.weights {
+            let key = format!("{}.{}", node.name, w.name);
+            let (shape, values) = file.tensors.get(&key).ok_or_else(|| bad(format!("the spec needs weight '{key}', which the file lacks")))?;
+            if shape != &w.shape {
+                return Err(bad(format!("weight '{key}' has shape {shape:?}, the spec needs {:?}", w.shape)));
+            }
+            let t = Tensor::from_vec(values.clone(), shape.as_slice(), &candle_core::Device::Cpu).map_err(|e| bad(e.to_string()))?;
+            layer_vars.push(candle_core::Var::from_tensor(&t).map_err(|e| bad(e.to_string()))?);
+        }
+        vars.push(layer_vars);
+    }
+    let net = crate::model::Net { graph, vars, device: candle_core::Device::Cpu, dtype: DType::F32 };
+    Ok(Restored { file, source, spec, net, prep })
+}

@@ -1,5 +1,8 @@
 //! Command-line interface: one file per subcommand.
 
+pub mod evaluate;
+pub mod inspect;
+pub mod predict;
 pub mod train;
 pub mod validate;
 
@@ -24,6 +27,12 @@ pub enum Command {
     Validate(validate::Args),
     /// Train a spec on its data and write the run directory
     Train(train::Args),
+    /// Predict with a trained model file on new CSV or IDX data
+    Predict(predict::Args),
+    /// Loss, metrics and a confusion matrix of a trained model on labelled data
+    Evaluate(evaluate::Args),
+    /// Show what a model file holds: summary, spec, preprocessing, metrics
+    Inspect(inspect::Args),
 }
 
 /// Parses arguments and runs the subcommand.
@@ -32,6 +41,9 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Predict(args) => predict::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
     };
     ExitCode::from(code)
 }

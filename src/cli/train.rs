@@ -177,7 +177,7 @@ pub fn run(args: &Args) -> u8 {
         }
     }
 
-    match write_run(&out_dir, &net, &root, &prepared.prep, &history, test.as_deref(), cfg.seed) {
+    match write_run(&out_dir, &net, &root, &prepared.prep, &history, test.as_deref(), cfg.seed, &spec_dir) {
         Ok(()) => {
             if args.log_format == progress::LogFormat::Text {
                 println!("Saved {}", out_dir.display());
@@ -191,6 +191,7 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_run(
     dir: &std::path::Path,
     net: &Net,
@@ -199,6 +200,7 @@ fn write_run(
     history: &[fit::EpochLog],
     test: Option<&[(String, f64)]>,
     seed: u64,
+    spec_dir: &std::path::Path,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let spec_yaml = overrides::to_yaml(root);
@@ -212,6 +214,8 @@ fn write_run(
         ("nnrun.preprocessing".to_string(), serde_json::to_string(prep).unwrap_or_default()),
         ("nnrun.metrics".to_string(), serde_json::Value::Object(metrics).to_string()),
         ("nnrun.seed".to_string(), seed.to_string()),
+        // Relative data paths in the spec are relative to this directory.
+        ("nnrun.spec_dir".to_string(), spec_dir.display().to_string()),
     ]);
     let bytes = artifact::safetensors_bytes(&net.named_tensors(), meta).map_err(std::io::Error::other)?;
     artifact::write_atomic(&dir.join("model.safetensors"), &bytes)?;
