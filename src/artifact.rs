@@ -86,6 +86,38 @@ mod tests {
         assert_eq!(&view.data()[4..8], &2f32.to_le_bytes());
     }
 
+    fn write_tmp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("nnrun-artifact-{}-{name}", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn valid_bytes(version: &str) -> Vec<u8> {
+        let t = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
+        let meta = BTreeMap::from([("nnrun.format_version".to_string(), version.to_string())]);
+        safetensors_bytes(&[("d.bias".into(), t)], meta).unwrap()
+    }
+
+    #[test]
+    fn broken_model_files_are_errors_not_panics() {
+        let good = valid_bytes(FORMAT_VERSION);
+        let read = |name: &str, bytes: &[u8]| ModelFile::read(&write_tmp(name, bytes)).err().map(|e| e.to_string());
+        assert_eq!(read("good", &good), None);
+        let truncated = read("trunc", &good[..good.len() - 5]).unwrap();
+        assert!(truncated.contains("does not fit the file"), "{truncated}");
+        let mut huge = good.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(read("huge", &huge).unwrap().contains("the header claims"));
+        assert!(read("tiny", b"abc").unwrap().contains("too short"));
+        let mut garbage = good.clone();
+        garbage[9] = b'#';
+        assert!(read("json", &garbage).unwrap().contains("not JSON"));
+        let newer = read("newer", &valid_bytes("99")).unwrap();
+        assert!(newer.contains("newer nnrun (model format 99)"), "{newer}");
+        let missing = ModelFile::read(std::path::Path::new("/no/such/model.safetensors")).err().unwrap().to_string();
+        assert!(missing.starts_with("cannot read /no/such/model.safetensors"), "{missing}");
+    }
+
     #[test]
     fn atomic_write_replaces_whole_files() {
         let dir = std::env::temp_dir().join(format!("nnrun-atomic-{}", std::process::id()));
