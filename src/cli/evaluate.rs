@@ -1,13 +1,246 @@
-//! `nnrun evaluate` (being written).
+//! `nnrun evaluate`: loss, metrics and confusion matrices of a trained model
+//! on labelled data: the test data of its spec, or a file of the same kind.
+
+use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
+use crate::artifact::{self, ArtifactError, Restored};
+use crate::data::{self, DataError, ModelIo, OutputIo, Split};
+use crate::layers::Ctx;
+use crate::model::Net;
+use crate::spec::data::{resolve, SourceSpec};
+use crate::spec::Named;
+use crate::train::config::{self, TrainConfig};
+use crate::train::fit;
+use crate::train::losses::Loss;
+use candle_core::{DType, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The trained model file (runs/<name>/model.safetensors)
     #[arg(value_name = "MODEL")]
-    pub model: std::path::PathBuf,
+    pub model: PathBuf,
+    /// Labelled data in the training data's form: a CSV file, or IDX images
+    /// with --labels (default: the test data of the model's spec)
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// The IDX labels file for --data images
+    #[arg(long, value_name = "FILE", requires = "data")]
+    pub labels: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
-pub fn run(_args: &Args) -> u8 {
-    eprintln!("error: not implemented yet");
-    super::EXIT_IO
+/// An exit code and the message for stderr.
+type Failure = (u8, String);
+
+pub fn run(args: &Args) -> u8 {
+    match evaluate(args) {
+        Ok(()) => EXIT_OK,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            code
+        }
+    }
+}
+
+/// One classifier output's counts: `matrix[true][predicted]`.
+struct Confusion {
+    output: String,
+    classes: Vec<String>,
+    matrix: Vec<Vec<u64>>,
+}
+
+fn evaluate(args: &Args) -> Result<(), Failure> {
+    let r = artifact::restore(&args.model).map_err(|e| (if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let mut diags = Vec::new();
+    let cfg = config::read(&r.spec, &r.net.graph, &mut diags).ok_or_else(|| {
+        let msgs: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();
+        (EXIT_INVALID, format!("{}: the embedded training section is invalid:\n{}", r.file.file, msgs.join("\n")))
+    })?;
+    let (split, described) = load(args, &r, &cfg)?;
+    let seed = cfg.seed;
+    let values = fit::evaluate(&r.net, &cfg, &split, "", &mut StdRng::seed_from_u64(seed)).map_err(|e| (EXIT_INVALID, format!("evaluating: {e}")))?;
+    let confusions = confusions(&r, &cfg, &split).map_err(|e| (EXIT_INVALID, format!("evaluating: {e}")))?;
+    match args.format {
+        Format::Text => {
+            println!("{}: {} samples from {described}", r.file.file, split.n);
+            for (k, v) in &values {
+                println!("{k}: {v:.4}");
+            }
+            for c in &confusions {
+                print!("\n{}", matrix_text(c));
+            }
+        }
+        Format::Json => {
+            let mut obj: serde_json::Map<String, serde_json::Value> = values.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+            obj.insert("samples".into(), split.n.into());
+            let cm = confusions.iter().map(|c| (c.output.clone(), serde_json::json!({"classes": c.classes, "matrix": c.matrix}))).collect();
+            obj.insert("confusion_matrix".into(), serde_json::Value::Object(cm));
+            println!("{}", serde_json::Value::Object(obj));
+        }
+    }
+    Ok(())
+}
+
+/// The model's inputs and outputs, as training built them.
+fn model_io(net: &Net, cfg: &TrainConfig) -> ModelIo {
+    let g = &net.graph;
+    ModelIo {
+        inputs: g.inputs.iter().map(|i| (i.name.clone(), i.shape.clone())).collect(),
+        outputs: g
+            .outputs
+            .iter()
+            .zip(&cfg.losses)
+            .map(|(&o, loss)| OutputIo { name: g.layers[o].name.clone(), shape: g.layers[o].output_shape.clone().unwrap_or_default(), loss: loss.name().to_string() })
+            .collect(),
+    }
+}
+
+/// The split to evaluate on, and what it is in words.
+fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String), Failure> {
+    let Some(spec) = &r.spec.data else {
+        return Err((EXIT_INVALID, format!("{}: the embedded spec has no `data` section, so nnrun cannot read data for it", r.file.file)));
+    };
+    let io = model_io(&r.net, cfg);
+    let invalid = |e: DataError| (EXIT_INVALID, e.to_string());
+    if let Some(file) = &args.data {
+        let named = |p: &Path| -> Result<Named, Failure> {
+            if !p.is_file() {
+                return Err((EXIT_IO, format!("cannot read {}: no such file", p.display())));
+            }
+            Ok(Named { name: p.display().to_string(), pos: Default::default() })
+        };
+        let path = named(file)?;
+        let src = match (spec.train.is_csv(), &args.labels) {
+            (true, None) => SourceSpec::Csv { path },
+            (false, Some(labels)) => SourceSpec::Idx { images: path, labels: named(labels)? },
+            (true, Some(_)) => return Err((EXIT_IO, "--labels is for IDX images; this model was trained on CSV data, whose file holds the labels".into())),
+            (false, None) => return Err((EXIT_IO, "this model was trained on IDX images: give their labels file with --labels FILE".into())),
+        };
+        // Statistics and classes come from training, not from this file.
+        let split = data::load_with(spec, &src, Path::new(""), &io, &r.prep).map_err(invalid)?;
+        return Ok((split, file.display().to_string()));
+    }
+    let spec_dir = PathBuf::from(r.file.metadata.get("nnrun.spec_dir").map_or("", String::as_str));
+    let files = |s: &SourceSpec| s.paths().iter().map(|p| resolve(&spec_dir, &p.name).display().to_string()).collect::<Vec<_>>().join(" and ");
+    // Training's paths are relative to where it ran.
+    let located = |e: DataError| match e {
+        DataError::Open { .. } => (EXIT_INVALID, format!("{e}\nhint: the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE", spec_dir.display())),
+        e => invalid(e),
+    };
+    if let Some(test) = &spec.test {
+        let split = data::load_with(spec, test, &spec_dir, &io, &r.prep).map_err(located)?;
+        return Ok((split, format!("the test data {}", files(test))));
+    }
+    if spec.test_split > 0.0 {
+        // The seed and the limit training used give the same test rows.
+        let seed = r.file.metadata.get("nnrun.seed").and_then(|s| s.parse().ok()).unwrap_or(cfg.seed);
+        let limit = r.file.metadata.get("nnrun.limit").and_then(|s| s.parse().ok());
+        let p = data::load(spec, &spec_dir, &io, seed, limit).map_err(located)?;
+        if p.prep != r.prep {
+            eprintln!("warning: the training data differs from when the model was trained (other statistics or classes); the test split may not be the one training held out");
+        }
+        let limited = limit.map_or(String::new(), |n: usize| format!(" (first {n} samples)"));
+        let what = format!("the test split (test_split {} of {}{limited}, seed {seed})", spec.test_split, files(&spec.train));
+        return Ok((p.test.expect("test_split > 0 gives a test split"), what));
+    }
+    Err((EXIT_IO, format!("{}: the model's spec has no test data (`data.test` or `data.test_split`); pass --data FILE", r.file.file)))
+}
+
+/// Index of the first maximum, as the accuracy metric takes it.
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
+}
+
+/// Confusion matrices of the classifier outputs (crossentropy losses; binary
+/// with one unit), predictions thresholded as the accuracy metric does.
+fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split) -> candle_core::Result<Vec<Confusion>> {
+    let net = &r.net;
+    let g = &net.graph;
+    let classes: Vec<Option<usize>> = g
+        .outputs
+        .iter()
+        .zip(&cfg.losses)
+        .map(|(&o, loss)| match (loss, g.layers[o].output_shape.as_deref()) {
+            (Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy, Some(&[k])) => Some(k),
+            (Loss::BinaryCrossentropy, Some(&[1])) => Some(2),
+            _ => None,
+        })
+        .collect();
+    let mut out: Vec<Confusion> = Vec::new();
+    for (k, n) in classes.iter().enumerate() {
+        if let Some(n) = *n {
+            let names = r.prep.outputs.get(k).and_then(|p| p.classes.clone()).unwrap_or_else(|| (0..n).map(|c| c.to_string()).collect());
+            out.push(Confusion { output: g.layers[g.outputs[k]].name.clone(), classes: names, matrix: vec![vec![0; n]; n] });
+        }
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let mut rng = StdRng::seed_from_u64(0);
+    let probabilities = vec![false; g.outputs.len()];
+    let batch = cfg.batch_size.max(256);
+    for start in (0..split.n).step_by(batch) {
+        let end = (start + batch).min(split.n);
+        let xs = split
+            .inputs
+            .iter()
+            .map(|a| {
+                let dims: Vec<usize> = std::iter::once(end - start).chain(a.shape.iter().copied()).collect();
+                Tensor::from_slice(&a.data[start * a.width()..end * a.width()], dims, &net.device)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let outs = net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false }, &probabilities)?;
+        let mut cms = out.iter_mut();
+        for (k, y) in outs.iter().enumerate() {
+            if classes[k].is_none() {
+                continue;
+            }
+            let cm = cms.next().expect("one matrix per classifier");
+            let p = y.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let w = p.len() / (end - start);
+            for i in start..end {
+                let (row, truth) = (&p[(i - start) * w..(i - start + 1) * w], split.targets[k].sample(i));
+                let (t, pred) = match (cfg.losses[k], truth) {
+                    (Loss::BinaryCrossentropy, _) => (truth[0] as usize, usize::from(row[0] > 0.5)),
+                    (_, [t]) => (*t as usize, argmax(row)),
+                    _ => (argmax(truth), argmax(row)),
+                };
+                cm.matrix[t][pred] += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn matrix_text(c: &Confusion) -> String {
+    let corner = "true \\ predicted";
+    let first = c.classes.iter().map(|s| s.chars().count()).chain([corner.len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = c
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(j, name)| c.matrix.iter().map(|row| row[j].to_string().len()).chain([name.chars().count()]).max().unwrap_or(1))
+        .collect();
+    let mut s = format!("Confusion matrix of '{}' (rows: true class, columns: predicted):\n{corner:<first$}", c.output);
+    for (name, w) in c.classes.iter().zip(&widths) {
+        s.push_str(&format!("  {name:>w$}"));
+    }
+    s.push('\n');
+    for (name, row) in c.classes.iter().zip(&c.matrix) {
+        s.push_str(&format!("{name:<first$}"));
+        for (v, w) in row.iter().zip(&widths) {
+            s.push_str(&format!("  {v:>w$}"));
+        }
+        s.push('\n');
+    }
+    s
 }

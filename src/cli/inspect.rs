@@ -1,4 +1,10 @@
-//! `nnrun inspect` (being written).
+//! `nnrun inspect`: what a model file holds, from the file alone: summary,
+//! embedded spec, preprocessing, final metrics and provenance.
+
+use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
+use crate::artifact::{self, ArtifactError, Restored};
+use crate::summary;
+use std::fmt::Write;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -7,7 +13,93 @@ pub struct Args {
     pub model: std::path::PathBuf,
 }
 
-pub fn run(_args: &Args) -> u8 {
-    eprintln!("error: not implemented yet");
-    super::EXIT_IO
+pub fn run(args: &Args) -> u8 {
+    match artifact::restore(&args.model) {
+        Ok(r) => {
+            print!("{}", text(&r));
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }
+        }
+    }
+}
+
+/// Long column lists as "first … last (N columns)".
+fn columns(names: &[String]) -> String {
+    match names {
+        [first, .., last] if names.len() > 8 => format!("{first} … {last} ({} columns)", names.len()),
+        _ => names.join(", "),
+    }
+}
+
+/// serde's name of a unit enum value (`standard`, `csv`).
+fn name_of(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Training values first, then validation, then test; names sorted within.
+fn metric_order(key: &str) -> (u8, &str) {
+    let group = if key.starts_with("val_") { 1 } else if key.starts_with("test_") { 2 } else if key == "learning_rate" { 3 } else { 0 };
+    (group, key)
+}
+
+pub fn text(r: &Restored) -> String {
+    let meta = |k: &str| r.file.metadata.get(k).map_or("?", String::as_str);
+    let mut s = format!("Model file: {}\n\n", r.file.file);
+    s.push_str(&summary::text(&r.net.graph));
+
+    s.push_str("\nSpec (embedded):\n");
+    for line in meta("nnrun.spec").lines() {
+        let _ = writeln!(s, "  {line}");
+    }
+
+    let p = &r.prep;
+    let _ = writeln!(s, "\nPreprocessing:\n  source: {}, scale: {}, normalize: {}, missing: {}", name_of(&p.source), p.scale, name_of(&p.normalize), name_of(&p.missing));
+    if let Some(w) = &p.window {
+        let _ = writeln!(s, "  window: {} values of column '{}'", w.size, w.column);
+    }
+    for i in &p.inputs {
+        let features = if i.features.is_empty() { "IDX image pixels".to_string() } else { columns(&i.features) };
+        let _ = writeln!(s, "  input '{}' {:?}: {features}", i.name, i.shape);
+    }
+    for o in &p.outputs {
+        let classes = match &o.classes {
+            Some(c) => format!(", classes: {}", c.join(", ")),
+            None if o.loss.ends_with("crossentropy") => ", classes: numeric labels".to_string(),
+            None => String::new(),
+        };
+        let _ = writeln!(s, "  output '{}' ({}): target '{}'{classes}", o.name, o.loss, o.target);
+    }
+
+    s.push_str("\nFinal metrics:\n");
+    let metrics: serde_json::Map<String, serde_json::Value> = serde_json::from_str(meta("nnrun.metrics")).unwrap_or_default();
+    let mut keys: Vec<&String> = metrics.keys().collect();
+    keys.sort_by_key(|k| metric_order(k));
+    for k in keys {
+        let v = metrics[k].as_f64().unwrap_or(f64::NAN);
+        let _ = if k == "learning_rate" { writeln!(s, "  {k}: {v}") } else { writeln!(s, "  {k}: {v:.4}") };
+    }
+
+    let _ = writeln!(s, "\nSeed: {}", meta("nnrun.seed"));
+    if let Some(n) = r.file.metadata.get("nnrun.limit") {
+        let _ = writeln!(s, "Trained on the first {n} samples (--limit)");
+    }
+    let _ = writeln!(s, "Data paths relative to: {}", meta("nnrun.spec_dir"));
+    let _ = writeln!(s, "nnrun version: {}", meta("nnrun.version"));
+    let _ = writeln!(s, "Format version: {}", meta("nnrun.format_version"));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_column_lists_are_abbreviated() {
+        let p: Vec<String> = (0..784).map(|i| format!("p{i}")).collect();
+        assert_eq!(columns(&p), "p0 … p783 (784 columns)");
+        assert_eq!(columns(&p[..3]), "p0, p1, p2");
+    }
 }

@@ -1,13 +1,326 @@
-//! `nnrun predict` (being written).
+//! `nnrun predict`: run a trained model on new CSV or IDX data with the
+//! model's own preprocessing, and write one CSV row of predictions per sample.
+//!
+//! CSV input is streamed a batch at a time; an IDX file is read whole (as
+//! training reads it). `--output` is written to a temp file beside it and
+//! renamed over it only once every row is written.
+
+use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
+use crate::artifact::{self, ArtifactError, Restored};
+use crate::data::{self, DataError, PrepState, SourceKind};
+use crate::layers::Ctx;
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use std::fmt::Display;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The trained model file (runs/<name>/model.safetensors)
     #[arg(value_name = "MODEL")]
-    pub model: std::path::PathBuf,
+    pub model: PathBuf,
+    /// New samples: a CSV with the model's feature columns (others are
+    /// ignored), or an IDX images file (raw or gzip) for a model trained on IDX
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Write the predictions to FILE (replaced once complete) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Samples per forward pass
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub batch_size: usize,
 }
 
-pub fn run(_args: &Args) -> u8 {
-    eprintln!("error: not implemented yet");
-    super::EXIT_IO
+/// A failure: exit code and message (empty: exit quietly).
+struct Fail(u8, String);
+
+fn invalid(msg: impl Display) -> Fail {
+    Fail(EXIT_INVALID, msg.to_string())
+}
+
+pub fn run(args: &Args) -> u8 {
+    match predict(args) {
+        Ok(()) => EXIT_OK,
+        Err(Fail(code, msg)) => {
+            if !msg.is_empty() {
+                eprintln!("error: {msg}");
+            }
+            code
+        }
+    }
+}
+
+fn predict(args: &Args) -> Result<(), Fail> {
+    let r = artifact::restore(&args.model).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let prep = &r.prep;
+    if prep.window.is_some() {
+        return Err(invalid(format!("{}: predicting with a windowed (time-series) model is not supported yet", r.file.file)));
+    }
+    let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
+    let file = args.input.display().to_string();
+    if let Err(e) = std::fs::File::open(&args.input) {
+        return Err(Fail(EXIT_IO, format!("cannot read {file}: {e}")));
+    }
+    let mut reader = match prep.source {
+        SourceKind::Csv => Reader::csv(&args.input, file, prep)?,
+        SourceKind::Idx => Reader::idx(&args.input, file, &r)?,
+    };
+    let blocks = blocks(&r);
+    let mut out = Out::open(args.output.as_deref())?;
+    out.row(blocks.iter().flat_map(|b| b.header.iter().cloned()))?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let model_err = |e: candle_core::Error| invalid(format!("{}: running the model: {e}", r.file.file));
+    loop {
+        let (n, raw) = reader.batch(args.batch_size)?;
+        if n == 0 {
+            break;
+        }
+        let mut xs = Vec::with_capacity(raw.len());
+        for (i, mut v) in raw.into_iter().enumerate() {
+            prep.apply_input(i, &mut v);
+            let dims: Vec<usize> = std::iter::once(n).chain(shapes[i].iter().copied()).collect();
+            xs.push(Tensor::from_vec(v, dims, &Device::Cpu).map_err(model_err)?);
+        }
+        let ys = r.net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false }, &[]).map_err(model_err)?;
+        let mut ys: Vec<Vec<f32>> = ys.iter().map(|y| y.flatten_all().and_then(|y| y.to_vec1::<f32>())).collect::<Result<_, _>>().map_err(model_err)?;
+        for s in 0..n {
+            let mut row = Vec::new();
+            for b in &blocks {
+                b.cells(prep, &mut ys[b.o][s * b.units..(s + 1) * b.units], &mut row);
+            }
+            out.row(row)?;
+        }
+    }
+    out.finish()
+}
+
+/// Raw samples, a batch at a time: per model input, `n * width` values.
+enum Reader {
+    Csv { rdr: csv::Reader<std::fs::File>, file: String, headers: Vec<String>, cols: Vec<Vec<usize>>, fill: bool },
+    Idx { data: Vec<f32>, width: usize, next: usize },
+}
+
+fn csv_fail(file: &str, e: csv::Error) -> Fail {
+    let code = if matches!(e.kind(), csv::ErrorKind::Io(_)) { EXIT_IO } else { EXIT_INVALID };
+    Fail(code, data::csv::csv_error(file, e).to_string())
+}
+
+fn list(items: &[String]) -> String {
+    if items.len() <= 12 { items.join(", ") } else { format!("{}, ... ({} in all)", items[..10].join(", "), items.len()) }
+}
+
+impl Reader {
+    fn csv(path: &Path, file: String, prep: &PrepState) -> Result<Reader, Fail> {
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_fail(&file, e))?;
+        let headers: Vec<String> = rdr.headers().map_err(|e| csv_fail(&file, e))?.iter().map(String::from).collect();
+        let (mut cols, mut missing) = (Vec::new(), Vec::new());
+        for p in &prep.inputs {
+            let mut c = Vec::new();
+            for f in &p.features {
+                match headers.iter().position(|h| h == f) {
+                    Some(i) => c.push(i),
+                    None if !missing.contains(f) => missing.push(f.clone()),
+                    None => {}
+                }
+            }
+            cols.push(c);
+        }
+        if !missing.is_empty() {
+            let quoted: Vec<String> = missing.iter().map(|m| format!("'{m}'")).collect();
+            let header_hint = if headers.iter().all(|h| h.parse::<f64>().is_ok()) { " (line 1 should be a header row with column names)" } else { "" };
+            return Err(invalid(format!(
+                "{file}: missing column{} {} that the model takes as features{header_hint}; the file's columns are: {}",
+                if missing.len() == 1 { "" } else { "s" },
+                list(&quoted),
+                list(&headers)
+            )));
+        }
+        Ok(Reader::Csv { rdr, file, headers, cols, fill: prep.missing == crate::spec::data::Missing::Mean })
+    }
+
+    fn idx(path: &Path, file: String, r: &Restored) -> Result<Reader, Fail> {
+        let [input] = &r.net.graph.inputs[..] else {
+            return Err(invalid(format!("{}: IDX input for a model with several inputs is not supported", r.file.file)));
+        };
+        let x = data::idx::read(path, &file).map_err(invalid)?;
+        let (width, want) = (x.dims[1..].iter().product::<usize>(), input.shape.iter().product::<usize>());
+        if width != want {
+            return Err(invalid(format!(
+                "{file}: samples have shape {:?} ({width} values) but the model's input '{}' has shape {:?} ({want} values); give images like those it was trained on",
+                &x.dims[1..],
+                input.name,
+                input.shape
+            )));
+        }
+        Ok(Reader::Idx { data: x.data, width, next: 0 })
+    }
+
+    fn batch(&mut self, max: usize) -> Result<(usize, Vec<Vec<f32>>), Fail> {
+        match self {
+            Reader::Csv { rdr, file, headers, cols, fill } => {
+                let mut out = vec![Vec::new(); cols.len()];
+                let mut rec = csv::StringRecord::new();
+                let mut n = 0;
+                while n < max && rdr.read_record(&mut rec).map_err(|e| csv_fail(file, e))? {
+                    for (cs, o) in cols.iter().zip(&mut out) {
+                        for &c in cs {
+                            let s = &rec[c];
+                            match s.parse::<f32>().ok().filter(|x| x.is_finite()) {
+                                Some(x) => o.push(x),
+                                // NaN: apply_input fills it with the training mean.
+                                None if *fill => o.push(f32::NAN),
+                                None => {
+                                    let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is not a number") };
+                                    let msg = format!("{what} (the model fills missing values only when trained with `missing: mean`)");
+                                    let row = rec.position().map_or(0, |p| p.line() as usize);
+                                    return Err(invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg }));
+                                }
+                            }
+                        }
+                    }
+                    n += 1;
+                }
+                Ok((n, out))
+            }
+            Reader::Idx { data, width, next } => {
+                let n = max.min(data.len() / *width - *next);
+                let v = data[*next * *width..(*next + n) * *width].to_vec();
+                *next += n;
+                Ok((n, vec![v]))
+            }
+        }
+    }
+}
+
+/// How one output's values become columns.
+enum Kind {
+    /// Softmax classes: the predicted name, then one probability per class.
+    Classes(Vec<String>),
+    /// Sigmoid units: per unit the predicted class (names of 0 and 1), then p(1).
+    Binary([String; 2]),
+    /// Regression: the values in the target's units.
+    Values,
+}
+
+struct Block {
+    o: usize,
+    units: usize,
+    kind: Kind,
+    header: Vec<String>,
+}
+
+/// One block of columns per output; names are prefixed by the output's
+/// name only when there are several outputs.
+fn blocks(r: &Restored) -> Vec<Block> {
+    let single = r.prep.outputs.len() == 1;
+    let g = &r.net.graph;
+    r.prep
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(o, p)| {
+            let units = g.layers[g.outputs[o]].output_shape.as_ref().map_or(1, |s| s.iter().product());
+            let name = |k: usize| p.classes.as_ref().and_then(|c| c.get(k)).cloned().unwrap_or_else(|| k.to_string());
+            let (kind, label) = match p.loss.as_str() {
+                "categorical_crossentropy" | "sparse_categorical_crossentropy" => (Kind::Classes((0..units).map(name).collect()), "class"),
+                "binary_crossentropy" => (Kind::Binary([name(0), name(1)]), "class"),
+                _ => (Kind::Values, "prediction"),
+            };
+            let (base, pre) = if single { (label.to_string(), String::new()) } else { (p.name.clone(), format!("{}_", p.name)) };
+            let numbered = |b: &str| -> Vec<String> { if units == 1 { vec![b.to_string()] } else { (0..units).map(|k| format!("{b}_{k}")).collect() } };
+            let header = match &kind {
+                Kind::Classes(names) => std::iter::once(base).chain(names.iter().map(|n| format!("{pre}p_{n}"))).collect(),
+                Kind::Binary(names) if units == 1 => vec![base, format!("{pre}p_{}", names[1])],
+                Kind::Binary(_) => numbered(&base).into_iter().chain(numbered(&format!("{pre}p"))).collect(),
+                Kind::Values => numbered(&base),
+            };
+            Block { o, units, kind, header }
+        })
+        .collect()
+}
+
+impl Block {
+    /// Appends this output's cells for one sample's values `y`.
+    fn cells(&self, prep: &PrepState, y: &mut [f32], row: &mut Vec<String>) {
+        match &self.kind {
+            Kind::Classes(names) => {
+                let best = y.iter().enumerate().fold(0, |b, (k, v)| if *v > y[b] { k } else { b });
+                row.push(names[best].clone());
+                row.extend(y.iter().map(|&v| num(v)));
+            }
+            Kind::Binary(names) => {
+                row.extend(y.iter().map(|&p| names[(p >= 0.5) as usize].clone()));
+                row.extend(y.iter().map(|&v| num(v)));
+            }
+            Kind::Values => {
+                prep.restore_target(self.o, y);
+                row.extend(y.iter().map(|&v| num(v)));
+            }
+        }
+    }
+}
+
+/// Shortest round-trip text; exponent form for tiny values, which plain
+/// notation would spell with dozens of zeros.
+fn num(v: f32) -> String {
+    if v != 0.0 && v.abs() < 1e-4 { format!("{v:e}") } else { v.to_string() }
+}
+
+/// Where rows go: stdout, or a temp file renamed over the destination by
+/// `finish`, so an error never leaves a half-written file there.
+struct Out {
+    w: Option<csv::Writer<Box<dyn Write>>>,
+    /// (temp file, destination) for --output.
+    file: Option<(PathBuf, PathBuf)>,
+}
+
+impl Out {
+    fn open(dest: Option<&Path>) -> Result<Out, Fail> {
+        let Some(dest) = dest else {
+            return Ok(Out { w: Some(csv::Writer::from_writer(Box::new(std::io::stdout()))), file: None });
+        };
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let f = std::fs::File::create(&tmp).map_err(|e| Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())))?;
+        Ok(Out { w: Some(csv::Writer::from_writer(Box::new(f))), file: Some((tmp, dest.to_path_buf())) })
+    }
+
+    fn fail(&self, e: std::io::Error) -> Fail {
+        match &self.file {
+            Some((_, dest)) => Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())),
+            // A closed pipe (`| head`) only means nobody wants more rows.
+            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail(EXIT_OK, String::new()),
+            None => Fail(EXIT_IO, format!("cannot write to stdout: {e}")),
+        }
+    }
+
+    fn row<I: IntoIterator<Item = String>>(&mut self, cells: I) -> Result<(), Fail> {
+        let r = self.w.as_mut().expect("open until finish").write_record(cells);
+        r.map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(e) => self.fail(e),
+            other => self.fail(std::io::Error::other(format!("{other:?}"))),
+        })
+    }
+
+    fn finish(mut self) -> Result<(), Fail> {
+        let mut w = self.w.take().expect("open until finish");
+        w.flush().map_err(|e| self.fail(e))?;
+        drop(w);
+        if let Some((tmp, dest)) = &self.file {
+            let done = std::fs::File::open(tmp).and_then(|f| f.sync_all()).and_then(|_| std::fs::rename(tmp, dest));
+            done.map_err(|e| self.fail(e))?;
+            self.file = None;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = &self.file {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }

@@ -177,7 +177,7 @@ pub fn run(args: &Args) -> u8 {
         }
     }
 
-    match write_run(&out_dir, &net, &root, &prepared.prep, &history, test.as_deref(), cfg.seed, &spec_dir) {
+    match write_run(&out_dir, &net, &root, &prepared.prep, &history, test.as_deref(), cfg.seed, args.limit, &spec_dir) {
         Ok(()) => {
             if args.log_format == progress::LogFormat::Text {
                 println!("Saved {}", out_dir.display());
@@ -200,6 +200,7 @@ fn write_run(
     history: &[fit::EpochLog],
     test: Option<&[(String, f64)]>,
     seed: u64,
+    limit: Option<usize>,
     spec_dir: &std::path::Path,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -207,7 +208,7 @@ fn write_run(
     let last = history.last().map(|h| h.values.clone()).unwrap_or_default();
     let metrics: serde_json::Map<String, serde_json::Value> =
         last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
-    let meta = BTreeMap::from([
+    let mut meta = BTreeMap::from([
         ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
         ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("nnrun.spec".to_string(), spec_yaml.clone()),
@@ -217,6 +218,10 @@ fn write_run(
         // Relative data paths in the spec are relative to this directory.
         ("nnrun.spec_dir".to_string(), spec_dir.display().to_string()),
     ]);
+    // `evaluate` needs it to split the same test rows off the limited data.
+    if let Some(n) = limit {
+        meta.insert("nnrun.limit".to_string(), n.to_string());
+    }
     let bytes = artifact::safetensors_bytes(&net.named_tensors(), meta).map_err(std::io::Error::other)?;
     artifact::write_atomic(&dir.join("model.safetensors"), &bytes)?;
     artifact::write_atomic(&dir.join("spec.yaml"), spec_yaml.as_bytes())?;

@@ -68,7 +68,7 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
     })
 }
 
-fn csv_error(file: &str, e: csv::Error) -> DataError {
+pub(crate) fn csv_error(file: &str, e: csv::Error) -> DataError {
     let line = |p: Option<&csv::Position>| p.map_or(String::new(), |p| format!("line {}: ", p.line()));
     let msg = match e.kind() {
         csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {

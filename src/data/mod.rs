@@ -186,17 +186,20 @@ fn read_source(spec: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo)
     }
 }
 
+/// Reads one source as training reads it: missing rows dropped, windows cut.
+fn read_table(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo) -> Result<prep::Table, DataError> {
+    let t = read_source(data, src, spec_dir, io)?;
+    let t = if data.missing == Missing::Drop { t.drop_missing() } else { t };
+    match &data.window {
+        Some(w) => prep::windows(t, w.size),
+        None => Ok(t),
+    }
+}
+
 /// Loads and prepares the data of `spec` for a model with inputs and outputs `io`.
 /// `limit` keeps the first N training samples (before any split).
 pub fn load(data: &DataSpec, spec_dir: &Path, io: &ModelIo, seed: u64, limit: Option<usize>) -> Result<Prepared, DataError> {
-    let read = |src: &SourceSpec| -> Result<prep::Table, DataError> {
-        let t = read_source(data, src, spec_dir, io)?;
-        let t = if data.missing == Missing::Drop { t.drop_missing() } else { t };
-        match &data.window {
-            Some(w) => prep::windows(t, w.size),
-            None => Ok(t),
-        }
-    };
+    let read = |src: &SourceSpec| read_table(data, src, spec_dir, io);
     let mut train = read(&data.train)?;
     if let Some(n) = limit {
         train = train.subset(&(0..n.min(train.n)).collect::<Vec<_>>());
@@ -204,6 +207,12 @@ pub fn load(data: &DataSpec, spec_dir: &Path, io: &ModelIo, seed: u64, limit: Op
     let validation = data.validation.as_ref().map(&read).transpose()?;
     let test = data.test.as_ref().map(&read).transpose()?;
     prep::prepare(data, io, train, validation, test, seed)
+}
+
+/// Loads one labelled source (read as `data` describes) and prepares it with
+/// a trained model's saved statistics and classes.
+pub fn load_with(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo, state: &PrepState) -> Result<Split, DataError> {
+    prep::apply(io, read_table(data, src, spec_dir, io)?, state)
 }
 
 #[cfg(test)]

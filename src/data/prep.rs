@@ -344,33 +344,14 @@ type Typed = (Vec<Vec<f32>>, Option<Vec<String>>);
 /// indices (classes: sorted distinct strings of the training split).
 fn typed_targets(tables: &[&Table], o: usize, out: &OutputIo) -> Result<Typed, DataError> {
     let col = &tables[0].targets[o];
-    let Values::Str(train) = &col.values else {
-        let vals = tables.iter().map(|t| match &t.targets[o].values {
-            Values::Num(v) => v.clone(),
-            Values::Str(_) => unreachable!("a source kind mixes string and numeric targets"),
-        });
-        return Ok((vals.collect(), None));
+    let text = match &col.values {
+        Values::Str(train) => train.iter().position(|s| !s.is_empty() && parse_num(s).is_none()),
+        Values::Num(_) => None,
     };
-    let missing = |t: &Table, i: usize| {
-        t.error_at(&t.targets[o].file, i, &t.targets[o].name, "the target is empty (set `missing: drop` to skip rows without a target)".into())
-    };
-    let text = train.iter().position(|s| !s.is_empty() && parse_num(s).is_none());
     let Some(first_text) = text else {
-        // Numeric column: every split must be numeric too.
-        let mut out = Vec::new();
-        for t in tables {
-            let Values::Str(v) = &t.targets[o].values else { unreachable!() };
-            let mut nums = Vec::with_capacity(v.len());
-            for (i, s) in v.iter().enumerate() {
-                if s.is_empty() {
-                    return Err(missing(t, i));
-                }
-                nums.push(parse_num(s).ok_or_else(|| t.error_at(&t.targets[o].file, i, &col.name, format!("'{s}' is not a number, but the training values of this column are numbers")))?);
-            }
-            out.push(nums);
-        }
-        return Ok((out, None));
+        return Ok((tables.iter().map(|t| numeric_targets(t, o, &col.name)).collect::<Result<_, _>>()?, None));
     };
+    let Values::Str(train) = &col.values else { unreachable!() };
     if !matches!(out.loss.as_str(), "categorical_crossentropy" | "sparse_categorical_crossentropy" | "binary_crossentropy") {
         return Err(tables[0].error_at(
             &col.file,
@@ -382,23 +363,81 @@ fn typed_targets(tables: &[&Table], o: usize, out: &OutputIo) -> Result<Typed, D
     let mut classes: Vec<String> = train.iter().filter(|s| !s.is_empty()).cloned().collect();
     classes.sort();
     classes.dedup();
-    let mut out_vals = Vec::new();
-    for t in tables {
-        let Values::Str(v) = &t.targets[o].values else { unreachable!() };
-        let mut idx = Vec::with_capacity(v.len());
-        for (i, s) in v.iter().enumerate() {
+    let vals = tables.iter().map(|t| class_indices(t, o, &classes)).collect::<Result<_, _>>()?;
+    Ok((vals, Some(classes)))
+}
+
+fn missing_target(t: &Table, o: usize, i: usize) -> DataError {
+    t.error_at(&t.targets[o].file, i, &t.targets[o].name, "the target is empty (set `missing: drop` to skip rows without a target)".into())
+}
+
+/// A numeric target column; `train_col` names the training column in messages.
+fn numeric_targets(t: &Table, o: usize, train_col: &str) -> Result<Vec<f32>, DataError> {
+    match &t.targets[o].values {
+        Values::Num(v) => Ok(v.clone()),
+        Values::Str(v) => v
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if s.is_empty() {
+                    return Err(missing_target(t, o, i));
+                }
+                parse_num(s).ok_or_else(|| t.error_at(&t.targets[o].file, i, train_col, format!("'{s}' is not a number, but the training values of this column are numbers")))
+            })
+            .collect(),
+    }
+}
+
+/// Class indices of a string target column; `classes` sorted.
+fn class_indices(t: &Table, o: usize, classes: &[String]) -> Result<Vec<f32>, DataError> {
+    let col = &t.targets[o];
+    let Values::Str(v) = &col.values else {
+        return Err(DataError::file(&col.file, format!("column '{}' holds numbers, but the model was trained on class names ({})", col.name, list(classes))));
+    };
+    v.iter()
+        .enumerate()
+        .map(|(i, s)| {
             if s.is_empty() {
-                return Err(missing(t, i));
+                return Err(missing_target(t, o, i));
             }
             let c = classes.binary_search(s).map_err(|_| {
-                let msg = format!("class '{s}' does not occur in the training data (classes: {})", list(&classes));
-                t.error_at(&t.targets[o].file, i, &col.name, msg)
+                t.error_at(&col.file, i, &col.name, format!("class '{s}' does not occur in the training data (classes: {})", list(classes)))
             })?;
-            idx.push(c as f32);
+            Ok(c as f32)
+        })
+        .collect()
+}
+
+/// Prepares a table as the training data was, with the saved statistics and
+/// classes rather than ones computed from this table (evaluation data).
+pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, DataError> {
+    let mut inputs = Vec::new();
+    for (i, (name, shape)) in io.inputs.iter().enumerate() {
+        let saved = state.inputs[i].shift.len();
+        if t.widths[i] != saved {
+            return Err(DataError::file(&t.file, format!("input '{name}' has {} values per sample here but {saved} in training", t.widths[i])));
         }
-        out_vals.push(idx);
+        let mut data = std::mem::take(&mut t.inputs[i]);
+        state.apply_input(i, &mut data);
+        inputs.push(Array { shape: shape.clone(), data });
     }
-    Ok((out_vals, Some(classes)))
+    let mut targets = Vec::new();
+    for (o, out) in io.outputs.iter().enumerate() {
+        let out = &OutputIo { loss: canonical_loss(&out.loss).to_string(), ..out.clone() };
+        let p = &state.outputs[o];
+        let mut values = match &p.classes {
+            Some(c) => class_indices(&t, o, c)?,
+            None => numeric_targets(&t, o, &t.targets[o].name)?,
+        };
+        if let Some(i) = values.iter().position(|v| v.is_nan()) {
+            return Err(missing_target(&t, o, i / t.targets[o].width.max(1)));
+        }
+        if state.window.is_some() {
+            values.iter_mut().for_each(|v| *v = (*v * p.scale - p.shift) / p.div);
+        }
+        targets.push(encode(&t, o, out, values, p.classes.as_deref())?);
+    }
+    Ok(Split { n: t.n, inputs, targets })
 }
 
 fn list(items: &[String]) -> String {
@@ -585,6 +624,22 @@ mod tests {
         write(&d, "f.csv", "x,y\n1,0.5\n");
         assert!(err(load_in(&d, "train: f.csv\ntarget: y\n", &io(&[("input", &[1])], &[("out", &[2], "sparse_categorical_crossentropy")])))
             .contains("label 0.5 is not a class index"));
+    }
+
+    #[test]
+    fn apply_uses_the_saved_statistics_and_classes() {
+        let d = temp_dir("apply");
+        write(&d, "t.csv", "x,s\n0,a\n2,b\n4,c\n");
+        write(&d, "e.csv", "x,s\n10,c\n");
+        let io1 = io(&[("input", &[1])], &[("out", &[3], "sparse_categorical_crossentropy")]);
+        let spec = spec("train: t.csv\ntarget: s\nnormalize: minmax\n");
+        let p = super::super::load(&spec, &d, &io1, 1, None).unwrap();
+        // The training file itself comes out as training prepared it.
+        assert_eq!(super::super::load_with(&spec, &spec.train, &d, &io1, &p.prep).unwrap(), p.train);
+        let src = crate::spec::data::SourceSpec::Csv { path: crate::spec::Named { name: "e.csv".into(), pos: Default::default() } };
+        let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap();
+        // x' = (10 - 0) / 4 with the training range; 'c' stays class 2.
+        assert_eq!((e.n, e.inputs[0].data.clone(), e.targets[0].data.clone()), (1, vec![2.5], vec![2.0]));
     }
 
     #[test]
