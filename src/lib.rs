@@ -6,12 +6,14 @@
 //! (the run directory); `data` loads what the spec names; `cli` is the edge.
 
 pub mod artifact;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod diag;
 pub mod graph;
 pub mod layers;
 pub mod model;
+pub mod plot;
 pub mod reference;
 pub mod spec;
 pub mod summary;

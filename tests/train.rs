@@ -37,7 +37,7 @@ fn column(dir: &Path, name: &str) -> Vec<f64> {
 }
 
 fn assert_run_dir(dir: &Path) {
-    for f in ["model.safetensors", "spec.yaml", "history.csv"] {
+    for f in ["model.safetensors", "spec.yaml", "history.csv", "history.svg"] {
         assert!(dir.join(f).is_file(), "{} missing", f);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod evaluate;
 pub mod inspect;
+pub mod plot;
 pub mod predict;
 pub mod train;
 pub mod validate;
@@ -33,6 +34,8 @@ pub enum Command {
     Evaluate(evaluate::Args),
     /// Show what a model file holds: summary, spec, preprocessing, metrics
     Inspect(inspect::Args),
+    /// Draw the training curves of run directories (history.csv) as one SVG chart
+    Plot(plot::Args),
 }
 
 /// Parses arguments and runs the subcommand.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Plot(args) => plot::run(&args),
     };
     ExitCode::from(code)
 }

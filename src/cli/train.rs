@@ -13,7 +13,44 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Set by the Ctrl-C handler; the fit loop stops after the current step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// What a checkpoint must match to be resumed: the resolved spec, except
+/// `training.epochs`, which a resumed run may raise.
+pub fn resume_key(root: &yaml::Node) -> String {
+    let mut root = root.clone();
+    // Setting an existing or missing key cannot fail on a mapping root.
+    let _ = overrides::apply(&mut root, &["training.epochs=null".to_string()]);
+    overrides::to_yaml(&root)
+}
+
+/// Where fit's files go: the checkpoint after every epoch, and the
+/// ModelCheckpoint callback's model file.
+struct RunFiles<'a> {
+    dir: &'a Path,
+    key: String,
+    limit: Option<usize>,
+    model: ModelMeta<'a>,
+}
+
+impl fit::Hooks for RunFiles<'_> {
+    fn checkpoint(&mut self, snap: &fit::Snapshot) -> std::io::Result<()> {
+        let bytes = crate::checkpoint::to_bytes(snap, &self.key, self.limit).map_err(std::io::Error::other)?;
+        artifact::write_atomic(&self.dir.join(crate::checkpoint::FILE), &bytes)
+    }
+
+    fn save_model(&mut self, net: &Net, history: &[fit::EpochLog], file: &str) -> std::io::Result<()> {
+        let bytes = model_bytes(net, &self.model, history, None)?;
+        artifact::write_atomic(&self.dir.join(file), &bytes)
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,8 +67,11 @@ pub struct Args {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run directory (default: runs/<spec name>)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
+    /// Go on from RUN_DIR/checkpoint.safetensors (same spec; --epochs may grow); RUN_DIR is the output
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
     /// Train on the first N training samples only
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -132,7 +172,44 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_INVALID;
         }
     };
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&spec.name));
+    let out_dir = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(&spec.name));
+    let key = resume_key(&root);
+    let resume = match &args.resume {
+        None => fit::Resume::default(),
+        Some(dir) => {
+            let path = dir.join(crate::checkpoint::FILE);
+            let ck = match crate::checkpoint::Checkpoint::read(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: cannot resume: {e}");
+                    return EXIT_IO;
+                }
+            };
+            if ck.spec != key {
+                eprintln!("error: cannot resume: {} belongs to a different spec (only training.epochs may change between runs)", path.display());
+                eprintln!("hint: pass the same spec and --set/--batch-size/--seed flags as the run being resumed, or start a new run with --out");
+                return EXIT_INVALID;
+            }
+            if ck.limit != args.limit {
+                eprintln!("error: cannot resume: {} was trained with --limit {}, this run has {}", path.display(), fmt_limit(ck.limit), fmt_limit(args.limit));
+                return EXIT_INVALID;
+            }
+            match ck.restore(&net) {
+                Ok(r) => {
+                    println!("Resuming {} after epoch {}", dir.display(), ck.epoch);
+                    r
+                }
+                Err(e) => {
+                    eprintln!("error: cannot resume from {}: {e}", path.display());
+                    return EXIT_INVALID;
+                }
+            }
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&out_dir) {
+        eprintln!("error: creating {}: {e}", out_dir.display());
+        return EXIT_IO;
+    }
     println!(
         "Training '{}': {} train samples{}{}, {} epochs, batch size {}",
         spec.name,
@@ -148,9 +225,24 @@ pub fn run(args: &Args) -> u8 {
         progress::LogFormat::Text => &mut console,
         progress::LogFormat::Json => &mut json,
     };
-    let opts = fit::FitOptions { max_steps: args.max_steps };
-    let history = match fit::fit(&net, &cfg, &prepared.train, prepared.validation.as_ref(), &opts, &mut rng, reporter) {
-        Ok(h) => h,
+    // A second Ctrl-C while the handler is already installed (tests call run
+    // in one process only through the binary) is harmless; ignore failures.
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
+    let meta = ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir };
+    let mut files = RunFiles { dir: &out_dir, key, limit: args.limit, model: meta };
+    let outcome = fit::fit(&net, &cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
+    let history = match outcome {
+        Ok(o) if o.interrupted => {
+            let spec_arg = args.spec.display();
+            if out_dir.join(crate::checkpoint::FILE).is_file() {
+                eprintln!("interrupted: resume with nnrun train {spec_arg} --resume {}", out_dir.display());
+            } else {
+                eprintln!("interrupted before the first epoch ended: nothing to resume");
+            }
+            return EXIT_INTERRUPTED;
+        }
+        Ok(o) => o.history,
         Err(e) => {
             eprintln!("error: {e}");
             if matches!(e, fit::TrainError::Diverged { .. }) {
@@ -177,7 +269,7 @@ pub fn run(args: &Args) -> u8 {
         }
     }
 
-    match write_run(&out_dir, &net, &root, &prepared.prep, &history, test.as_deref(), cfg.seed, args.limit, &spec_dir) {
+    match write_run(&out_dir, &net, &files.model, &history, test.as_deref()) {
         Ok(()) => {
             if args.log_format == progress::LogFormat::Text {
                 println!("Saved {}", out_dir.display());
@@ -191,40 +283,53 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_run(
-    dir: &std::path::Path,
-    net: &Net,
-    root: &yaml::Node,
-    prep: &data::PrepState,
-    history: &[fit::EpochLog],
-    test: Option<&[(String, f64)]>,
+fn fmt_limit(l: Option<usize>) -> String {
+    l.map_or("none".into(), |n| n.to_string())
+}
+
+/// What a model file records besides the weights.
+struct ModelMeta<'a> {
+    root: &'a yaml::Node,
+    prep: &'a data::PrepState,
     seed: u64,
     limit: Option<usize>,
-    spec_dir: &std::path::Path,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let spec_yaml = overrides::to_yaml(root);
+    spec_dir: &'a Path,
+}
+
+/// model.safetensors's bytes: the weights, the resolved spec, preprocessing
+/// and the last epoch's (and the test) metrics.
+fn model_bytes(net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<Vec<u8>> {
+    let spec_yaml = overrides::to_yaml(m.root);
     let last = history.last().map(|h| h.values.clone()).unwrap_or_default();
     let metrics: serde_json::Map<String, serde_json::Value> =
         last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
     let mut meta = BTreeMap::from([
         ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
         ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("nnrun.spec".to_string(), spec_yaml.clone()),
-        ("nnrun.preprocessing".to_string(), serde_json::to_string(prep).unwrap_or_default()),
+        ("nnrun.spec".to_string(), spec_yaml),
+        ("nnrun.preprocessing".to_string(), serde_json::to_string(m.prep).unwrap_or_default()),
         ("nnrun.metrics".to_string(), serde_json::Value::Object(metrics).to_string()),
-        ("nnrun.seed".to_string(), seed.to_string()),
+        ("nnrun.seed".to_string(), m.seed.to_string()),
         // Relative data paths in the spec are relative to this directory.
-        ("nnrun.spec_dir".to_string(), spec_dir.display().to_string()),
+        ("nnrun.spec_dir".to_string(), m.spec_dir.display().to_string()),
     ]);
     // `evaluate` needs it to split the same test rows off the limited data.
-    if let Some(n) = limit {
+    if let Some(n) = m.limit {
         meta.insert("nnrun.limit".to_string(), n.to_string());
     }
-    let bytes = artifact::safetensors_bytes(&net.named_tensors(), meta).map_err(std::io::Error::other)?;
+    artifact::safetensors_bytes(&net.named_tensors(), meta).map_err(std::io::Error::other)
+}
+
+fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = model_bytes(net, m, history, test)?;
     artifact::write_atomic(&dir.join("model.safetensors"), &bytes)?;
-    artifact::write_atomic(&dir.join("spec.yaml"), spec_yaml.as_bytes())?;
-    artifact::write_atomic(&dir.join("history.csv"), artifact::history_csv(history).as_bytes())?;
+    artifact::write_atomic(&dir.join("spec.yaml"), overrides::to_yaml(m.root).as_bytes())?;
+    let csv = artifact::history_csv(history);
+    artifact::write_atomic(&dir.join("history.csv"), csv.as_bytes())?;
+    // The chart users look at instead of the CSV.
+    let label = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    let svg = crate::plot::history_svg(&[(label, csv)]).map_err(std::io::Error::other)?;
+    artifact::write_atomic(&dir.join("history.svg"), svg.as_bytes())?;
     Ok(())
 }

@@ -1,40 +1,91 @@
-//! Keras callbacks that act during fit.
+//! Keras callbacks that act during fit: ReduceLROnPlateau, EarlyStopping and
+//! ModelCheckpoint. Their state is plain data so a checkpoint can carry it.
 
-use super::config::ReduceLrOnPlateau;
+use super::config::{EarlyStopping, Mode, ModelCheckpoint, ReduceLrOnPlateau};
 use super::fit::EpochLog;
 use super::optim::Optimizer;
+use serde::{Deserialize, Serialize};
+
+/// serde for f64 as its exact bit pattern (JSON has no inf, and decimal text
+/// could round): `#[serde(with = "bits")]`.
+pub mod bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(x.to_bits())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
+}
+
+/// `bits` for `Option<f64>`.
+pub mod opt_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        x.map(f64::to_bits).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Option::<u64>::deserialize(d).map(|o| o.map(f64::from_bits))
+    }
+}
+
+fn initial_best(mode: Mode) -> f64 {
+    match mode {
+        Mode::Min => f64::INFINITY,
+        Mode::Max => f64::NEG_INFINITY,
+    }
+}
+
+/// Keras `_is_improvement`: better than `best` by more than `min_delta`.
+fn improves(mode: Mode, current: f64, best: f64, min_delta: f64) -> bool {
+    match mode {
+        Mode::Min => current + min_delta.abs() < best,
+        Mode::Max => current - min_delta.abs() > best,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlateauState {
+    #[serde(with = "bits")]
+    pub best: f64,
+    pub wait: usize,
+    pub cooldown: usize,
+}
 
 /// Keras `ReduceLROnPlateau` (mode min): after `patience` epochs without an
 /// improvement of at least `min_delta`, multiply the learning rate by `factor`.
 pub struct Plateau {
     cfg: ReduceLrOnPlateau,
-    best: f64,
-    wait: usize,
-    cooldown: usize,
+    pub state: PlateauState,
 }
 
 impl Plateau {
     pub fn new(cfg: ReduceLrOnPlateau) -> Self {
-        Plateau { cfg, best: f64::INFINITY, wait: 0, cooldown: 0 }
+        Plateau { cfg, state: PlateauState { best: f64::INFINITY, wait: 0, cooldown: 0 } }
+    }
+
+    pub fn monitor(&self) -> &str {
+        &self.cfg.monitor
     }
 
     /// Returns a message when the learning rate was reduced.
     pub fn on_epoch_end(&mut self, log: &EpochLog, opt: &mut Optimizer) -> Option<String> {
         let current = log.get(&self.cfg.monitor)?;
-        if self.cooldown > 0 {
-            self.cooldown -= 1;
-            self.wait = 0;
+        let s = &mut self.state;
+        if s.cooldown > 0 {
+            s.cooldown -= 1;
+            s.wait = 0;
         }
-        if current < self.best - self.cfg.min_delta {
-            self.best = current;
-            self.wait = 0;
+        if current < s.best - self.cfg.min_delta {
+            s.best = current;
+            s.wait = 0;
             return None;
         }
-        if self.cooldown > 0 {
+        if s.cooldown > 0 {
             return None;
         }
-        self.wait += 1;
-        if self.wait < self.cfg.patience.max(1) {
+        s.wait += 1;
+        if s.wait < self.cfg.patience.max(1) {
             return None;
         }
         let old = opt.learning_rate();
@@ -42,12 +93,147 @@ impl Plateau {
             return None;
         }
         opt.scale_learning_rate(self.cfg.factor, self.cfg.min_lr);
-        self.cooldown = self.cfg.cooldown;
-        self.wait = 0;
+        s.cooldown = self.cfg.cooldown;
+        s.wait = 0;
         Some(format!(
             "epoch {}: ReduceLROnPlateau reducing learning rate from {old:.3e} to {:.3e}",
             log.epoch,
             opt.learning_rate()
         ))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopState {
+    #[serde(with = "bits")]
+    pub best: f64,
+    pub wait: usize,
+    /// The epoch (1-based) with the best value; 0 before any.
+    pub best_epoch: usize,
+    /// The epoch at which training stopped; 0 while it goes on.
+    pub stopped_epoch: usize,
+}
+
+/// Keras `EarlyStopping`. With `restore_best_weights`, the caller keeps a copy
+/// of the weights whenever `on_epoch_end` reports an improvement.
+pub struct EarlyStop {
+    pub cfg: EarlyStopping,
+    pub state: EarlyStopState,
+}
+
+/// What EarlyStopping decided at the end of an epoch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Improved,
+    Continue,
+    Stop,
+}
+
+impl EarlyStop {
+    pub fn new(cfg: EarlyStopping) -> Self {
+        let best = initial_best(cfg.mode);
+        EarlyStop { cfg, state: EarlyStopState { best, wait: 0, best_epoch: 0, stopped_epoch: 0 } }
+    }
+
+    /// `None` when the log lacks the monitored value.
+    pub fn on_epoch_end(&mut self, log: &EpochLog) -> Option<Decision> {
+        let current = log.get(&self.cfg.monitor)?;
+        let s = &mut self.state;
+        s.wait += 1;
+        if improves(self.cfg.mode, current, s.best, self.cfg.min_delta) {
+            s.best = current;
+            s.best_epoch = log.epoch;
+            s.wait = 0;
+            return Some(Decision::Improved);
+        }
+        // Keras never stops after the first epoch.
+        if s.wait >= self.cfg.patience && log.epoch > 1 {
+            s.stopped_epoch = log.epoch;
+            return Some(Decision::Stop);
+        }
+        Some(Decision::Continue)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SaveState {
+    #[serde(with = "bits")]
+    pub best: f64,
+}
+
+/// Keras `ModelCheckpoint`: decides when the model file is written.
+pub struct SaveModel {
+    pub cfg: ModelCheckpoint,
+    pub state: SaveState,
+}
+
+impl SaveModel {
+    pub fn new(cfg: ModelCheckpoint) -> Self {
+        let best = initial_best(cfg.mode);
+        SaveModel { cfg, state: SaveState { best } }
+    }
+
+    /// Whether to save after this epoch. With `save_best_only`, a log that
+    /// lacks the monitored value saves nothing (fit warns once).
+    pub fn on_epoch_end(&mut self, log: &EpochLog) -> bool {
+        if !log.epoch.is_multiple_of(self.cfg.every) {
+            return false;
+        }
+        if !self.cfg.save_best_only {
+            return true;
+        }
+        match log.get(&self.cfg.monitor) {
+            Some(current) if improves(self.cfg.mode, current, self.state.best, 0.0) => {
+                self.state.best = current;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Every callback's state, as a checkpoint stores it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallbackState {
+    pub plateau: Option<PlateauState>,
+    pub early_stopping: Option<EarlyStopState>,
+    pub model_checkpoint: Option<SaveState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(epoch: usize, v: f64) -> EpochLog {
+        EpochLog { epoch, values: vec![("val_loss".into(), v), ("val_accuracy".into(), v)] }
+    }
+
+    #[test]
+    fn early_stopping_follows_keras() {
+        let cfg = EarlyStopping { monitor: "val_loss".into(), min_delta: 0.0, patience: 2, mode: Mode::Min, restore_best_weights: false };
+        let mut es = EarlyStop::new(cfg);
+        assert_eq!(es.on_epoch_end(&log(1, 1.0)), Some(Decision::Improved));
+        assert_eq!(es.on_epoch_end(&log(2, 0.5)), Some(Decision::Improved));
+        assert_eq!(es.on_epoch_end(&log(3, 0.6)), Some(Decision::Continue));
+        assert_eq!(es.on_epoch_end(&log(4, 0.5)), Some(Decision::Stop));
+        assert_eq!(es.state.best_epoch, 2);
+        assert_eq!(es.state.stopped_epoch, 4);
+        assert_eq!(es.on_epoch_end(&EpochLog { epoch: 5, values: vec![] }), None);
+    }
+
+    #[test]
+    fn mode_auto_and_model_checkpoint() {
+        assert_eq!(Mode::resolve("auto", "val_accuracy"), Mode::Max);
+        assert_eq!(Mode::resolve("auto", "val_loss"), Mode::Min);
+        let cfg = ModelCheckpoint { monitor: "val_accuracy".into(), save_best_only: true, every: 1, mode: Mode::Max, filepath: "b".into() };
+        let mut mc = SaveModel::new(cfg);
+        assert!(mc.on_epoch_end(&log(1, 0.5)));
+        assert!(!mc.on_epoch_end(&log(2, 0.4)));
+        assert!(mc.on_epoch_end(&log(3, 0.6)));
+        let state = serde_json::to_string(&CallbackState { model_checkpoint: Some(mc.state.clone()), ..Default::default() }).unwrap();
+        let back: CallbackState = serde_json::from_str(&state).unwrap();
+        assert_eq!(back.model_checkpoint, Some(mc.state));
+        let inf = serde_json::to_string(&PlateauState { best: f64::INFINITY, wait: 0, cooldown: 0 }).unwrap();
+        assert_eq!(serde_json::from_str::<PlateauState>(&inf).unwrap().best, f64::INFINITY);
     }
 }

@@ -25,6 +25,49 @@ pub struct TrainConfig {
     pub shuffle: bool,
     pub seed: u64,
     pub reduce_lr: Option<ReduceLrOnPlateau>,
+    pub early_stopping: Option<EarlyStopping>,
+    pub model_checkpoint: Option<ModelCheckpoint>,
+}
+
+/// Whether a smaller or a larger monitored value is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Min,
+    Max,
+}
+
+impl Mode {
+    /// Keras `mode`: `auto` is max for accuracy-like names, else min.
+    pub fn resolve(mode: &str, monitor: &str) -> Mode {
+        match mode {
+            "min" => Mode::Min,
+            "max" => Mode::Max,
+            _ if ["accuracy", "auc", "precision", "recall"].iter().any(|n| monitor.contains(n)) => Mode::Max,
+            _ => Mode::Min,
+        }
+    }
+}
+
+/// Keras `EarlyStopping` with its defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStopping {
+    pub monitor: String,
+    pub min_delta: f64,
+    pub patience: usize,
+    pub mode: Mode,
+    pub restore_best_weights: bool,
+}
+
+/// Keras `ModelCheckpoint`: saves a model file into the run directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelCheckpoint {
+    pub monitor: String,
+    pub save_best_only: bool,
+    /// Save every this many epochs (Keras `save_freq: epoch` is 1).
+    pub every: usize,
+    pub mode: Mode,
+    /// File name inside the run directory.
+    pub filepath: String,
 }
 
 /// Keras `ReduceLROnPlateau` with its defaults.
@@ -65,7 +108,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
         None => Some(OptimizerSpec::default()), // Keras compile's default: rmsprop
     };
     let metrics = metric_names(node.get("metrics"), model, &mut errors);
-    let reduce_lr = callbacks(node.get("callbacks"), &mut errors);
+    let (reduce_lr, early_stopping, model_checkpoint) = callbacks(node.get("callbacks"), &mut errors);
     if let (Some(losses), Some(optimizer)) = (&losses, &optimizer) {
         for (k, (loss, names)) in losses.iter().zip(&metrics).enumerate() {
             for name in names {
@@ -88,6 +131,8 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
             shuffle,
             seed,
             reduce_lr,
+            early_stopping,
+            model_checkpoint,
         });
     }
     diags.append(&mut errors);
@@ -156,19 +201,41 @@ fn metric_names(node: Option<&Node>, model: &Model, diags: &mut Vec<Diagnostic>)
     })
 }
 
-fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Option<ReduceLrOnPlateau> {
-    let items = node?.as_seq().map(<[Node]>::to_vec).unwrap_or_else(|| {
-        let n = node.unwrap();
-        diags.push(Diagnostic::error(format!("`training.callbacks` must be a list, received {}", n.describe()), n.pos, "training.callbacks"));
+type Callbacks = (Option<ReduceLrOnPlateau>, Option<EarlyStopping>, Option<ModelCheckpoint>);
+
+/// A string argument with a default.
+fn string_arg(a: &mut Args, name: &'static str, default: &str) -> String {
+    match a.raw(name, "string", Some(default.to_string())) {
+        None => default.to_string(),
+        Some(n) => match n.as_str() {
+            Some(s) => s.to_string(),
+            None => {
+                a.error(name, n, format!("must be a string, received {}", n.describe()), None);
+                default.to_string()
+            }
+        },
+    }
+}
+
+fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
+    let Some(node) = node else { return (None, None, None) };
+    let items = node.as_seq().map(<[Node]>::to_vec).unwrap_or_else(|| {
+        diags.push(Diagnostic::error(format!("`training.callbacks` must be a list, received {}", node.describe()), node.pos, "training.callbacks"));
         Vec::new()
     });
-    let mut reduce = None;
+    let (mut reduce, mut early, mut checkpoint) = (None, None, None);
     for (i, item) in items.iter().enumerate() {
         let path = format!("training.callbacks[{i}]");
         let ty = item.get("type").and_then(Node::as_str);
+        let twice = |diags: &mut Vec<Diagnostic>, name: &str| {
+            diags.push(Diagnostic::error(format!("callback {name} is given twice"), item.pos, path.clone()).with_hint("keep one"));
+        };
         match ty {
             Some("ReduceLROnPlateau") => {
-                let mut a = Args::new(item, path, "callback ReduceLROnPlateau", &["type"]);
+                let mut a = Args::new(item, path.clone(), "callback ReduceLROnPlateau", &["type"]);
+                if reduce.is_some() {
+                    twice(diags, "ReduceLROnPlateau");
+                }
                 reduce = Some(ReduceLrOnPlateau {
                     monitor: a.choice("monitor", Some("val_loss"), &["val_loss", "loss"]).to_string(),
                     factor: a.float("factor", Some(0.1), 0.0, 1.0, true),
@@ -180,11 +247,58 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Option<ReduceL
                 a.finish();
                 diags.append(&mut a.diags);
             }
+            Some("EarlyStopping") => {
+                let mut a = Args::new(item, path.clone(), "callback EarlyStopping", &["type"]);
+                if early.is_some() {
+                    twice(diags, "EarlyStopping");
+                }
+                let monitor = string_arg(&mut a, "monitor", "val_loss");
+                early = Some(EarlyStopping {
+                    min_delta: a.float("min_delta", Some(0.0), 0.0, f64::INFINITY, false),
+                    patience: a.usize("patience", Some(0), 0),
+                    mode: Mode::resolve(a.choice("mode", Some("auto"), &["auto", "min", "max"]), &monitor),
+                    restore_best_weights: a.bool("restore_best_weights", false),
+                    monitor,
+                });
+                a.finish();
+                diags.append(&mut a.diags);
+            }
+            Some("ModelCheckpoint") => {
+                let mut a = Args::new(item, path.clone(), "callback ModelCheckpoint", &["type"]);
+                if checkpoint.is_some() {
+                    twice(diags, "ModelCheckpoint");
+                }
+                let monitor = string_arg(&mut a, "monitor", "val_loss");
+                let filepath = string_arg(&mut a, "filepath", "model_checkpoint.safetensors");
+                if filepath.is_empty() || filepath.contains(['/', '\\']) || filepath == "model.safetensors" || filepath == "checkpoint.safetensors" {
+                    let n = a.node("filepath").unwrap_or(item);
+                    a.error(
+                        "filepath",
+                        n,
+                        format!("must be a plain file name other than model.safetensors and checkpoint.safetensors, received '{filepath}'"),
+                        Some("the file is written into the run directory, e.g. `filepath: best.safetensors`".into()),
+                    );
+                }
+                let freq = string_arg(&mut a, "save_freq", "epoch");
+                if freq != "epoch" {
+                    let n = a.node("save_freq").unwrap_or(item);
+                    a.error("save_freq", n, format!("must be `epoch`, received '{freq}'"), Some("to save every N epochs write `every: N`".into()));
+                }
+                checkpoint = Some(ModelCheckpoint {
+                    save_best_only: a.bool("save_best_only", false),
+                    every: a.usize("every", Some(1), 1),
+                    mode: Mode::resolve(a.choice("mode", Some("auto"), &["auto", "min", "max"]), &monitor),
+                    monitor,
+                    filepath,
+                });
+                a.finish();
+                diags.append(&mut a.diags);
+            }
             other => diags.push(
                 Diagnostic::error(format!("unknown callback {}", other.map_or(item.describe(), |s| format!("'{s}'"))), item.pos, path)
-                    .with_hint("supported: ReduceLROnPlateau (EarlyStopping and ModelCheckpoint arrive with checkpoints)"),
+                    .with_hint("supported: ReduceLROnPlateau, EarlyStopping, ModelCheckpoint"),
             ),
         }
     }
-    reduce
+    (reduce, early, checkpoint)
 }

@@ -1,9 +1,10 @@
 //! The fit loop: Keras's `model.fit` and `model.evaluate` over prepared data.
 
+use super::callbacks::{CallbackState, Decision, EarlyStop, Plateau, SaveModel};
 use super::config::TrainConfig;
 use super::losses::Loss;
 use super::metrics::{self, Metric};
-use super::optim::Optimizer;
+use super::optim::{Optimizer, OptimizerScalars};
 use super::progress::Progress;
 use crate::data::{Array, Split};
 use crate::layers::{Activation, Ctx};
@@ -11,6 +12,9 @@ use crate::model::Net;
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -18,6 +22,10 @@ pub enum TrainError {
     Diverged { epoch: usize, step: usize, value: f64 },
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
+    #[error("writing the checkpoint: {0}")]
+    Io(std::io::Error),
+    #[error("resuming: {0}")]
+    Resume(String),
 }
 
 /// One epoch's logged values, Keras-named: `loss`, `accuracy`, `val_loss`, ...
@@ -33,9 +41,12 @@ impl EpochLog {
     }
 }
 
-pub struct FitOptions {
+#[derive(Default)]
+pub struct FitOptions<'a> {
     /// Stop after this many optimizer steps in all (smoke runs).
     pub max_steps: Option<usize>,
+    /// Checked after every step: when set, fit returns at once (Ctrl-C).
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 /// Rows `idx` of an array, batch first.
@@ -166,32 +177,120 @@ pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, rng: 
     Ok(ev.results(net, prefix))
 }
 
-/// Trains `net` in place; returns one log per epoch.
+/// The per-epoch generator: shuffling and dropout of epoch `epoch` draw from
+/// it, so a run resumed at an epoch boundary needs no saved RNG bytes.
+pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Where a fit starts: fresh (`Default`) or from a checkpoint. The weights
+/// themselves are restored into the net by the caller.
+#[derive(Default)]
+pub struct Resume {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub history: Vec<EpochLog>,
+    pub optimizer: Option<(OptimizerScalars, BTreeMap<String, Tensor>)>,
+    pub callbacks: CallbackState,
+    /// EarlyStopping's best weights, one per variable in `Net::vars` order.
+    pub best_weights: Option<Vec<Tensor>>,
+}
+
+/// The training state at the end of a completed epoch.
+pub struct Snapshot<'a> {
+    pub net: &'a Net,
+    pub epoch: usize,
+    pub history: &'a [EpochLog],
+    pub optimizer: &'a Optimizer,
+    pub callbacks: CallbackState,
+    pub best_weights: Option<&'a [Tensor]>,
+}
+
+/// What fit hands to the outside world: files.
+pub trait Hooks {
+    /// After every completed epoch: the resumable checkpoint.
+    fn checkpoint(&mut self, snap: &Snapshot) -> std::io::Result<()>;
+    /// ModelCheckpoint decided to save the model as it is now.
+    fn save_model(&mut self, net: &Net, history: &[EpochLog], file: &str) -> std::io::Result<()>;
+}
+
+/// Hooks that write nothing.
+pub struct NoHooks;
+
+impl Hooks for NoHooks {
+    fn checkpoint(&mut self, _: &Snapshot) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn save_model(&mut self, _: &Net, _: &[EpochLog], _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct FitOutcome {
+    pub history: Vec<EpochLog>,
+    /// Stopped by the interrupt flag; the last checkpoint is the last
+    /// completed epoch.
+    pub interrupted: bool,
+}
+
+/// Detached copies of every weight, in `Net::vars` order.
+fn copy_weights(net: &Net) -> candle_core::Result<Vec<Tensor>> {
+    net.vars.iter().flatten().map(|v| v.as_tensor().detach().copy()).collect()
+}
+
+/// Trains `net` in place from `resume`; returns one log per epoch.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     net: &Net,
     cfg: &TrainConfig,
     train: &Split,
     validation: Option<&Split>,
     opts: &FitOptions,
-    rng: &mut StdRng,
+    resume: Resume,
+    hooks: &mut dyn Hooks,
     progress: &mut dyn Progress,
-) -> Result<Vec<EpochLog>, TrainError> {
+) -> Result<FitOutcome, TrainError> {
     let mut opt = Optimizer::new(&cfg.optimizer, net.trainable_vars())?;
+    if let Some((scalars, tensors)) = &resume.optimizer {
+        opt.restore(scalars, |name| tensors.get(name).cloned()).map_err(TrainError::Resume)?;
+    }
     let mut ev = Evaluator::new(net, cfg);
-    let mut history = Vec::new();
-    let mut order: Vec<usize> = (0..train.n).collect();
+    let mut history = resume.history;
     let steps_per_epoch = train.n.div_ceil(cfg.batch_size);
-    let mut plateau = cfg.reduce_lr.clone().map(super::callbacks::Plateau::new);
+    let mut plateau = cfg.reduce_lr.clone().map(Plateau::new);
+    let mut early = cfg.early_stopping.clone().map(EarlyStop::new);
+    let mut saver = cfg.model_checkpoint.clone().map(SaveModel::new);
+    let cb = resume.callbacks;
+    if let (Some(p), Some(s)) = (plateau.as_mut(), cb.plateau) {
+        p.state = s;
+    }
+    if let (Some(e), Some(s)) = (early.as_mut(), cb.early_stopping) {
+        e.state = s;
+    }
+    if let (Some(m), Some(s)) = (saver.as_mut(), cb.model_checkpoint) {
+        m.state = s;
+    }
+    let keep_best = early.as_ref().is_some_and(|e| e.cfg.restore_best_weights);
+    let mut best_weights = if keep_best { resume.best_weights } else { None };
+    let mut warned: Vec<String> = Vec::new();
+    let interrupted = || opts.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
     let mut steps = 0usize;
-    'epochs: for epoch in 1..=cfg.epochs {
+    let already_stopped = early.as_ref().is_some_and(|e| e.state.stopped_epoch > 0);
+    let first = if already_stopped { cfg.epochs + 1 } else { resume.epoch + 1 };
+    'epochs: for epoch in first..=cfg.epochs {
+        if interrupted() {
+            return Ok(FitOutcome { history, interrupted: true });
+        }
+        let mut rng = epoch_rng(cfg.seed, epoch);
+        let mut order: Vec<usize> = (0..train.n).collect();
         if cfg.shuffle {
-            order.shuffle(rng);
+            order.shuffle(&mut rng);
         }
         ev.reset();
         progress.epoch_start(epoch, cfg.epochs, steps_per_epoch);
         let started = std::time::Instant::now();
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
-            let mut ctx = Ctx { train: true, rng, logits: false };
+            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false };
             let loss = ev.batch(net, train, idx, &mut ctx)?;
             let value = ev.mean_loss();
             if !value.is_finite() {
@@ -201,21 +300,82 @@ pub fn fit(
             opt.step(&grads)?;
             steps += 1;
             progress.step(step + 1, &ev.results(net, ""), ev.seen);
-            if opts.max_steps.is_some_and(|m| steps >= m) {
-                history.push(end_epoch(net, cfg, &ev, validation, epoch, &opt, rng)?);
+            if interrupted() {
+                return Ok(FitOutcome { history, interrupted: true });
+            }
+            if opts.max_steps.is_some_and(|m| steps >= m) && step + 1 < steps_per_epoch {
+                // A partial epoch: logged, but not checkpointed.
+                history.push(end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?);
                 progress.epoch_end(history.last().unwrap(), started.elapsed().as_secs_f64(), ev.seen);
                 break 'epochs;
             }
         }
-        let log = end_epoch(net, cfg, &ev, validation, epoch, &opt, rng)?;
+        let log = end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?;
         progress.epoch_end(&log, started.elapsed().as_secs_f64(), ev.seen);
-        if let Some(p) = plateau.as_mut()
-            && let Some(msg) = p.on_epoch_end(&log, &mut opt) {
-                progress.message(&msg);
+        let monitors = [
+            plateau.as_ref().map(|p| ("ReduceLROnPlateau", p.monitor().to_string())),
+            early.as_ref().map(|e| ("EarlyStopping", e.cfg.monitor.clone())),
+            saver.as_ref().filter(|m| m.cfg.save_best_only).map(|m| ("ModelCheckpoint", m.cfg.monitor.clone())),
+        ];
+        for (name, monitor) in monitors.into_iter().flatten() {
+            if log.get(&monitor).is_none() && !warned.contains(&monitor) {
+                let keys: Vec<&str> = log.values.iter().map(|(k, _)| k.as_str()).collect();
+                let why = if monitor.starts_with("val_") && validation.is_none() { " (the spec has no validation data)" } else { "" };
+                progress.message(&format!("warning: {name} monitors `{monitor}`, which is not logged{why}; available: {}. It does nothing.", keys.join(", ")));
+                warned.push(monitor);
             }
+        }
+        if let Some(p) = plateau.as_mut()
+            && let Some(msg) = p.on_epoch_end(&log, &mut opt)
+        {
+            progress.message(&msg);
+        }
+        let mut stop = false;
+        if let Some(e) = early.as_mut() {
+            match e.on_epoch_end(&log) {
+                Some(Decision::Improved) if keep_best => best_weights = Some(copy_weights(net)?),
+                Some(Decision::Stop) => stop = true,
+                _ => {}
+            }
+        }
         history.push(log);
+        if let Some(m) = saver.as_mut()
+            && m.on_epoch_end(history.last().unwrap())
+        {
+            hooks.save_model(net, &history, &m.cfg.filepath).map_err(TrainError::Io)?;
+        }
+        let snap = Snapshot {
+            net,
+            epoch,
+            history: &history,
+            optimizer: &opt,
+            callbacks: CallbackState {
+                plateau: plateau.as_ref().map(|p| p.state.clone()),
+                early_stopping: early.as_ref().map(|e| e.state.clone()),
+                model_checkpoint: saver.as_ref().map(|m| m.state.clone()),
+            },
+            best_weights: best_weights.as_deref(),
+        };
+        hooks.checkpoint(&snap).map_err(TrainError::Io)?;
+        if stop {
+            break;
+        }
+        if opts.max_steps.is_some_and(|m| steps >= m) {
+            break;
+        }
     }
-    Ok(history)
+    if let Some(e) = &early {
+        if e.state.stopped_epoch > 0 {
+            progress.message(&format!("Epoch {}: early stopping", e.state.stopped_epoch));
+        }
+        if let Some(best) = &best_weights {
+            progress.message(&format!("Restoring model weights from the end of the best epoch: {}.", e.state.best_epoch));
+            for (v, t) in net.vars.iter().flatten().zip(best) {
+                v.set(t)?;
+            }
+        }
+    }
+    Ok(FitOutcome { history, interrupted: false })
 }
 
 fn end_epoch(

@@ -315,6 +315,18 @@ fn read_schedule_map(a: &mut Args, node: &Node) -> Option<Schedule> {
     ok.then_some(out)
 }
 
+/// The optimizer's scalar state, f64 values kept as exact bit patterns.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimizerScalars {
+    pub iterations: u64,
+    #[serde(with = "crate::train::callbacks::bits")]
+    pub lr_scale: f64,
+    #[serde(with = "crate::train::callbacks::bits")]
+    pub lr_floor: f64,
+    #[serde(with = "crate::train::callbacks::opt_bits")]
+    pub constant_lr: Option<f64>,
+}
+
 /// Updates a fixed list of variables. State tensors are plain (detached)
 /// tensors, so no autograd graph survives a step.
 pub struct Optimizer {
@@ -374,6 +386,46 @@ impl Optimizer {
                 self.lr_floor = min_lr;
             }
         }
+    }
+
+    /// Everything a resumed run needs besides the state tensors.
+    pub fn scalars(&self) -> OptimizerScalars {
+        let constant_lr = match self.spec.learning_rate {
+            Schedule::Constant(lr) => Some(lr),
+            _ => None,
+        };
+        OptimizerScalars { iterations: self.iterations, lr_scale: self.lr_scale, lr_floor: self.lr_floor, constant_lr }
+    }
+
+    /// The state tensors, named `optimizer.<variable index>.<slot>`.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.state
+            .iter()
+            .enumerate()
+            .flat_map(|(i, slots)| slots.iter().enumerate().map(move |(k, t)| (format!("optimizer.{i}.{k}"), t.clone())))
+            .collect()
+    }
+
+    /// Restores what `scalars` and `state_tensors` saved; `get` looks a
+    /// tensor up by name.
+    pub fn restore(&mut self, s: &OptimizerScalars, mut get: impl FnMut(&str) -> Option<Tensor>) -> std::result::Result<(), String> {
+        for (i, slots) in self.state.iter_mut().enumerate() {
+            for (k, t) in slots.iter_mut().enumerate() {
+                let name = format!("optimizer.{i}.{k}");
+                let new = get(&name).ok_or_else(|| format!("the checkpoint lacks optimizer state '{name}'"))?;
+                if new.dims() != t.dims() {
+                    return Err(format!("optimizer state '{name}' has shape {:?}, expected {:?}", new.dims(), t.dims()));
+                }
+                *t = new.to_dtype(t.dtype()).map_err(|e| e.to_string())?;
+            }
+        }
+        self.iterations = s.iterations;
+        self.lr_scale = s.lr_scale;
+        self.lr_floor = s.lr_floor;
+        if let (Some(lr), Schedule::Constant(c)) = (s.constant_lr, &mut self.spec.learning_rate) {
+            *c = lr;
+        }
+        Ok(())
     }
 
     /// One Keras step over the variables that have a gradient in `grads`.
