@@ -2,31 +2,10 @@
 //! the test metrics training saved; on other files it uses the saved
 //! preprocessing; broken model files are errors, not panics.
 
-use assert_cmd::Command;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn nnrun(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("nnrun").unwrap().args(args).env("NO_COLOR", "1").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nnrun-eval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Trains `spec` into a temp dir; returns the model file.
-fn trained(spec: &str, name: &str, extra: &[&str]) -> PathBuf {
-    let dir = temp(name);
-    let mut args = vec!["train", spec, "--out", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = nnrun(&args);
-    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    dir.join("model.safetensors")
-}
+use std::path::Path;
+mod common;
+use common::{nnrun, temp, trained};
 
 fn evaluate_json(model: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["evaluate", model.to_str().unwrap(), "--format", "json"];

@@ -2,31 +2,10 @@
 //! the columns per kind of output, agreement with the labels and the saved
 //! test accuracy, and clear errors for bad models and bad input.
 
-use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nnrun-predict-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn nnrun(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("nnrun").unwrap().args(args).env("NO_COLOR", "1").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// Trains `spec` into a fresh folder; returns the model file.
-fn train(spec: &str, name: &str, extra: &[&str]) -> PathBuf {
-    let dir = temp(name);
-    let mut args = vec!["train", spec, "--out", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = nnrun(&args);
-    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    dir.join("model.safetensors")
-}
+mod common;
+use common::{nnrun, temp, trained as train};
 
 /// Predictions as (header, rows); asserts success.
 fn predict(model: &Path, input: &str, extra: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {

@@ -2,24 +2,10 @@
 //! trained in one go, bit for bit; a checkpoint refuses a different spec;
 //! Ctrl-C stops with exit code 130 and a resumable checkpoint.
 
-use assert_cmd::Command;
 use nnrun::artifact::ModelFile;
 use std::path::{Path, PathBuf};
-
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nnrun-resume-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn train(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("nnrun").unwrap().arg("train").args(args).env("NO_COLOR", "1").output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{temp as out_dir, train};
 
 fn ok(args: &[&str]) -> String {
     let (code, stdout, stderr) = train(args);

@@ -2,24 +2,9 @@
 //! the loss falls, the run directory is complete, runs reproduce, and bad
 //! input gets a clear error.
 
-use assert_cmd::Command;
 use std::path::{Path, PathBuf};
-
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nnrun-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// Runs `nnrun train` and returns (exit code, stdout, stderr).
-fn train(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("nnrun").unwrap().arg("train").args(args).env("NO_COLOR", "1").output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{temp as out_dir, train};
 
 /// history.csv as (header, rows).
 fn history(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
