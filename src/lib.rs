@@ -11,6 +11,7 @@ pub mod cli;
 pub mod data;
 pub mod diag;
 pub mod graph;
+pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod plot;

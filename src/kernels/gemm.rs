@@ -1,0 +1,133 @@
+//! Row-major f32 matrix multiply on slices, over the `gemm` crate candle
+//! itself uses (no BLAS to download or link).
+
+use gemm::Parallelism;
+
+/// A read-only matrix view: `data[r * rs + c * cs]`, `rows x cols`.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// Contiguous row-major `rows x cols`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Mat { data, rows, cols, rs: cols, cs: 1 }
+    }
+    /// The transpose, as a view (no copy).
+    pub fn t(self) -> Self {
+        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(last < self.data.len(), "matrix view out of bounds");
+        }
+    }
+}
+
+fn parallelism(flops: usize) -> Parallelism {
+    let threads = rayon_threads();
+    // Small products cost more to fan out than to compute.
+    if threads > 1 && flops >= 1 << 18 { Parallelism::Rayon(threads) } else { Parallelism::None }
+}
+
+fn rayon_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
+/// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b`.
+pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(dst.len(), m * n, "destination size");
+    a.check();
+    b.check();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: bounds of all three views are checked above; dst is exclusive.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(2 * m * n * k),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: Mat, b: Mat) -> Vec<f32> {
+        let mut out = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                let mut s = 0.0f64;
+                for p in 0..a.cols {
+                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+                out[i * b.cols + j] = s as f32;
+            }
+        }
+        out
+    }
+
+    fn vals(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 97) as f32 / 48.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn matches_naive_for_all_transposes_and_accumulates() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (64, 33, 17), (130, 200, 90)] {
+            let a = vals(m * k, 1);
+            let b = vals(k * n, 2);
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(); // (k, m)
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect(); // (n, k)
+            let want = naive(Mat::new(&a, m, k), Mat::new(&b, k, n));
+            for (av, bv) in [
+                (Mat::new(&a, m, k), Mat::new(&b, k, n)),
+                (Mat::new(&at, k, m).t(), Mat::new(&b, k, n)),
+                (Mat::new(&a, m, k), Mat::new(&bt, n, k).t()),
+                (Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t()),
+            ] {
+                let mut dst = vec![f32::NAN; m * n];
+                matmul(&mut dst, av, bv, false);
+                for (x, y) in dst.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-3, "{m}x{k}x{n}: {x} vs {y}");
+                }
+                matmul(&mut dst, av, bv, true);
+                for (x, y) in dst.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 2e-3);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! nnrun's own CPU kernels, wrapped as candle CustomOps with hand-written
+//! backward passes (candle 0.11's conv backward, pooling and per-op
+//! allocations are the training bottlenecks).
+//! Every kernel is tested against the plain candle-op version it replaces,
+//! and falls back to plain ops on devices other than the CPU.
+
+pub mod gemm;
