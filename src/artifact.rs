@@ -23,12 +23,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        remove_stale_temps(dir, &name);
         Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Deletes temp files of earlier writers of `name` that were killed before
+/// their rename: incomplete copies nobody will finish.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix) else { continue };
+        // A writer that is still running (Linux shows it in /proc) keeps its file.
+        if pid != std::process::id().to_string() && Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let _ = std::fs::remove_file(entry.path());
+    }
 }
 
 /// Serializes named tensors (as float32) with string metadata in the header.

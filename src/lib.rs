@@ -10,6 +10,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod diag;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod graph;
 pub mod kernels;
 pub mod layers;

@@ -150,3 +150,24 @@ fn broken_model_files_are_errors_not_panics() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read no/such/model.safetensors"), "{stderr}");
 }
+
+#[test]
+fn warns_when_the_training_data_changed() {
+    let dir = temp("changed-data");
+    std::fs::copy("data/tabular/iris_named.csv", dir.join("iris.csv")).unwrap();
+    let spec = std::fs::read_to_string("specs/iris_named.yaml").unwrap().replace("../data/tabular/iris_named.csv", "iris.csv");
+    std::fs::write(dir.join("iris.yaml"), spec).unwrap();
+    let run = dir.join("run");
+    let (code, _, stderr) = nnrun(&["train", dir.join("iris.yaml").to_str().unwrap(), "--epochs", "2", "--out", run.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let model = run.join("model.safetensors");
+    let (code, _, stderr) = nnrun(&["evaluate", model.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("changed"), "{stderr}");
+
+    let text = std::fs::read_to_string(dir.join("iris.csv")).unwrap().replacen("5.1,3.5", "5.2,3.5", 1);
+    std::fs::write(dir.join("iris.csv"), text).unwrap();
+    let (code, _, stderr) = nnrun(&["evaluate", model.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("warning: iris.csv changed since the model was trained (its sha256 differs from the one in the model file)"), "{stderr}");
+}

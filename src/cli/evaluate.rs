@@ -3,9 +3,8 @@
 
 use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
 use crate::artifact::{self, ArtifactError, Restored};
-use crate::data::{self, DataError, ModelIo, OutputIo, Split};
+use crate::data::{self, DataError, Split};
 use crate::layers::Ctx;
-use crate::model::Net;
 use crate::spec::data::{resolve, SourceSpec};
 use crate::spec::Named;
 use crate::train::config::{self, TrainConfig};
@@ -90,26 +89,12 @@ fn evaluate(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The model's inputs and outputs, as training built them.
-fn model_io(net: &Net, cfg: &TrainConfig) -> ModelIo {
-    let g = &net.graph;
-    ModelIo {
-        inputs: g.inputs.iter().map(|i| (i.name.clone(), i.shape.clone())).collect(),
-        outputs: g
-            .outputs
-            .iter()
-            .zip(&cfg.losses)
-            .map(|(&o, loss)| OutputIo { name: g.layers[o].name.clone(), shape: g.layers[o].output_shape.clone().unwrap_or_default(), loss: loss.name().to_string() })
-            .collect(),
-    }
-}
-
 /// The split to evaluate on, and what it is in words.
 fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String), Failure> {
     let Some(spec) = &r.spec.data else {
         return Err((EXIT_INVALID, format!("{}: the embedded spec has no `data` section, so nnrun cannot read data for it", r.file.file)));
     };
-    let io = model_io(&r.net, cfg);
+    let io = cfg.io(&r.net.graph);
     let invalid = |e: DataError| (EXIT_INVALID, e.to_string());
     if let Some(file) = &args.data {
         let named = |p: &Path| -> Result<Named, Failure> {
@@ -136,6 +121,7 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
         DataError::Open { .. } => (EXIT_INVALID, format!("{e}\nhint: the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE", spec_dir.display())),
         e => invalid(e),
     };
+    warn_changed(r, spec, &spec_dir);
     if let Some(test) = &spec.test {
         let split = data::load_with(spec, test, &spec_dir, &io, &r.prep).map_err(located)?;
         return Ok((split, format!("the test data {}", files(test))));
@@ -153,6 +139,18 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
         return Ok((p.test.expect("test_split > 0 gives a test split"), what));
     }
     Err((EXIT_IO, format!("{}: the model's spec has no test data (`data.test` or `data.test_split`); pass --data FILE", r.file.file)))
+}
+
+/// Warns about data files whose contents changed since training: the
+/// metrics then describe other data than the saved ones did.
+fn warn_changed(r: &Restored, spec: &crate::spec::data::DataSpec, spec_dir: &Path) {
+    let Some(saved) = r.file.metadata.get("nnrun.data_sha256") else { return };
+    let saved: std::collections::BTreeMap<String, String> = serde_json::from_str(saved).unwrap_or_default();
+    for (file, sha) in data::file_digests(spec, spec_dir) {
+        if saved.get(&file).is_some_and(|s| *s != sha) {
+            eprintln!("warning: {file} changed since the model was trained (its sha256 differs from the one in the model file)");
+        }
+    }
 }
 
 /// Index of the first maximum, as the accuracy metric takes it.

@@ -87,6 +87,13 @@ pub fn text(r: &Restored) -> String {
         let _ = writeln!(s, "Trained on the first {n} samples (--limit)");
     }
     let _ = writeln!(s, "Data paths relative to: {}", meta("nnrun.spec_dir"));
+    // Absent in files from before it was recorded.
+    if let Some(d) = r.file.metadata.get("nnrun.data_sha256") {
+        let digests: std::collections::BTreeMap<String, String> = serde_json::from_str(d).unwrap_or_default();
+        for (file, sha) in digests {
+            let _ = writeln!(s, "  {file}: sha256 {sha}");
+        }
+    }
     let _ = writeln!(s, "nnrun version: {}", meta("nnrun.version"));
     let _ = writeln!(s, "Format version: {}", meta("nnrun.format_version"));
     s

@@ -2,7 +2,7 @@
 
 use super::{color_for, EXIT_INVALID, EXIT_IO, EXIT_OK};
 use crate::artifact;
-use crate::data::{self, ModelIo, OutputIo};
+use crate::data;
 use crate::diag::{render, Diagnostic, Style};
 use crate::graph;
 use crate::model::Net;
@@ -143,19 +143,7 @@ pub fn run(args: &Args) -> u8 {
         unsafe { std::env::set_var("RAYON_NUM_THREADS", t.to_string()) };
     }
     let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
-    let io = ModelIo {
-        inputs: model.inputs.iter().map(|i| (i.name.clone(), i.shape.clone())).collect(),
-        outputs: model
-            .outputs
-            .iter()
-            .zip(&cfg.losses)
-            .map(|(&o, loss)| OutputIo {
-                name: model.layers[o].name.clone(),
-                shape: model.layers[o].output_shape.clone().unwrap_or_default(),
-                loss: loss.name().to_string(),
-            })
-            .collect(),
-    };
+    let io = cfg.io(&model);
     let prepared = match data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit) {
         Ok(p) => p,
         Err(e) => {
@@ -229,7 +217,8 @@ pub fn run(args: &Args) -> u8 {
     // in one process only through the binary) is harmless; ignore failures.
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
     let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
-    let meta = ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir };
+    let data_sha256 = data::file_digests(&data_spec, &spec_dir);
+    let meta = ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir, data_sha256 };
     let mut files = RunFiles { dir: &out_dir, key, limit: args.limit, model: meta };
     let outcome = fit::fit(&net, &cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
     let history = match outcome {
@@ -294,6 +283,7 @@ struct ModelMeta<'a> {
     seed: u64,
     limit: Option<usize>,
     spec_dir: &'a Path,
+    data_sha256: std::collections::BTreeMap<String, String>,
 }
 
 /// model.safetensors's bytes: the weights, the resolved spec, preprocessing
@@ -312,6 +302,7 @@ fn model_bytes(net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option
         ("nnrun.seed".to_string(), m.seed.to_string()),
         // Relative data paths in the spec are relative to this directory.
         ("nnrun.spec_dir".to_string(), m.spec_dir.display().to_string()),
+        ("nnrun.data_sha256".to_string(), serde_json::to_string(&m.data_sha256).unwrap_or_default()),
     ]);
     // `evaluate` needs it to split the same test rows off the limited data.
     if let Some(n) = m.limit {

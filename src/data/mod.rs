@@ -196,6 +196,28 @@ fn read_table(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo) 
     }
 }
 
+/// SHA-256 (hex, as `sha256sum` prints it) of every data file the spec
+/// names, keyed by the path as the spec gives it: the model file records
+/// exactly what it was trained on. Unreadable files are left out; loading
+/// reports them.
+pub fn file_digests(data: &DataSpec, spec_dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    let sources = std::iter::once(&data.train).chain(&data.validation).chain(&data.test);
+    let names = sources.flat_map(|s| match s {
+        SourceSpec::Csv { path } => vec![path],
+        SourceSpec::Idx { images, labels } => vec![images, labels],
+    });
+    let mut out = std::collections::BTreeMap::new();
+    for n in names {
+        let Ok(mut f) = std::fs::File::open(resolve(spec_dir, &n.name)) else { continue };
+        let mut h = Sha256::new();
+        if std::io::copy(&mut f, &mut h).is_ok() {
+            out.insert(n.name.clone(), h.finalize().iter().map(|b| format!("{b:02x}")).collect());
+        }
+    }
+    out
+}
+
 /// Loads and prepares the data of `spec` for a model with inputs and outputs `io`.
 /// `limit` keeps the first N training samples (before any split).
 pub fn load(data: &DataSpec, spec_dir: &Path, io: &ModelIo, seed: u64, limit: Option<usize>) -> Result<Prepared, DataError> {

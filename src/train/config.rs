@@ -83,6 +83,25 @@ pub struct ReduceLrOnPlateau {
 
 /// Reads the training section; problems go to `diags`. `None` when the spec
 /// has no usable training section.
+impl TrainConfig {
+    /// The model's inputs and outputs with their losses: what the data must feed.
+    pub fn io(&self, model: &Model) -> crate::data::ModelIo {
+        crate::data::ModelIo {
+            inputs: model.inputs.iter().map(|i| (i.name.clone(), i.shape.clone())).collect(),
+            outputs: model
+                .outputs
+                .iter()
+                .zip(&self.losses)
+                .map(|(&o, loss)| crate::data::OutputIo {
+                    name: model.layers[o].name.clone(),
+                    shape: model.layers[o].output_shape.clone().unwrap_or_default(),
+                    loss: loss.name().to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
 pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<TrainConfig> {
     let Some(t) = &spec.training else {
         diags.push(
