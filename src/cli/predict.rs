@@ -98,7 +98,7 @@ fn predict(args: &Args) -> Result<(), Fail> {
 /// Raw samples, a batch at a time: per model input, `n * width` values.
 enum Reader {
     Csv { rdr: csv::Reader<std::fs::File>, file: String, headers: Vec<String>, cols: Vec<Vec<usize>>, fill: bool },
-    Idx { data: Vec<f32>, width: usize, next: usize },
+    Idx { stream: data::idx::Stream<Box<dyn std::io::Read>> },
 }
 
 fn csv_fail(file: &str, e: csv::Error) -> Fail {
@@ -143,8 +143,8 @@ impl Reader {
         let [input] = &r.net.graph.inputs[..] else {
             return Err(invalid(format!("{}: IDX input for a model with several inputs is not supported", r.file.file)));
         };
-        let x = data::idx::read(path, &file).map_err(invalid)?;
-        let (width, want) = (x.dims[1..].iter().product::<usize>(), input.shape.iter().product::<usize>());
+        let x = data::idx::open(path, &file).map_err(invalid)?;
+        let (width, want) = (x.width, input.shape.iter().product::<usize>());
         if width != want {
             return Err(invalid(format!(
                 "{file}: samples have shape {:?} ({width} values) but the model's input '{}' has shape {:?} ({want} values); give images like those it was trained on",
@@ -153,7 +153,7 @@ impl Reader {
                 input.shape
             )));
         }
-        Ok(Reader::Idx { data: x.data, width, next: 0 })
+        Ok(Reader::Idx { stream: x })
     }
 
     fn batch(&mut self, max: usize) -> Result<(usize, Vec<Vec<f32>>), Fail> {
@@ -183,10 +183,11 @@ impl Reader {
                 }
                 Ok((n, out))
             }
-            Reader::Idx { data, width, next } => {
-                let n = max.min(data.len() / *width - *next);
-                let v = data[*next * *width..(*next + n) * *width].to_vec();
-                *next += n;
+            Reader::Idx { stream } => {
+                let (n, v) = stream.next(max).map_err(invalid)?;
+                if n == 0 {
+                    stream.finish().map_err(invalid)?;
+                }
                 Ok((n, vec![v]))
             }
         }

@@ -30,71 +30,125 @@ fn elem_size(code: u8) -> Option<usize> {
 
 /// Reads an IDX file; gzip is recognised by its magic bytes, not the name.
 pub fn read(path: &std::path::Path, file: &str) -> Result<Idx, DataError> {
+    all(open(path, file)?)
+}
+
+/// Opens an IDX file (raw or gzip) for reading a batch of samples at a time.
+pub fn open(path: &std::path::Path, file: &str) -> Result<Stream<Box<dyn Read>>, DataError> {
     let io_err = |e: std::io::Error| DataError::file(file, format!("cannot read: {e}"));
     let mut f = std::fs::File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 2];
-    let got = f.read(&mut magic).map_err(io_err)?;
+    let got = read_full(&mut f, &mut magic).map_err(io_err)?;
     let head = std::io::Cursor::new(magic[..got].to_vec());
-    if got == 2 && magic == [0x1f, 0x8b] {
-        parse(GzDecoder::new(head.chain(f)), file)
+    let r: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
+        Box::new(GzDecoder::new(head.chain(std::io::BufReader::new(f))))
     } else {
-        parse(head.chain(f), file)
-    }
+        Box::new(std::io::BufReader::new(head.chain(f)))
+    };
+    Stream::new(r, file)
 }
 
 /// Parses an IDX stream.
-pub fn parse(mut r: impl Read, file: &str) -> Result<Idx, DataError> {
-    let err = |msg: String| DataError::file(file, msg);
-    let io_err = |e: std::io::Error| err(format!("cannot read: {e}"));
-    let mut magic = [0u8; 4];
-    let n = read_full(&mut r, &mut magic).map_err(io_err)?;
-    if n < 4 || magic[0] != 0 || magic[1] != 0 {
-        return Err(err(format!(
-            "not an IDX file: it starts with {:02x?}, but IDX files start with 00 00, the type and the number of dimensions",
-            &magic[..n]
-        )));
-    }
-    let Some(size) = elem_size(magic[2]) else {
-        return Err(err(format!("unknown IDX element type 0x{:02X} (known: 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64)", magic[2])));
-    };
-    let ndims = magic[3] as usize;
-    if ndims == 0 {
-        return Err(err("the IDX header has 0 dimensions; it needs at least the sample count".into()));
-    }
-    let mut raw_dims = vec![0u8; 4 * ndims];
-    if read_full(&mut r, &mut raw_dims).map_err(io_err)? < raw_dims.len() {
-        return Err(err(format!("truncated: the header announces {ndims} dimensions but the file ends inside them")));
-    }
-    let dims: Vec<usize> = raw_dims.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-    let bytes = dims
-        .iter()
-        .try_fold(size, |acc, &d| acc.checked_mul(d))
-        .filter(|&b| b <= isize::MAX as usize / 2)
-        .ok_or_else(|| err(format!("the header's dimensions {dims:?} are too large to be real")))?;
-    // Read at most one byte past the announced size: allocation follows the
-    // data actually present, whatever the header claims.
-    let mut data = Vec::with_capacity(bytes.min(1 << 24) + 1);
-    r.take(bytes as u64 + 1).read_to_end(&mut data).map_err(io_err)?;
-    if data.len() < bytes {
-        return Err(err(format!(
-            "truncated: the header announces {dims:?} ({bytes} bytes of data) but the file holds {} bytes after the header",
-            data.len()
-        )));
-    }
-    if data.len() > bytes {
-        return Err(err(format!("the file holds more data than its header {dims:?} announces ({bytes} bytes); is the header wrong?")));
-    }
-    let be = |c: &[u8]| -> f32 {
-        match magic[2] {
-            0x08 => c[0] as f32,
-            0x09 => c[0] as i8 as f32,
-            0x0B => i16::from_be_bytes([c[0], c[1]]) as f32,
-            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
-            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
+pub fn parse(r: impl Read, file: &str) -> Result<Idx, DataError> {
+    all(Stream::new(r, file)?)
+}
+
+fn all<R: Read>(mut s: Stream<R>) -> Result<Idx, DataError> {
+    let (_, data) = s.next(s.dims[0])?;
+    s.finish()?;
+    Ok(Idx { dims: s.dims, data })
+}
+
+/// An IDX file read sample by sample: memory follows the batch, not the file.
+pub struct Stream<R> {
+    r: R,
+    file: String,
+    code: u8,
+    size: usize,
+    /// As in the header; the first is the sample count.
+    pub dims: Vec<usize>,
+    /// Values per sample.
+    pub width: usize,
+    left: usize,
+    /// Data bytes read so far, and announced in all.
+    consumed: usize,
+    bytes: usize,
+}
+
+impl<R: Read> Stream<R> {
+    /// Reads and checks the header.
+    pub fn new(mut r: R, file: &str) -> Result<Self, DataError> {
+        let err = |msg: String| DataError::file(file, msg);
+        let io_err = |e: std::io::Error| err(format!("cannot read: {e}"));
+        let mut magic = [0u8; 4];
+        let n = read_full(&mut r, &mut magic).map_err(io_err)?;
+        if n < 4 || magic[0] != 0 || magic[1] != 0 {
+            return Err(err(format!(
+                "not an IDX file: it starts with {:02x?}, but IDX files start with 00 00, the type and the number of dimensions",
+                &magic[..n]
+            )));
         }
-    };
-    Ok(Idx { dims, data: data.chunks(size).map(be).collect() })
+        let Some(size) = elem_size(magic[2]) else {
+            return Err(err(format!("unknown IDX element type 0x{:02X} (known: 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64)", magic[2])));
+        };
+        let ndims = magic[3] as usize;
+        if ndims == 0 {
+            return Err(err("the IDX header has 0 dimensions; it needs at least the sample count".into()));
+        }
+        let mut raw_dims = vec![0u8; 4 * ndims];
+        if read_full(&mut r, &mut raw_dims).map_err(io_err)? < raw_dims.len() {
+            return Err(err(format!("truncated: the header announces {ndims} dimensions but the file ends inside them")));
+        }
+        let dims: Vec<usize> = raw_dims.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+        let bytes = dims
+            .iter()
+            .try_fold(size, |acc, &d| acc.checked_mul(d))
+            .filter(|&b| b <= isize::MAX as usize / 2)
+            .ok_or_else(|| err(format!("the header's dimensions {dims:?} are too large to be real")))?;
+        let width = dims[1..].iter().product();
+        Ok(Stream { r, file: file.to_string(), code: magic[2], size, left: dims[0], dims, width, consumed: 0, bytes })
+    }
+
+    /// The next `max` samples (fewer at the end): their count and values.
+    pub fn next(&mut self, max: usize) -> Result<(usize, Vec<f32>), DataError> {
+        let n = max.min(self.left);
+        let want = n * self.width * self.size;
+        // Allocation follows the data actually present, whatever the header claims.
+        let mut data = Vec::with_capacity(want.min(1 << 24));
+        (&mut self.r).take(want as u64).read_to_end(&mut data).map_err(|e| DataError::file(&self.file, format!("cannot read: {e}")))?;
+        if data.len() < want {
+            return Err(DataError::file(&self.file, format!(
+                "truncated: the header announces {:?} ({} bytes of data) but the file holds {} bytes after the header",
+                self.dims,
+                self.bytes,
+                self.consumed + data.len()
+            )));
+        }
+        self.consumed += want;
+        self.left -= n;
+        let code = self.code;
+        let be = |c: &[u8]| -> f32 {
+            match code {
+                0x08 => c[0] as f32,
+                0x09 => c[0] as i8 as f32,
+                0x0B => i16::from_be_bytes([c[0], c[1]]) as f32,
+                0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
+                0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
+            }
+        };
+        Ok((n, data.chunks(self.size).map(be).collect()))
+    }
+
+    /// After the last sample: checks that nothing follows it.
+    pub fn finish(&mut self) -> Result<(), DataError> {
+        let mut extra = [0u8; 1];
+        let got = read_full(&mut self.r, &mut extra).map_err(|e| DataError::file(&self.file, format!("cannot read: {e}")))?;
+        if self.left == 0 && got > 0 {
+            return Err(DataError::file(&self.file, format!("the file holds more data than its header {:?} announces ({} bytes); is the header wrong?", self.dims, self.bytes)));
+        }
+        Ok(())
+    }
 }
 
 /// Fills `buf` as far as the stream allows; returns how much was read.
@@ -179,6 +233,36 @@ mod tests {
         let f32s: Vec<u8> = [1.5f32, -0.25].iter().flat_map(|f| f.to_be_bytes()).collect();
         assert_eq!(parse(&idx(0x0D, &[2, 1], &f32s)[..], "f").unwrap().data, vec![1.5, -0.25]);
         assert_eq!(parse(&idx(0x0E, &[1], &2.5f64.to_be_bytes())[..], "f").unwrap().data, vec![2.5]);
+    }
+
+    #[test]
+    fn streams_in_batches() {
+        let body: Vec<u8> = (0..30).collect();
+        let bytes = idx(0x08, &[5, 3, 2], &body);
+        let mut st = Stream::new(&bytes[..], "s.idx").unwrap();
+        assert_eq!((st.dims.clone(), st.width), (vec![5, 3, 2], 6));
+        let (mut seen, mut counts) = (Vec::new(), Vec::new());
+        loop {
+            let (n, v) = st.next(2).unwrap();
+            if n == 0 {
+                break;
+            }
+            counts.push(n);
+            seen.extend(v);
+        }
+        st.finish().unwrap();
+        assert_eq!(counts, [2, 2, 1]);
+        assert_eq!(seen, parse(&bytes[..], "s.idx").unwrap().data);
+
+        // Damage shows up at the batch that reaches it, and trailing bytes at the end.
+        let short = &bytes[..bytes.len() - 10];
+        let mut st = Stream::new(short, "s.idx").unwrap();
+        assert_eq!(st.next(3).unwrap().0, 3);
+        assert!(st.next(3).unwrap_err().to_string().contains("holds 20 bytes after the header"));
+        let long = [&bytes[..], &[9]].concat();
+        let mut st = Stream::new(&long[..], "s.idx").unwrap();
+        st.next(5).unwrap();
+        assert!(st.finish().unwrap_err().to_string().contains("more data than its header"));
     }
 
     #[test]
