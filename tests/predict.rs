@@ -154,11 +154,46 @@ fn regression_in_target_units() {
 }
 
 #[test]
-fn windowed_models_are_rejected() {
-    let model = train("specs/sunspots_lstm.yaml", "sun", &["--epochs", "1"]);
-    let (code, err) = predict_err(&model, "data/timeseries/sunspots.csv");
+fn windowed_model_forecasts_after_each_window() {
+    let model = train("specs/sunspots_lstm.yaml", "sun", &["--epochs", "2"]);
+    let (header, rows) = predict(&model, "data/timeseries/sunspots.csv", &[]);
+    assert_eq!(header, ["line", "prediction"]);
+    // 309 yearly values give 298 windows of 12; the first ends on line 13.
+    let series: Vec<f64> = std::fs::read_to_string("data/timeseries/sunspots.csv").unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    assert_eq!(rows.len(), series.len() - 12 + 1);
+    assert_eq!(rows[0][0], "13");
+    assert_eq!(rows.last().unwrap()[0], (series.len() + 1).to_string());
+
+    // Forecasts of the held-out windows reproduce evaluate's test MSE (scaled by 1/200).
+    let (code, out, err) = nnrun(&["evaluate", model.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = report["samples"].as_u64().unwrap() as usize;
+    let with_target = &rows[..rows.len() - 1];
+    let mse = with_target[with_target.len() - n..]
+        .iter()
+        .map(|r| {
+            let line: usize = r[0].parse().unwrap();
+            let (p, actual) = (r[1].parse::<f64>().unwrap(), series[line - 1]); // value on line + 1
+            ((p - actual) * 0.005).powi(2)
+        })
+        .sum::<f64>()
+        / n as f64;
+    let want = report["mse"].as_f64().unwrap();
+    assert!((mse - want).abs() < 1e-4 * want.max(1e-3), "predict gives {mse}, evaluate {want}");
+
+    // Too short a series, or a missing column, is an error.
+    let dir = temp("sun-short");
+    let short = dir.join("short.csv");
+    std::fs::write(&short, "year,sunactivity\n1700,5\n1701,11\n").unwrap();
+    let (code, err) = predict_err(&model, short.to_str().unwrap());
     assert_eq!(code, 1);
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("2 values of column 'sunactivity' make no window; the model forecasts from 12 consecutive values"), "{err}");
+    let other = dir.join("other.csv");
+    std::fs::write(&other, "year,spots\n1700,5\n").unwrap();
+    let (code, err) = predict_err(&model, other.to_str().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("no column 'sunactivity'"), "{err}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
 use crate::artifact::{self, ArtifactError, Restored};
 use crate::data::{self, DataError, PrepState, SourceKind};
 use crate::layers::Ctx;
+use crate::spec::data::Missing;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use std::fmt::Display;
@@ -54,21 +55,22 @@ pub fn run(args: &Args) -> u8 {
 fn predict(args: &Args) -> Result<(), Fail> {
     let r = artifact::restore(&args.model).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
     let prep = &r.prep;
-    if prep.window.is_some() {
-        return Err(invalid(format!("{}: predicting with a windowed (time-series) model is not supported yet", r.file.file)));
-    }
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
     if let Err(e) = std::fs::File::open(&args.input) {
         return Err(Fail(EXIT_IO, format!("cannot read {file}: {e}")));
     }
-    let mut reader = match prep.source {
-        SourceKind::Csv => Reader::csv(&args.input, file, prep)?,
-        SourceKind::Idx => Reader::idx(&args.input, file, &r)?,
+    let mut reader = match (prep.source, &prep.window) {
+        (SourceKind::Csv, Some(w)) => Reader::window(&args.input, file, w, prep)?,
+        (SourceKind::Csv, None) => Reader::csv(&args.input, file, prep)?,
+        (SourceKind::Idx, _) => Reader::idx(&args.input, file, &r)?,
     };
     let blocks = blocks(&r);
     let mut out = Out::open(args.output.as_deref())?;
-    out.row(blocks.iter().flat_map(|b| b.header.iter().cloned()))?;
+    // A window's forecast belongs to no input row: say which line it follows.
+    let windowed = matches!(reader, Reader::Window { .. });
+    let line_col = windowed.then(|| "line".to_string());
+    out.row(line_col.into_iter().chain(blocks.iter().flat_map(|b| b.header.iter().cloned())))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let model_err = |e: candle_core::Error| invalid(format!("{}: running the model: {e}", r.file.file));
     loop {
@@ -86,6 +88,9 @@ fn predict(args: &Args) -> Result<(), Fail> {
         let mut ys: Vec<Vec<f32>> = ys.iter().map(|y| y.flatten_all().and_then(|y| y.to_vec1::<f32>())).collect::<Result<_, _>>().map_err(model_err)?;
         for s in 0..n {
             let mut row = Vec::new();
+            if let Reader::Window { lines, .. } = &reader {
+                row.push(lines[s].to_string());
+            }
             for b in &blocks {
                 b.cells(prep, &mut ys[b.o][s * b.units..(s + 1) * b.units], &mut row);
             }
@@ -99,6 +104,8 @@ fn predict(args: &Args) -> Result<(), Fail> {
 enum Reader {
     Csv { rdr: csv::Reader<std::fs::File>, file: String, headers: Vec<String>, cols: Vec<Vec<usize>>, fill: bool },
     Idx { stream: data::idx::Stream<Box<dyn std::io::Read>> },
+    /// Sliding windows over one column; `lines` holds each window's last line.
+    Window { rdr: csv::Reader<std::fs::File>, file: String, column: String, col: usize, missing: Missing, size: usize, recent: std::collections::VecDeque<f32>, lines: Vec<usize> },
 }
 
 fn csv_fail(file: &str, e: csv::Error) -> Fail {
@@ -136,7 +143,16 @@ impl Reader {
                 list(&headers)
             )));
         }
-        Ok(Reader::Csv { rdr, file, headers, cols, fill: prep.missing == crate::spec::data::Missing::Mean })
+        Ok(Reader::Csv { rdr, file, headers, cols, fill: prep.missing == Missing::Mean })
+    }
+
+    fn window(path: &Path, file: String, w: &data::WindowPrep, prep: &PrepState) -> Result<Reader, Fail> {
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_fail(&file, e))?;
+        let headers: Vec<String> = rdr.headers().map_err(|e| csv_fail(&file, e))?.iter().map(String::from).collect();
+        let Some(col) = headers.iter().position(|h| *h == w.column) else {
+            return Err(invalid(format!("{file}: no column '{}', the series the model was trained on; the file's columns are: {}", w.column, list(&headers))));
+        };
+        Ok(Reader::Window { rdr, file, column: w.column.clone(), col, missing: prep.missing, size: w.size, recent: Default::default(), lines: Vec::new() })
     }
 
     fn idx(path: &Path, file: String, r: &Restored) -> Result<Reader, Fail> {
@@ -182,6 +198,39 @@ impl Reader {
                     n += 1;
                 }
                 Ok((n, out))
+            }
+            Reader::Window { rdr, file, column, col, missing, size, recent, lines } => {
+                let (mut out, mut n) = (Vec::new(), 0);
+                lines.clear();
+                let mut rec = csv::StringRecord::new();
+                while n < max && rdr.read_record(&mut rec).map_err(|e| csv_fail(file, e))? {
+                    let line = rec.position().map_or(0, |p| p.line() as usize);
+                    let s = &rec[*col];
+                    let x = match s.parse::<f32>().ok().filter(|x| x.is_finite()) {
+                        Some(x) => x,
+                        // As in training: filled with the mean later, or the row left out.
+                        None if *missing == Missing::Mean => f32::NAN,
+                        None if *missing == Missing::Drop => continue,
+                        None => {
+                            let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is not a number") };
+                            let msg = format!("{what} (the model fills missing values only when trained with `missing: mean`)");
+                            return Err(invalid(DataError::Cell { file: file.clone(), row: line, column: column.clone(), msg }));
+                        }
+                    };
+                    if recent.len() == *size {
+                        recent.pop_front();
+                    }
+                    recent.push_back(x);
+                    if recent.len() == *size {
+                        out.extend(recent.iter().copied());
+                        lines.push(line);
+                        n += 1;
+                    }
+                }
+                if n == 0 && recent.len() < *size {
+                    return Err(invalid(format!("{file}: {} values of column '{column}' make no window; the model forecasts from {size} consecutive values", recent.len())));
+                }
+                Ok((n, vec![out]))
             }
             Reader::Idx { stream } => {
                 let (n, v) = stream.next(max).map_err(invalid)?;
