@@ -2,6 +2,7 @@
 //! streaming metrics, the training section, and the fit loop.
 
 pub mod callbacks;
+pub mod ctc;
 pub mod config;
 pub mod fit;
 pub mod losses;
