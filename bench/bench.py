@@ -34,7 +34,11 @@ WORKLOADS = {
                 metric="test_accuracy", n_train=8000),
     "lstm": dict(spec="specs/sunspots_lstm.yaml", epochs=50, batch=32, lr=5e-3, optimizer="adam",
                  metric="test_mse", n_train=238,
-                 extra_sets=["data.window.size=12", "data.scale=0.005", "data.test_split=0.2",
+                 # The peers hold out int(0.2 * 297) = 59 windows (238 train); nnrun's
+                 # test_split follows Keras's validation_split, floor(297 * 0.8) = 237
+                 # train and 60 test. 0.1985 gives floor(297 * 0.8015) = 238: the
+                 # peers' exact train and test windows.
+                 extra_sets=["data.window.size=12", "data.scale=0.005", "data.test_split=0.1985",
                              "data.shuffle_split=false"]),
     "tabular": dict(spec="specs/breast_cancer.yaml", epochs=50, batch=32, lr=1e-3, optimizer="adam",
                     metric="test_accuracy", n_train=455,
@@ -42,7 +46,10 @@ WORKLOADS = {
 }
 # Smoke runs: one epoch on the first N training samples.
 SMOKE_LIMIT = {"mlp": 512, "cnn": 128, "lstm": 128, "tabular": 128}
-PEERS_FILE = "/work/shared/peers/results.jsonl"
+# The peers' raw lines: shared/peers in the repository, or beside it (worktrees).
+PEERS_CANDIDATES = [os.path.join(ROOT, "shared", "peers", "results.jsonl"),
+                    os.path.join(os.path.dirname(ROOT), "shared", "peers", "results.jsonl")]
+PEERS_FILE = next((p for p in PEERS_CANDIDATES if os.path.exists(p)), PEERS_CANDIDATES[0])
 PEER_SEED0 = 1233  # rep k trains with seed 1233 + k, as the peers do
 
 RUN_KEYS = ["kind", "workload", "spec", "rep", "seed", "threads", "epochs", "batch_size", "n_train",
@@ -138,19 +145,27 @@ def run_process(cmd, capture=True):
     return p.returncode, stdout, stderr, wall, rss, cpu, source
 
 
+def train_cmd(binary, wl, rep, threads, smoke, out_dir, epochs=None):
+    """The `nnrun train` command line of one run (bench/profile.sh uses it too)."""
+    w = WORKLOADS[wl]
+    epochs = epochs or (1 if smoke else w["epochs"])
+    sets = [f"training.optimizer.type={w['optimizer']}", f"training.optimizer.learning_rate={w['lr']}",
+            *w.get("extra_sets", [])]
+    cmd = [binary, "train", w["spec"], "--out", out_dir, "--log-format", "json", "--threads", str(threads),
+           "--seed", str(PEER_SEED0 + rep), "--epochs", str(epochs), "--batch-size", str(w["batch"])]
+    for s in sets:
+        cmd += ["--set", s]
+    if smoke:
+        cmd += ["--limit", str(SMOKE_LIMIT[wl])]
+    return cmd
+
+
 def train_once(binary, wl, rep, threads, smoke, keep):
     w = WORKLOADS[wl]
     seed = PEER_SEED0 + rep
     epochs = 1 if smoke else w["epochs"]
     out_dir = tempfile.mkdtemp(prefix=f"nnrun-bench-{wl}-")
-    sets = [f"training.optimizer.type={w['optimizer']}", f"training.optimizer.learning_rate={w['lr']}",
-            *w.get("extra_sets", [])]
-    cmd = [binary, "train", w["spec"], "--out", out_dir, "--log-format", "json", "--threads", str(threads),
-           "--seed", str(seed), "--epochs", str(epochs), "--batch-size", str(w["batch"])]
-    for s in sets:
-        cmd += ["--set", s]
-    if smoke:
-        cmd += ["--limit", str(SMOKE_LIMIT[wl])]
+    cmd = train_cmd(binary, wl, rep, threads, smoke, out_dir)
     log(f"[bench] {wl} rep {rep}: {' '.join(cmd[1:])}")
     code, stdout, stderr, wall, rss, cpu, source = run_process(cmd)
     if not keep:
@@ -248,6 +263,11 @@ def summarize(wl, runs, peers):
     s["metric_runs"] = [r["metric_value"] for r in runs]
     p = peers.get(wl, {})
     s["peers"] = p
+    # the keys are always there (null without the peers' file), for tools and tests
+    for k in ("best_peer", "best_peer_train_samples_per_s", "ratio_train_vs_best_peer", "best_peer_steady",
+              "best_peer_steady_samples_per_s", "ratio_steady_vs_best_peer", "least_rss_peer",
+              "least_peer_rss_mb", "ratio_rss_vs_least_peer"):
+        s[k] = None
     if p:
         best = max(p.items(), key=lambda kv: kv[1]["train_samples_per_s"] or 0)
         best_st = max(p.items(), key=lambda kv: kv[1]["steady_samples_per_s"] or 0)
@@ -286,7 +306,7 @@ def write_markdown(path, meta, runs, summaries, startup):
              "",
              "samples/s = epochs x n_train / training time (sum of nnrun's per-epoch `seconds`, the peers' "
              "`train_seconds`); after epoch 1 = epochs 2..N (peers' `steady`); RSS = peak resident set of the "
-             "whole process (MB). Peers: median of 3 runs from shared/peers/results.jsonl. Bold = best of the row group.",
+             "whole process (MB). Peers: median of 3 runs from shared/peers/results.jsonl.",
              "",
              "| workload | tool | samples/s | after epoch 1 | vs nnrun | test metric | peak RSS MB | process wall s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -327,9 +347,19 @@ def main():
     ap.add_argument("--startup-n", type=int, default=None, help="runs of validate/--help (default 20, smoke 3)")
     ap.add_argument("--no-startup", action="store_true")
     ap.add_argument("--save", action="store_true", help="also write bench/results/<date>-<machine>.jsonl and .md")
-    ap.add_argument("--peers", default=PEERS_FILE)
+    ap.add_argument("--peers", default=PEERS_FILE, help="the peers' results.jsonl (default: %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument("--print-cmd", action="store_true",
+                    help="print rep 1's nnrun command of the one workload, one argument a line, and exit")
+    ap.add_argument("--out-dir", help="with --print-cmd: the run directory")
+    ap.add_argument("--epochs", type=int, help="with --print-cmd: train this many epochs instead")
     a = ap.parse_args()
+    if a.print_cmd:
+        if len(a.workloads) != 1 or a.workloads[0] not in WORKLOADS:
+            ap.error("--print-cmd takes one workload")
+        out_dir = a.out_dir or tempfile.mkdtemp(prefix=f"nnrun-bench-{a.workloads[0]}-")
+        print("\n".join(train_cmd(os.path.abspath(a.bin), a.workloads[0], 1, a.threads, a.smoke, out_dir, a.epochs)))
+        return 0
     wls = a.workloads or list(WORKLOADS)
     for wl in wls:
         if wl not in WORKLOADS:
