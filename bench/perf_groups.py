@@ -7,9 +7,13 @@ import sys
 # first match wins; order matters (conv before candle generic, etc.)
 GROUPS = [
     ("gemm microkernel", r"gemm_f32::|gemm_common::|nano_gemm|gemm::|gemm_f64::|sgemm|matrixmultiply"),
-    ("conv_transpose (conv backward)", r"[Cc]onv[Tt]ranspose|conv_transpose"),
-    ("conv forward / im2col / copy2d", r"[Ii]m2[Cc]ol|Conv[12][Dd]|conv[12]d|copy2d|Copy2D"),
-    ("thread spin / barrier / rayon", r"rayon|crossbeam|sched_yield|futex|spin|Barrier|parking_lot|std::thread|__lll_lock|pthread_cond|syscall"),
+    # candle's CPU pool: workers spin on a barrier between ops; the worker loop
+    # is inlined into the thread's entry (__rust_begin_short_backtrace)
+    ("thread spin / barrier (candle BarrierPool, rayon)", r"BarrierGuard|BarrierPool|call_trampoline|__rust_begin_short_backtrace|rayon|crossbeam|sched_yield|futex|spin_loop|parking_lot|__lll_lock|pthread_cond"),
+    # candle's conv2d (tiled im2col) and conv_transpose2d (vec_dot loops) run as
+    # anonymous rayon closures; a dwarf call graph (bench/profile.sh --dwarf)
+    # shows them under conv2d_single_group / conv_transpose2d
+    ("conv kernels (candle conv2d tiled im2col, conv_transpose2d vec_dot; rayon closures)", r"vec_dot|FnMut<A> for &F>::call_mut|[Ii]m2[Cc]ol|[Cc]onv[Tt]ranspose|conv_transpose|Conv[12][Dd]|conv[12]d|copy2d"),
     ("memset / memmove / alloc", r"mem(set|move|cpy)|malloc|calloc|realloc|_int_free|cfree|\bfree\b|__libc_free|alloc::|__rust_(alloc|dealloc|realloc)|unlink_chunk|sysmalloc|_mid_memalign"),
     ("candle elementwise / reduce / index maps", r"candle_core::|candle_nn::|half::"),
     ("nnrun code", r"nnrun::|^nnrun"),
