@@ -402,7 +402,9 @@ def main():
     meta["loadavg_end"] = loadavg()
     if a.save:
         day = meta["date"][:10]
-        base = os.path.join(ROOT, "bench", "results", f"{day}-{meta['machine_slug']}")
+        # a smoke run never overwrites the day's real results
+        suffix = "-smoke" if a.smoke else ""
+        base = os.path.join(ROOT, "bench", "results", f"{day}-{meta['machine_slug']}{suffix}")
         os.makedirs(os.path.dirname(base), exist_ok=True)
         with open(base + ".jsonl", "w") as fh:
             for l in lines:

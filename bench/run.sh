@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     --bin) bin="$2"; args+=("$1" "$2"); shift 2 ;;
     --bin=*) bin="${1#--bin=}"; args+=("$1"); shift ;;
     --smoke) smoke=1; args+=("$1"); shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
