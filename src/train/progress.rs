@@ -78,11 +78,23 @@ impl Progress for Console {
     }
 }
 
+/// When this process's first epoch started: `fit_seconds` counts from here.
+/// A static, not a field, so `JsonLines` stays a unit struct for its callers.
+static FIT_STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// One JSON object per line: `{"event": "epoch", "epoch": 1, "loss": ...}`.
+///
+/// `seconds` times the epoch's steps and its end-of-epoch metrics (and
+/// validation, if any); `samples` is how many training samples it saw;
+/// `fit_seconds` is the wall time from the start of this process's first
+/// epoch to the end of this one, so it also holds what runs between epochs
+/// (the checkpoint written after each epoch, callbacks, the shuffle).
 pub struct JsonLines;
 
 impl Progress for JsonLines {
-    fn epoch_start(&mut self, _: usize, _: usize, _: usize) {}
+    fn epoch_start(&mut self, _: usize, _: usize, _: usize) {
+        FIT_STARTED.get_or_init(std::time::Instant::now);
+    }
     fn step(&mut self, _: usize, _: &[(String, f64)], _: usize) {}
     fn epoch_end(&mut self, log: &EpochLog, seconds: f64, samples: usize) {
         let mut obj = serde_json::Map::new();
@@ -90,6 +102,9 @@ impl Progress for JsonLines {
         obj.insert("epoch".into(), log.epoch.into());
         obj.insert("seconds".into(), seconds.into());
         obj.insert("samples_per_second".into(), (samples as f64 / seconds.max(1e-9)).into());
+        obj.insert("samples".into(), samples.into());
+        let fit = FIT_STARTED.get().map_or(seconds, |t| t.elapsed().as_secs_f64());
+        obj.insert("fit_seconds".into(), fit.max(seconds).into());
         for (k, v) in &log.values {
             obj.insert(k.clone(), (*v).into());
         }

@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""nnrun's benchmark harness (python3 standard library only). Run it through
+bench/run.sh, which builds the binary; see bench/README.md for the keys.
+
+Trains the four peer workloads (mlp, cnn, lstm, tabular) with the peers'
+hyperparameters (shared/peers/common.py HP), each run a fresh process, reps
+interleaved like the peers (rep 1: every workload, then rep 2, ...), rep k
+with seed 1233 + k like the peers. Prints one JSON line per run, one median
+line per workload with the peers' figures beside it, and one line timing
+`nnrun validate` and `nnrun --help`.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Peer hyperparameters (shared/peers/common.py HP) and the spec each maps to.
+# They are passed as overrides on every run, so the harness trains with the
+# peers' values even if a spec drifts; the specs currently hold the same ones.
+WORKLOADS = {
+    "mlp": dict(spec="specs/mnist_mlp.yaml", epochs=5, batch=128, lr=1e-3, optimizer="rmsprop",
+                metric="test_accuracy", n_train=8000),
+    "cnn": dict(spec="specs/mnist_cnn.yaml", epochs=3, batch=64, lr=1e-3, optimizer="adam",
+                metric="test_accuracy", n_train=8000),
+    "lstm": dict(spec="specs/sunspots_lstm.yaml", epochs=50, batch=32, lr=5e-3, optimizer="adam",
+                 metric="test_mse", n_train=238,
+                 # The peers hold out int(0.2 * 297) = 59 windows (238 train); nnrun's
+                 # test_split follows Keras's validation_split, floor(297 * 0.8) = 237
+                 # train and 60 test. 0.1985 gives floor(297 * 0.8015) = 238: the
+                 # peers' exact train and test windows.
+                 extra_sets=["data.window.size=12", "data.scale=0.005", "data.test_split=0.1985",
+                             "data.shuffle_split=false"]),
+    "tabular": dict(spec="specs/breast_cancer.yaml", epochs=50, batch=32, lr=1e-3, optimizer="adam",
+                    metric="test_accuracy", n_train=455,
+                    # The spec also tracks AUC, which sorts the predictions after
+                    # every step; the peers track no training metric, so only the
+                    # accuracy the test metric needs is kept.
+                    extra_sets=["data.normalize=standard", "data.test_split=0.2",
+                                "training.metrics=[accuracy]"]),
+}
+# Smoke runs: one epoch on the first N training samples.
+SMOKE_LIMIT = {"mlp": 512, "cnn": 128, "lstm": 128, "tabular": 128}
+# The peers' raw lines: shared/peers in the repository, or beside it (worktrees).
+PEERS_CANDIDATES = [os.path.join(ROOT, "shared", "peers", "results.jsonl"),
+                    os.path.join(os.path.dirname(ROOT), "shared", "peers", "results.jsonl")]
+PEERS_FILE = next((p for p in PEERS_CANDIDATES if os.path.exists(p)), PEERS_CANDIDATES[0])
+PEER_SEED0 = 1233  # rep k trains with seed 1233 + k, as the peers do
+
+RUN_KEYS = ["kind", "workload", "spec", "rep", "seed", "threads", "epochs", "batch_size", "n_train",
+            "train_seconds", "fit_seconds", "between_epochs_seconds", "train_samples_per_s",
+            "fit_samples_per_s", "steady_samples_per_s", "first_epoch_seconds", "metric",
+            "metric_value", "final_train_loss", "peak_rss_mb", "process_wall_seconds",
+            "cpu_seconds", "cpu_util", "rss_source"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def machine():
+    info = {"platform": platform.platform(), "cpus": os.cpu_count()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        info["model_name"] = fields.get("Model name")
+        info["cpu_family_model"] = f"{fields.get('CPU family')}/{fields.get('Model')}"
+        info["threads_per_core"] = fields.get("Thread(s) per core")
+        info["hypervisor"] = fields.get("Hypervisor vendor")
+        info["caches"] = ";".join(f"{k}: {fields[k]}" for k in ("L1d cache", "L2 cache", "L3 cache") if k in fields)
+        flags = fields.get("Flags", "").split()
+        info["avx512"] = " ".join(f for f in flags if f.startswith("avx512")) or "none"
+        info["avx2"] = "avx2" in flags
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+        info["mem_total_gib"] = round(kb / 1024 / 1024, 1)
+    except (OSError, AttributeError):
+        pass
+    info["kernel"] = platform.release()
+    return info
+
+
+def machine_slug(m):
+    name = (m.get("model_name") or platform.processor() or "cpu").lower()
+    name = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+    return f"{name}-{m.get('cpus')}cpu"
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def run_process(cmd, capture=True):
+    """Runs cmd; returns (exit code, stdout, stderr, wall s, peak RSS MB, cpu s, rss source).
+    Peak RSS and CPU time come from GNU time -v when present, else from the
+    child's own rusage (os.wait4), never from RUSAGE_CHILDREN (a max over all
+    children so far)."""
+    gnu_time = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+    tfile = None
+    if gnu_time:
+        fd, tfile = tempfile.mkstemp(prefix="nnrun-bench-time-")
+        os.close(fd)
+        cmd = [gnu_time, "-v", "-o", tfile, *cmd]
+    out_f = tempfile.TemporaryFile()
+    err_f = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=out_f, stderr=err_f, env={**os.environ, "NO_COLOR": "1"})
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out_f.seek(0)
+    err_f.seek(0)
+    stdout, stderr = out_f.read().decode(errors="replace"), err_f.read().decode(errors="replace")
+    rss, cpu, source = ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime, "wait4-rusage"
+    if tfile:
+        with open(tfile) as f:
+            text = f.read()
+        os.unlink(tfile)
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+        u = re.search(r"User time \(seconds\): ([\d.]+)", text)
+        s = re.search(r"System time \(seconds\): ([\d.]+)", text)
+        if m:
+            rss, source = int(m.group(1)) / 1024.0, "gnu-time"
+        if u and s:
+            cpu = float(u.group(1)) + float(s.group(1))
+    return p.returncode, stdout, stderr, wall, rss, cpu, source
+
+
+def train_cmd(binary, wl, rep, threads, smoke, out_dir, epochs=None):
+    """The `nnrun train` command line of one run (bench/profile.sh uses it too)."""
+    w = WORKLOADS[wl]
+    epochs = epochs or (1 if smoke else w["epochs"])
+    sets = [f"training.optimizer.type={w['optimizer']}", f"training.optimizer.learning_rate={w['lr']}",
+            *w.get("extra_sets", [])]
+    cmd = [binary, "train", w["spec"], "--out", out_dir, "--log-format", "json", "--threads", str(threads),
+           "--seed", str(PEER_SEED0 + rep), "--epochs", str(epochs), "--batch-size", str(w["batch"])]
+    for s in sets:
+        cmd += ["--set", s]
+    if smoke:
+        cmd += ["--limit", str(SMOKE_LIMIT[wl])]
+    return cmd
+
+
+def train_once(binary, wl, rep, threads, smoke, keep):
+    w = WORKLOADS[wl]
+    seed = PEER_SEED0 + rep
+    epochs = 1 if smoke else w["epochs"]
+    out_dir = tempfile.mkdtemp(prefix=f"nnrun-bench-{wl}-")
+    cmd = train_cmd(binary, wl, rep, threads, smoke, out_dir)
+    log(f"[bench] {wl} rep {rep}: {' '.join(cmd[1:])}")
+    code, stdout, stderr, wall, rss, cpu, source = run_process(cmd)
+    if not keep:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if code != 0:
+        raise SystemExit(f"bench: {wl} rep {rep} failed with exit code {code}\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    events = []
+    for line in stdout.splitlines():
+        # nnrun prints a plain "Training '...'" banner before the JSON lines
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    epochs_ev = [e for e in events if e.get("event") == "epoch"]
+    test = [e for e in events if e.get("event") == "test"]
+    if len(epochs_ev) != epochs or not test:
+        raise SystemExit(f"bench: {wl}: expected {epochs} epoch lines and a test line, got:\n{stdout}")
+    secs = [e["seconds"] for e in epochs_ev]
+    n_train = epochs_ev[0]["samples"]
+    train_seconds = sum(secs)
+    fit_seconds = epochs_ev[-1]["fit_seconds"]
+    steady = (len(secs) - 1) * n_train / sum(secs[1:]) if len(secs) > 1 else None
+    rec = {
+        "kind": "run", "tool": "nnrun", "workload": wl, "spec": w["spec"], "rep": rep, "seed": seed,
+        "threads": threads, "epochs": epochs, "batch_size": w["batch"], "n_train": n_train,
+        # the peers' train_seconds: the training loop, no evaluation, no checkpoints
+        "train_seconds": round(train_seconds, 4),
+        # first epoch start -> last epoch end, with the checkpoints written between epochs
+        "fit_seconds": round(fit_seconds, 4),
+        "between_epochs_seconds": round(max(fit_seconds - train_seconds, 0.0), 4),
+        "train_samples_per_s": round(epochs * n_train / train_seconds, 1),
+        "fit_samples_per_s": round(epochs * n_train / fit_seconds, 1),
+        "steady_samples_per_s": None if steady is None else round(steady, 1),
+        "first_epoch_seconds": round(secs[0], 4),
+        "metric": w["metric"], "metric_value": test[-1][w["metric"]], w["metric"]: test[-1][w["metric"]],
+        "final_train_loss": epochs_ev[-1]["loss"],
+        "peak_rss_mb": round(rss, 1), "process_wall_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3), "cpu_util": round(cpu / wall, 2) if wall > 0 else None,
+        "rss_source": source, "smoke": smoke,
+    }
+    if not smoke and n_train != w["n_train"]:
+        log(f"[bench] warning: {wl} trained on {n_train} samples, the peers on {w['n_train']}")
+    rec["peer_n_train"] = w["n_train"]
+    return rec
+
+
+def time_startup(binary, n):
+    """Whole-process wall time of `nnrun validate specs/mnist_cnn.yaml` and `nnrun --help`, ms."""
+    out = {"kind": "startup", "n": n, "validate_spec": "specs/mnist_cnn.yaml", "target_ms": 20}
+    for key, args in (("validate", ["validate", "specs/mnist_cnn.yaml"]), ("help", ["--help"])):
+        ms = []
+        subprocess.run([binary, *args], cwd=ROOT, capture_output=True)  # warm the page cache
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = subprocess.run([binary, *args], cwd=ROOT, capture_output=True)
+            ms.append((time.perf_counter() - t0) * 1000)
+            if r.returncode != 0:
+                raise SystemExit(f"bench: nnrun {' '.join(args)} exited {r.returncode}: {r.stderr.decode()}")
+        out[f"{key}_ms_median"] = round(statistics.median(ms), 2)
+        out[f"{key}_ms_min"] = round(min(ms), 2)
+        out[f"{key}_ms_max"] = round(max(ms), 2)
+    return out
+
+
+def peer_figures(path):
+    """Median per (workload, peer) of the peers' runs in results.jsonl."""
+    try:
+        with open(path) as f:
+            rows = [json.loads(l) for l in f if l.strip()]
+    except OSError:
+        return {}
+    by = {}
+    for r in rows:
+        if r.get("kind") == "bench":
+            by.setdefault(r["workload"], {}).setdefault(r["peer_key"], []).append(r)
+    out = {}
+    for wl, peers in by.items():
+        metric = "test_mse" if wl == "lstm" else ("test_seq_accuracy" if wl == "ctc" else "test_accuracy")
+        out[wl] = {}
+        for peer, rs in peers.items():
+            med = lambda k: statistics.median([r[k] for r in rs if r.get(k) is not None]) if any(r.get(k) is not None for r in rs) else None
+            out[wl][peer] = {"runs": len(rs), "train_samples_per_s": med("train_samples_per_s"),
+                             "steady_samples_per_s": med("steady_samples_per_s"), "metric_value": med(metric),
+                             "peak_rss_mb": med("peak_rss_mb"), "process_wall_seconds": med("process_wall_seconds")}
+    return out
+
+
+def summarize(wl, runs, peers):
+    med = lambda k: None if any(r[k] is None for r in runs) else round(statistics.median(r[k] for r in runs), 4)
+    s = {"kind": "summary", "workload": wl, "spec": WORKLOADS[wl]["spec"], "runs": len(runs),
+         "smoke": runs[0]["smoke"], "epochs": runs[0]["epochs"], "n_train": runs[0]["n_train"]}
+    for k in ("train_samples_per_s", "fit_samples_per_s", "steady_samples_per_s", "train_seconds",
+              "fit_seconds", "between_epochs_seconds", "first_epoch_seconds", "metric_value",
+              "peak_rss_mb", "process_wall_seconds", "cpu_util"):
+        s[k] = med(k)
+    s["metric"] = WORKLOADS[wl]["metric"]
+    s["metric_runs"] = [r["metric_value"] for r in runs]
+    p = peers.get(wl, {})
+    s["peers"] = p
+    # the keys are always there (null without the peers' file), for tools and tests
+    for k in ("best_peer", "best_peer_train_samples_per_s", "ratio_train_vs_best_peer", "best_peer_steady",
+              "best_peer_steady_samples_per_s", "ratio_steady_vs_best_peer", "least_rss_peer",
+              "least_peer_rss_mb", "ratio_rss_vs_least_peer"):
+        s[k] = None
+    if p:
+        best = max(p.items(), key=lambda kv: kv[1]["train_samples_per_s"] or 0)
+        best_st = max(p.items(), key=lambda kv: kv[1]["steady_samples_per_s"] or 0)
+        least_rss = min(p.items(), key=lambda kv: kv[1]["peak_rss_mb"] or float("inf"))
+        s["best_peer"] = best[0]
+        s["best_peer_train_samples_per_s"] = best[1]["train_samples_per_s"]
+        s["ratio_train_vs_best_peer"] = round(s["train_samples_per_s"] / best[1]["train_samples_per_s"], 3)
+        s["best_peer_steady"] = best_st[0]
+        s["best_peer_steady_samples_per_s"] = best_st[1]["steady_samples_per_s"]
+        if s["steady_samples_per_s"] is not None:
+            s["ratio_steady_vs_best_peer"] = round(s["steady_samples_per_s"] / best_st[1]["steady_samples_per_s"], 3)
+        else:
+            s["ratio_steady_vs_best_peer"] = None
+        s["least_rss_peer"] = least_rss[0]
+        s["least_peer_rss_mb"] = least_rss[1]["peak_rss_mb"]
+        s["ratio_rss_vs_least_peer"] = round(s["peak_rss_mb"] / least_rss[1]["peak_rss_mb"], 3)
+        for peer in ("torch", "keras-jax"):
+            if peer in p:
+                s[f"ratio_train_vs_{peer}"] = round(s["train_samples_per_s"] / p[peer]["train_samples_per_s"], 3)
+    return s
+
+
+def write_markdown(path, meta, runs, summaries, startup):
+    """The results table next to the .jsonl; notes are added by hand below it."""
+    f = lambda v, d=0: "-" if v is None else (f"{v:,.{d}f}")
+    lines = [f"# nnrun benchmark, {meta['date']}", "",
+             f"- Machine: `{meta['machine'].get('model_name')}` family/model {meta['machine'].get('cpu_family_model')}, "
+             f"{meta['machine'].get('cpus')} CPUs ({meta['machine'].get('threads_per_core')} thread per core), "
+             f"hypervisor {meta['machine'].get('hypervisor')}, {meta['machine'].get('mem_total_gib')} GiB RAM, "
+             f"AVX-512: {meta['machine'].get('avx512')}, kernel {meta['machine'].get('kernel')}",
+             f"- Caches: {meta['machine'].get('caches')}",
+             f"- nnrun {meta['git_sha']}{' (dirty tree)' if meta['git_dirty'] else ''}, {meta['rustc']}, binary `{meta['binary']}`",
+             f"- {meta['reps']} rep(s) per workload, interleaved, fresh process each, --threads {meta['threads']}, "
+             f"seeds 1234.. like the peers; load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end",
+             f"- Command: `{meta['command']}`; raw lines: `{os.path.basename(path)[:-3]}.jsonl`",
+             "",
+             "samples/s = epochs x n_train / training time (sum of nnrun's per-epoch `seconds`, the peers' "
+             "`train_seconds`); after epoch 1 = epochs 2..N (peers' `steady`); RSS = peak resident set of the "
+             "whole process (MB). Peers: median of 3 runs from shared/peers/results.jsonl.",
+             "",
+             "| workload | tool | samples/s | after epoch 1 | vs nnrun | test metric | peak RSS MB | process wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        wl = s["workload"]
+        lines.append(f"| {wl} | **nnrun** | {f(s['train_samples_per_s'])} | {f(s['steady_samples_per_s'])} | 1.00 | "
+                     f"{s['metric']} {f(s['metric_value'], 4)} | {f(s['peak_rss_mb'])} | {f(s['process_wall_seconds'], 2)} |")
+        for peer in ("torch", "keras-jax", "keras-tensorflow", "keras-torch"):
+            p = s["peers"].get(peer)
+            if not p:
+                continue
+            rel = "-" if not p["train_samples_per_s"] else f"{p['train_samples_per_s'] / s['train_samples_per_s']:.2f}x"
+            lines.append(f"| {wl} | {peer} | {f(p['train_samples_per_s'])} | {f(p['steady_samples_per_s'])} | {rel} | "
+                         f"{f(p['metric_value'], 4)} | {f(p['peak_rss_mb'])} | {f(p['process_wall_seconds'], 2)} |")
+    lines += ["", "`vs nnrun` = peer samples/s / nnrun samples/s (above 1: the peer is faster).", ""]
+    lines += ["Per run (nnrun):", "", "| workload | rep | seed | samples/s | with checkpoints | after epoch 1 | first epoch s | metric | RSS MB | wall s | cpu util |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| {r['workload']} | {r['rep']} | {r['seed']} | {f(r['train_samples_per_s'])} | {f(r['fit_samples_per_s'])} | "
+                     f"{f(r['steady_samples_per_s'])} | {f(r['first_epoch_seconds'], 2)} | {f(r['metric_value'], 4)} | "
+                     f"{f(r['peak_rss_mb'])} | {f(r['process_wall_seconds'], 2)} | {f(r['cpu_util'], 2)} |")
+    if startup:
+        lines += ["", f"Startup (whole process, median of {startup['n']}): `nnrun validate {startup['validate_spec']}` "
+                  f"{startup['validate_ms_median']} ms (min {startup['validate_ms_min']}), `nnrun --help` "
+                  f"{startup['help_ms_median']} ms (min {startup['help_ms_min']}); target < {startup['target_ms']} ms."]
+    lines += ["", "## Notes", ""]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workloads", nargs="*", help=f"default: all of {', '.join(WORKLOADS)}")
+    ap.add_argument("--bin", required=True, help="the nnrun binary (run.sh builds and passes it)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="1 epoch on a few samples, 1 rep: checks the pipeline")
+    ap.add_argument("--threads", type=int, default=2, help="nnrun --threads (the peers used 2)")
+    ap.add_argument("--startup-n", type=int, default=None, help="runs of validate/--help (default 20, smoke 3)")
+    ap.add_argument("--no-startup", action="store_true")
+    ap.add_argument("--save", action="store_true", help="also write bench/results/<date>-<machine>.jsonl and .md")
+    ap.add_argument("--peers", default=PEERS_FILE, help="the peers' results.jsonl (default: %(default)s)")
+    ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument("--print-cmd", action="store_true",
+                    help="print rep 1's nnrun command of the one workload, one argument a line, and exit")
+    ap.add_argument("--out-dir", help="with --print-cmd: the run directory")
+    ap.add_argument("--epochs", type=int, help="with --print-cmd: train this many epochs instead")
+    a = ap.parse_args()
+    if a.print_cmd:
+        if len(a.workloads) != 1 or a.workloads[0] not in WORKLOADS:
+            ap.error("--print-cmd takes one workload")
+        out_dir = a.out_dir or tempfile.mkdtemp(prefix=f"nnrun-bench-{a.workloads[0]}-")
+        print("\n".join(train_cmd(os.path.abspath(a.bin), a.workloads[0], 1, a.threads, a.smoke, out_dir, a.epochs)))
+        return 0
+    wls = a.workloads or list(WORKLOADS)
+    for wl in wls:
+        if wl not in WORKLOADS:
+            ap.error(f"unknown workload {wl!r}; choose from {', '.join(WORKLOADS)}")
+    reps = 1 if a.smoke else a.reps
+    binary = os.path.abspath(a.bin)
+    m = machine()
+    meta = {"kind": "meta", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": m, "machine_slug": machine_slug(m), "git_sha": git("rev-parse", "--short=12", "HEAD"),
+            "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "rustc": (subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+                      if shutil.which("rustc") else None),
+            "binary": os.path.relpath(binary, ROOT), "reps": reps, "threads": a.threads, "smoke": a.smoke,
+            "workloads": wls, "loadavg_start": loadavg(), "command": "bench/run.sh " + " ".join(sys.argv[1:])}
+    lines = [meta]
+    print(json.dumps(meta), flush=True)
+    runs = []
+    for rep in range(1, reps + 1):
+        for wl in wls:
+            r = train_once(binary, wl, rep, a.threads, a.smoke, a.keep)
+            runs.append(r)
+            lines.append(r)
+            print(json.dumps(r), flush=True)
+    peers = peer_figures(a.peers)
+    summaries = []
+    for wl in wls:
+        s = summarize(wl, [r for r in runs if r["workload"] == wl], peers)
+        summaries.append(s)
+        lines.append(s)
+        print(json.dumps(s), flush=True)
+    startup = None
+    if not a.no_startup:
+        startup = time_startup(binary, a.startup_n or (3 if a.smoke else 20))
+        lines.append(startup)
+        print(json.dumps(startup), flush=True)
+    meta["loadavg_end"] = loadavg()
+    if a.save:
+        day = meta["date"][:10]
+        # a smoke run never overwrites the day's real results
+        suffix = "-smoke" if a.smoke else ""
+        base = os.path.join(ROOT, "bench", "results", f"{day}-{meta['machine_slug']}{suffix}")
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        with open(base + ".jsonl", "w") as fh:
+            for l in lines:
+                fh.write(json.dumps(l) + "\n")
+        write_markdown(base + ".md", meta, runs, summaries, startup)
+        log(f"[bench] wrote {os.path.relpath(base, ROOT)}.jsonl and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
