@@ -5,3 +5,4 @@
 //! and falls back to plain ops on devices other than the CPU.
 
 pub mod gemm;
+pub mod dense;
