@@ -6,3 +6,4 @@
 
 pub mod gemm;
 pub mod dense;
+pub mod optim;
