@@ -7,3 +7,4 @@
 pub mod gemm;
 pub mod dense;
 pub mod optim;
+pub mod loss;
