@@ -8,3 +8,4 @@ pub mod gemm;
 pub mod dense;
 pub mod optim;
 pub mod loss;
+pub mod rnn;
