@@ -29,15 +29,18 @@ pub trait Real: WithDType + std::ops::Neg<Output = Self> {
 }
 
 impl Real for f32 {
+    #[inline]
     fn exp(self) -> Self {
         f32::exp(self)
     }
+    #[inline]
     fn ln(self) -> Self {
         f32::ln(self)
     }
     /// glibc's tanhf goes through a slow expm1f (most of an LSTM's time);
     /// f64 `exp` is fast and leaves room for the f32 result: within 1 ulp of
     /// tanh (tested).
+    #[inline]
     fn tanh(self) -> Self {
         let x = self as f64;
         if x.abs() < 0.004 {
@@ -49,9 +52,11 @@ impl Real for f32 {
         let e = (2.0 * x.clamp(-20.0, 20.0)).exp();
         ((e - 1.0) / (e + 1.0)) as f32
     }
+    #[inline]
     fn sqrt(self) -> Self {
         f32::sqrt(self)
     }
+    #[inline]
     fn abs(self) -> Self {
         f32::abs(self)
     }
@@ -64,18 +69,23 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
+    #[inline]
     fn exp(self) -> Self {
         f64::exp(self)
     }
+    #[inline]
     fn ln(self) -> Self {
         f64::ln(self)
     }
+    #[inline]
     fn tanh(self) -> Self {
         f64::tanh(self)
     }
+    #[inline]
     fn sqrt(self) -> Self {
         f64::sqrt(self)
     }
+    #[inline]
     fn abs(self) -> Self {
         f64::abs(self)
     }
