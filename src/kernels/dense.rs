@@ -193,7 +193,7 @@ pub fn dense(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<T
         // Also the path that reports shape errors, in candle's words.
         return dense_plain(x, w, b, relu);
     }
-    let rows = x.elem_count() / k.max(1);
+    let rows: usize = x.dims()[..x.rank() - 1].iter().product();
     // Decided here: a data leaf (no variable, no op) needs no gradient.
     let op = DenseOp { relu, input_grad: x.track_op() };
     let x2 = x.contiguous()?.reshape((rows, k))?;
@@ -226,8 +226,7 @@ struct DenseOp {
     input_grad: bool,
 }
 
-fn dense_fwd<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, k: usize, n: usize, relu: bool) -> Vec<T> {
-    let rows = x.len() / k.max(1);
+fn dense_fwd<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, rows: usize, k: usize, n: usize, relu: bool) -> Vec<T> {
     let mut y = vec![T::zero(); rows * n];
     if let Some(b) = b {
         for r in y.chunks_exact_mut(n.max(1)) {
@@ -253,8 +252,7 @@ struct DenseGrads<T> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn dense_bwd<T: Real>(x: &[T], w: &[T], y: &[T], g: &[T], k: usize, n: usize, op: DenseOp, bias: bool) -> DenseGrads<T> {
-    let rows = g.len() / n.max(1);
+fn dense_bwd<T: Real>(x: &[T], w: &[T], y: &[T], g: &[T], rows: usize, k: usize, n: usize, op: DenseOp, bias: bool) -> DenseGrads<T> {
     // Through the relu: the gradient passes where the output is positive.
     let masked: Vec<T>;
     let gz = if op.relu {
@@ -294,7 +292,7 @@ impl DenseOp {
                 Some((s, l)) => Some(cpu_slice::<T>(s, l)?),
                 None => None,
             };
-            let y = dense_fwd(cpu_slice::<T>(x.0, x.1)?, cpu_slice::<T>(w.0, w.1)?, bias, k, n, op.relu);
+            let y = dense_fwd(cpu_slice::<T>(x.0, x.1)?, cpu_slice::<T>(w.0, w.1)?, bias, rows, k, n, op.relu);
             Ok((T::to_cpu_storage_owned(y), Shape::from((rows, n))))
         }
         match x.0 {
@@ -307,9 +305,10 @@ impl DenseOp {
     fn grads(&self, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         fn run<T: Real>(op: &DenseOp, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
             let (k, n) = w.dims2()?;
+            let rows = x.dim(0)?;
             let g = grad.contiguous()?;
             let (hx, hw, hy, hg) = (Host::of(x)?, Host::of(w)?, Host::of(res)?, Host::of(&g)?);
-            let d = dense_bwd(hx.slice::<T>()?, hw.slice::<T>()?, hy.slice::<T>()?, hg.slice::<T>()?, k, n, *op, bias);
+            let d = dense_bwd(hx.slice::<T>()?, hw.slice::<T>()?, hy.slice::<T>()?, hg.slice::<T>()?, rows, k, n, *op, bias);
             let dx = d.dx.map(|v| tensor_from(v, x.shape(), x)).transpose()?;
             let db = d.db.map(|v| tensor_from(v, n, x)).transpose()?;
             Ok((dx, tensor_from(d.dw, (k, n), x)?, db))
@@ -478,6 +477,13 @@ mod tests {
         assert!(dense(&x, &w, Some(&random(&[3], 3, DType::F32)), false).is_err());
         // Mixed dtypes take the plain path, which rejects them.
         assert!(dense(&x.to_dtype(DType::F64).unwrap(), &w, None, false).is_err());
+        // Empty batches and zero features give empty or zero outputs.
+        let y = dense(&random(&[0, 3], 1, DType::F32), &w, None, true).unwrap();
+        assert_eq!(y.dims(), &[0, 2]);
+        let w0 = Var::from_tensor(&random(&[0, 2], 2, DType::F32)).unwrap();
+        let b = Var::from_tensor(&random(&[2], 3, DType::F32)).unwrap();
+        let y = dense(&random(&[4, 0], 1, DType::F32), &w0, Some(&b), false).unwrap();
+        assert_eq!(flat(&y), flat(b.as_tensor()).repeat(4));
         let _ = Device::Cpu;
     }
 }
