@@ -5,3 +5,7 @@
 //! and falls back to plain ops on devices other than the CPU.
 
 pub mod gemm;
+pub mod dense;
+pub mod optim;
+pub mod loss;
+pub mod rnn;

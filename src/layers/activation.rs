@@ -155,9 +155,11 @@ impl Activation {
     }
 }
 
-/// 1 / (1 + e^-x), from ops so the gradient flows.
+/// 1 / (1 + e^-x) as candle-nn's one op, whose gradient is y (1 - y). The
+/// chain neg, exp, +1, recip costs four ops and its backward multiplies
+/// 0 by exp(-x) = inf, a NaN, wherever the sigmoid saturates (x < -88 in f32).
 pub fn sigmoid(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
-    (x.neg()?.exp()? + 1.0)?.recip()
+    candle_nn::ops::sigmoid(x)
 }
 
 /// x for x > 0, alpha * (e^x - 1) otherwise, from ops so the gradient flows.
@@ -187,5 +189,20 @@ mod apply_tests {
         assert!((elu[0] - ((-2f64).exp() - 1.0)).abs() < 1e-12 && elu[4] == 3.0);
         let sm = get(Activation::Softmax);
         assert!((sm.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    /// Saturated sigmoids have gradient 0 (y (1 - y)), not NaN, and f32
+    /// values agree with the formula.
+    #[test]
+    fn sigmoid_saturates_with_finite_gradients() {
+        let v = candle_core::Var::new(&[-1000.0f32, -90.0, -3.0, 0.0, 2.5, 90.0, 1000.0], &Device::Cpu).unwrap();
+        let y = Activation::Sigmoid.apply(v.as_tensor()).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap().get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        let ys = y.to_vec1::<f32>().unwrap();
+        for ((&x, &y), &g) in v.as_tensor().to_vec1::<f32>().unwrap().iter().zip(&ys).zip(&g) {
+            let want = 1.0 / (1.0 + (-(x as f64)).exp());
+            assert!((y as f64 - want).abs() < 1e-7, "sigmoid({x}) = {y}");
+            assert!(g.is_finite() && (g as f64 - want * (1.0 - want)).abs() < 1e-7, "d sigmoid({x}) = {g}");
+        }
     }
 }

@@ -88,12 +88,12 @@ impl Layer for Dense {
         .hint("insert a Flatten layer before '{name}' to classify the whole input")]
     }
 
+    /// One fused op (matmul, bias, relu) on the CPU; see `kernels::dense`.
     fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
-        let mut y = inputs[0].broadcast_matmul(w[0].as_tensor())?;
-        if self.use_bias {
-            y = y.broadcast_add(w[1].as_tensor())?;
-        }
-        if ctx.logits { Ok(y) } else { self.activation.apply(&y) }
+        let relu = self.activation == Activation::Relu && !ctx.logits;
+        let bias = if self.use_bias { Some(w[1].as_tensor()) } else { None };
+        let y = crate::kernels::dense::dense(&inputs[0], w[0].as_tensor(), bias, relu)?;
+        if ctx.logits || relu { Ok(y) } else { self.activation.apply(&y) }
     }
 }
 
@@ -441,6 +441,9 @@ mod tests {
             ("Dense", "{units: 3, activation: tanh}", &[4usize][..]),
             ("Dense", "{units: 3, activation: softmax}", &[5, 4]),
             ("Dense", "{units: 2, use_bias: false}", &[3, 2, 4]),
+            // The fused relu path of the kernel.
+            ("Dense", "{units: 5, activation: relu}", &[7]),
+            ("Dense", "{units: 4, activation: relu, use_bias: false}", &[2, 3]),
             ("Activation", "{activation: selu}", &[6]),
             ("Activation", "{activation: gelu}", &[6]),
             ("Activation", "{activation: softplus}", &[6]),

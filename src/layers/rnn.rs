@@ -195,6 +195,12 @@ impl Recurrent {
     /// Runs over x (B, T, F): (B, U), or (B, T, U) in processing order
     /// (reversed under go_backwards, as Keras returns it).
     fn run(&self, x: &Tensor, w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
+        self.run_with(x, w, ctx, true)
+    }
+
+    /// `run`, with the fused LSTM kernel where it applies (`kernels`), or
+    /// from candle ops only (the reference the kernel is tested against).
+    fn run_with(&self, x: &Tensor, w: &[Var], ctx: &mut Ctx, kernels: bool) -> CResult<Tensor> {
         let (b, t, f) = x.dims3()?;
         let (u, g) = (self.units, self.kind.gates());
         let x = match dropout_mask(self.dropout, (b, f), x, ctx)? {
@@ -210,9 +216,19 @@ impl Recurrent {
         };
         // All timesteps' input projections in one matmul, time-major so each
         // step's slice is contiguous.
-        let mut xp = x.transpose(0, 1)?.contiguous()?.reshape((t * b, f))?.matmul(kernel)?;
-        if let Some(bias) = &in_bias {
-            xp = xp.broadcast_add(bias)?;
+        let xt = x.transpose(0, 1)?.contiguous()?.reshape((t * b, f))?;
+        let xp = if kernels {
+            crate::kernels::dense::dense(&xt, kernel, in_bias.as_ref(), false)?
+        } else {
+            crate::kernels::dense::dense_plain(&xt, kernel, in_bias.as_ref(), false)?
+        };
+        // The whole recurrence as one op for Keras's default LSTM activations.
+        let default_acts = self.activation == Activation::Tanh && self.recurrent_activation == Some(Activation::Sigmoid);
+        if kernels && self.kind == Kind::Lstm && default_acts && t > 0 {
+            let xp3 = xp.reshape((t, b, g * u))?;
+            if let Some(y) = crate::kernels::rnn::lstm(&xp3, rk, rec_mask.as_ref(), self.go_backwards, self.return_sequences)? {
+                return Ok(y);
+            }
         }
         let mut steps = Vec::with_capacity(t);
         unstack(&xp.reshape((t, b, g * u))?, &mut steps)?;
@@ -569,6 +585,47 @@ mod tests {
         ] {
             grad_check(ty, yaml, &[&[3, 2]], true);
         }
+    }
+
+    /// The fused LSTM (and Dense projection) against the candle-op cell:
+    /// outputs and every gradient, f32, with dropout masks, both directions,
+    /// batch 1 and odd sizes.
+    #[test]
+    fn lstm_kernel_matches_the_op_cell() {
+        use crate::kernels::dense::testing::{compare, var};
+        use candle_core::DType;
+        for (yaml, (batch, t, f)) in [
+            ("{units: 3}", (1, 1, 1)),
+            ("{units: 5}", (4, 7, 3)),
+            ("{units: 4, return_sequences: true}", (3, 5, 2)),
+            ("{units: 4, return_sequences: true, go_backwards: true}", (2, 6, 3)),
+            ("{units: 3, go_backwards: true, use_bias: false}", (5, 4, 2)),
+            ("{units: 6, dropout: 0.3, recurrent_dropout: 0.4, return_sequences: true}", (8, 5, 3)),
+            ("{units: 32}", (32, 12, 1)),
+        ] {
+            let layer = build("LSTM", yaml).unwrap();
+            let rec = super::Recurrent::read(&mut crate::spec::args::Args::new(&crate::spec::yaml::parse(yaml).unwrap(), "l", "l", &[]), super::Kind::Lstm);
+            let mut vars = vec![var(&[batch, t, f], 1, DType::F32)];
+            for (k, w) in layer.weights(&[vec![t, f]]).iter().enumerate() {
+                vars.push(var(&w.shape, 10 + k as u64, DType::F32));
+            }
+            let go = |fused: bool| {
+                let rec = rec.clone();
+                move |ts: &[Tensor]| {
+                    // The same seed: both paths draw the same dropout masks.
+                    let mut rng = StdRng::seed_from_u64(3);
+                    let mut ctx = Ctx { train: true, rng: &mut rng, logits: false };
+                    rec.run_with(&ts[0], &ts_vars(ts), &mut ctx, fused).unwrap()
+                }
+            };
+            compare(&vars, go(true), go(false), 1e-5, &format!("LSTM {yaml} on ({batch}, {t}, {f})"));
+        }
+    }
+
+    /// The weights as Vars: the tensors are variables already, so these are
+    /// the same Vars (same ids), and gradients reach them.
+    fn ts_vars(ts: &[Tensor]) -> Vec<Var> {
+        ts[1..].iter().map(|t| Var::from_tensor(t).unwrap()).collect()
     }
 
     #[test]

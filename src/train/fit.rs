@@ -120,28 +120,37 @@ impl Evaluator {
         let ys = split.targets.iter().map(|a| gather(a, idx, dev)).collect::<candle_core::Result<Vec<_>>>()?;
         let outs = net.forward(&xs, ctx, &self.fused)?;
         let mut total: Option<Tensor> = None;
+        let mut total_value = 0.0;
         for (k, (out, y)) in outs.iter().zip(&ys).enumerate() {
             let l = self.losses[k].compute(out, y, self.fused[k])?;
-            self.loss_sums[k] += l.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * idx.len() as f64;
-            let l = (l * self.weights[k])?;
+            let value = l.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            self.loss_sums[k] += value * idx.len() as f64;
+            // Weight 1 (the usual single output) is exact: skip the op.
+            let (l, value) = if self.weights[k] == 1.0 { (l, value) } else { ((l * self.weights[k])?, value * self.weights[k]) };
+            total_value += value;
             total = Some(match total {
                 Some(t) => (t + l)?,
                 None => l,
             });
             if !self.metrics[k].is_empty() {
-                let probs = match (self.fused[k], self.activations[k]) {
-                    (true, Some(a)) => a.apply(out)?,
-                    _ => out.clone(),
+                let p = out.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+                let classes = out.dims().last().copied().unwrap_or(1).max(1);
+                // The fused activation, applied on the host: metrics need no graph.
+                let p = match (self.fused[k], self.activations[k]) {
+                    (true, Some(Activation::Softmax)) => crate::kernels::loss::probabilities(&p, classes, true),
+                    (true, Some(Activation::Sigmoid)) => crate::kernels::loss::probabilities(&p, classes, false),
+                    (true, Some(a)) => a.apply(out)?.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?,
+                    _ => p,
                 };
-                let p = probs.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
                 let t = y.flatten_all()?.to_vec1::<f32>()?;
                 // Rows are class vectors: per-timestep outputs have batch x time of them.
-                let rows = out.elem_count() / out.dims().last().copied().unwrap_or(1).max(1);
+                let rows = out.elem_count() / classes;
                 self.metrics[k].iter_mut().for_each(|m| m.update(&p, &t, rows));
             }
         }
         let total = total.expect("a model has at least one output");
-        self.total += total.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * idx.len() as f64;
+        // The f64 sum of the outputs' values: what the graph's total holds, without reading it back.
+        self.total += if outs.len() == 1 { total_value } else { total.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? } * idx.len() as f64;
         self.seen += idx.len();
         Ok(total)
     }
@@ -289,6 +298,10 @@ pub fn fit(
         ev.reset();
         progress.epoch_start(epoch, cfg.epochs, steps_per_epoch);
         let started = std::time::Instant::now();
+        // Running values for the progress bar, recomputed at most every 100 ms:
+        // some metrics (AUC) sort every sample seen so far.
+        let mut running: Vec<(String, f64)> = Vec::new();
+        let mut refreshed: Option<std::time::Instant> = None;
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
             let mut ctx = Ctx { train: true, rng: &mut rng, logits: false };
             let loss = ev.batch(net, train, idx, &mut ctx)?;
@@ -299,7 +312,11 @@ pub fn fit(
             let grads = loss.backward()?;
             opt.step(&grads)?;
             steps += 1;
-            progress.step(step + 1, &ev.results(net, ""), ev.seen);
+            if refreshed.is_none_or(|t| t.elapsed().as_millis() >= 100) || step + 1 == steps_per_epoch {
+                running = ev.results(net, "");
+                refreshed = Some(std::time::Instant::now());
+            }
+            progress.step(step + 1, &running, ev.seen);
             if interrupted() {
                 return Ok(FitOutcome { history, interrupted: true });
             }

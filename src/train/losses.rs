@@ -61,7 +61,33 @@ impl Loss {
     /// indices (any float dtype) with one value per row: shape (B,), (B, 1),
     /// (B, T) or (B, T, 1).
     pub fn compute(&self, y_pred: &Tensor, y_true: &Tensor, logits: bool) -> Result<Tensor> {
+        if logits && let Some(l) = self.from_logits_kernel(y_pred, y_true)? {
+            return Ok(l);
+        }
+        self.compute_ops(y_pred, y_true, logits)
+    }
+
+    /// `compute` from candle ops only: where the kernels don't apply, and
+    /// the reference they are tested against.
+    pub fn compute_ops(&self, y_pred: &Tensor, y_true: &Tensor, logits: bool) -> Result<Tensor> {
         self.per_row(y_pred, y_true, logits)?.mean_all()
+    }
+
+    /// The fused crossentropies as one CPU op each (`kernels::loss`); None
+    /// where they don't apply (the ops then report any shape error).
+    fn from_logits_kernel(&self, y_pred: &Tensor, y_true: &Tensor) -> Result<Option<Tensor>> {
+        use crate::kernels::loss::{mean_loss, FromLogits};
+        let kind = match self {
+            Loss::BinaryCrossentropy => FromLogits::SigmoidBinaryCrossentropy,
+            Loss::CategoricalCrossentropy => FromLogits::SoftmaxCrossentropy,
+            // One class index per row, in row order whatever its shape.
+            Loss::SparseCategoricalCrossentropy => return mean_loss(FromLogits::SparseSoftmaxCrossentropy, y_pred, y_true),
+            _ => return Ok(None),
+        };
+        if y_true.elem_count() != y_pred.elem_count() {
+            return Ok(None);
+        }
+        mean_loss(kind, y_pred, &align(y_pred, y_true, self.name())?)
     }
 
     /// The loss of each row: `y_pred`'s shape without its last axis.

@@ -11,6 +11,7 @@ use crate::diag::{suggestion, Diagnostic};
 use crate::spec::args::{ArgDoc, Args};
 use crate::spec::yaml::{Node, Value};
 use candle_core::backprop::GradStore;
+use crate::kernels::optim::{self as kernels, Pass};
 use candle_core::{Result, Tensor, Var};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -339,6 +340,8 @@ pub struct Optimizer {
     /// ReduceLROnPlateau on a schedule: multiplier and floor.
     lr_scale: f64,
     lr_floor: f64,
+    /// In-place kernels where they apply; off only to test them against the ops.
+    fused: bool,
 }
 
 impl Optimizer {
@@ -357,7 +360,7 @@ impl Optimizer {
             .iter()
             .map(|v| (0..slots).map(|_| v.as_tensor().ones_like()?.affine(0.0, init)).collect::<Result<Vec<_>>>())
             .collect::<Result<_>>()?;
-        Ok(Optimizer { spec: spec.clone(), vars, state, iterations: 0, lr_scale: 1.0, lr_floor: 0.0 })
+        Ok(Optimizer { spec: spec.clone(), vars, state, iterations: 0, lr_scale: 1.0, lr_floor: 0.0, fused: true })
     }
 
     pub fn spec(&self) -> &OptimizerSpec {
@@ -416,7 +419,8 @@ impl Optimizer {
                 if new.dims() != t.dims() {
                     return Err(format!("optimizer state '{name}' has shape {:?}, expected {:?}", new.dims(), t.dims()));
                 }
-                *t = new.to_dtype(t.dtype()).map_err(|e| e.to_string())?;
+                // A copy: steps rewrite state in place, and must not reach into the caller's tensor.
+                *t = new.to_dtype(t.dtype()).and_then(|n| n.copy()).map_err(|e| e.to_string())?;
             }
         }
         self.iterations = s.iterations;
@@ -441,10 +445,14 @@ impl Optimizer {
         let lr = self.learning_rate();
         let t = (self.iterations + 1) as f64;
         for (i, g) in items {
+            let decay = self.spec.weight_decay.filter(|wd| *wd > 0.0).map(|wd| 1.0 - wd * lr);
+            if self.fused_step(i, &g, lr, t, decay)? {
+                continue;
+            }
             let var = &self.vars[i];
             let mut w = var.as_tensor().detach();
-            if let Some(wd) = self.spec.weight_decay.filter(|wd| *wd > 0.0) {
-                w = (&w * (1.0 - wd * lr))?;
+            if let Some(d) = decay {
+                w = (&w * d)?;
             }
             let st = &mut self.state[i];
             let new = match self.spec.rule {
@@ -497,6 +505,55 @@ impl Optimizer {
         }
         self.iterations += 1;
         Ok(())
+    }
+
+    /// The step of variable `i` as in-place passes (`kernels::optim`), same
+    /// bits as the candle ops in `step`. False where they don't apply (other
+    /// devices and dtypes, centered RMSprop): then `step` runs the ops.
+    fn fused_step(&mut self, i: usize, g: &Tensor, lr: f64, t: f64, decay: Option<f64>) -> Result<bool> {
+        if !self.fused {
+            return Ok(false);
+        }
+        let w = self.vars[i].as_tensor();
+        let g = g.contiguous()?;
+        let st = &self.state[i];
+        let mut all = vec![w, &g];
+        all.extend(st.iter());
+        if !kernels::supported(&all) {
+            return Ok(false);
+        }
+        match self.spec.rule {
+            Rule::Sgd { momentum, .. } if momentum == 0.0 => kernels::apply(Pass::Sgd { lr, decay }, w, &[&g])?,
+            Rule::Sgd { momentum, nesterov } => {
+                kernels::apply(Pass::Momentum { lr, momentum }, &st[0], &[&g])?;
+                kernels::apply(Pass::SgdApply { lr, momentum, nesterov, decay }, w, &[&st[0], &g])?;
+            }
+            Rule::RmsProp { centered: true, .. } => return Ok(false),
+            Rule::RmsProp { rho, momentum, epsilon: eps, centered: false } => {
+                kernels::apply(Pass::Velocity { rho }, &st[0], &[&g])?;
+                if momentum > 0.0 {
+                    kernels::apply(Pass::ScaledMomentum { lr, eps, momentum }, &st[1], &[&g, &st[0]])?;
+                    kernels::apply(Pass::Subtract { decay }, w, &[&st[1]])?;
+                } else {
+                    kernels::apply(Pass::ScaledStep { lr, eps, decay }, w, &[&g, &st[0]])?;
+                }
+            }
+            Rule::Adam { beta_1, beta_2, epsilon: eps, amsgrad } => {
+                let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
+                kernels::apply(Pass::Ema { c: 1.0 - beta_1 }, &st[0], &[&g])?;
+                kernels::apply(Pass::EmaSq { c: 1.0 - beta_2 }, &st[1], &[&g])?;
+                if amsgrad {
+                    kernels::apply(Pass::Max, &st[2], &[&st[1]])?;
+                }
+                let v = if amsgrad { &st[2] } else { &st[1] };
+                kernels::apply(Pass::AdamStep { alpha, eps, decay }, w, &[&st[0], v])?;
+            }
+            Rule::Adagrad { epsilon: eps, .. } => {
+                kernels::apply(Pass::Accumulate, &st[0], &[&g])?;
+                kernels::apply(Pass::ScaledStep { lr, eps, decay }, w, &[&g, &st[0]])?;
+            }
+        }
+        Ok(true)
     }
 
     /// Keras `_clip_gradients`; norms stay on the device (no host sync).
@@ -748,6 +805,55 @@ mod tests {
             let l = loss(&x).to_scalar::<f32>().unwrap();
             assert!(l < 1e-3, "{src}: loss {l} after {steps} steps");
             assert_eq!(opt.iterations(), steps as u64);
+        }
+    }
+
+    /// The in-place kernels give the candle ops' bits: variables and every
+    /// state slot, over several steps, for each rule and option.
+    #[test]
+    fn fused_steps_equal_the_op_steps_bit_for_bit() {
+        use crate::kernels::dense::testing::random;
+        use candle_core::DType;
+        for src in [
+            "{type: sgd, learning_rate: 0.1}",
+            "{type: sgd, learning_rate: 0.1, weight_decay: 0.01}",
+            "{type: sgd, learning_rate: 0.05, momentum: 0.9}",
+            "{type: sgd, learning_rate: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.01}",
+            "{type: rmsprop, learning_rate: 0.01}",
+            "{type: rmsprop, learning_rate: 0.01, momentum: 0.5, weight_decay: 0.02}",
+            "{type: rmsprop, learning_rate: 0.01, momentum: 0.5, centered: true}",
+            "{type: adam, learning_rate: 0.01}",
+            "{type: adamw, learning_rate: 0.01, amsgrad: true}",
+            "{type: adagrad, learning_rate: 0.1, weight_decay: 0.01}",
+            "{type: adam, learning_rate: 0.01, clipnorm: 0.5}",
+        ] {
+            for dt in [DType::F32, DType::F64] {
+                let shapes: [&[usize]; 3] = [&[7, 5], &[5], &[1]];
+                let make = |fused: bool| {
+                    let vars: Vec<Var> = shapes.iter().enumerate().map(|(k, s)| Var::from_tensor(&random(s, k as u64, dt)).unwrap()).collect();
+                    let mut opt = Optimizer::new(&spec(src), vars.clone()).unwrap();
+                    opt.fused = fused;
+                    (vars, opt)
+                };
+                let ((va, mut a), (vb, mut b)) = (make(true), make(false));
+                for step in 0..4u64 {
+                    let (mut ga, mut gb) = (GradStore::default(), GradStore::default());
+                    for (k, s) in shapes.iter().enumerate() {
+                        let g = random(s, 100 + 10 * step + k as u64, dt);
+                        ga.insert(va[k].as_tensor(), g.clone());
+                        gb.insert(vb[k].as_tensor(), g);
+                    }
+                    a.step(&ga).unwrap();
+                    b.step(&gb).unwrap();
+                }
+                let bits = |t: &Tensor| t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+                for (x, y) in va.iter().zip(&vb) {
+                    assert_eq!(bits(x.as_tensor()), bits(y.as_tensor()), "{src} {dt:?}: variables");
+                }
+                for ((na, x), (_, y)) in a.state_tensors().iter().zip(&b.state_tensors()) {
+                    assert_eq!(bits(x), bits(y), "{src} {dt:?}: state {na}");
+                }
+            }
         }
     }
 
