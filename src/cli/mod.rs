@@ -43,13 +43,54 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Train(args) => train::run(&args),
-        Command::Predict(args) => predict::run(&args),
-        Command::Evaluate(args) => evaluate::run(&args),
+        // Commands that compute set up the CPU kernels first; validate doesn't.
+        Command::Train(args) => {
+            tune_cpu(args.threads);
+            train::run(&args)
+        }
+        Command::Predict(args) => {
+            tune_cpu(None);
+            predict::run(&args)
+        }
+        Command::Evaluate(args) => {
+            tune_cpu(None);
+            evaluate::run(&args)
+        }
         Command::Inspect(args) => inspect::run(&args),
         Command::Plot(args) => plot::run(&args),
     };
     ExitCode::from(code)
+}
+
+/// Threads and allocator settings for training speed, before any kernel runs
+/// (they read these once). An explicit environment variable always wins.
+fn tune_cpu(threads: Option<usize>) {
+    // candle re-reads /proc/cpuinfo on every matmul unless RAYON_NUM_THREADS
+    // is set; its barrier pool spins a second thread after every large
+    // element-wise op, which on few cores costs more than it saves.
+    let set = |key: &str, value: String, force: bool| {
+        if force || std::env::var_os(key).is_none() {
+            // SAFETY: called at start-up, before any other thread exists.
+            unsafe { std::env::set_var(key, value) };
+        }
+    };
+    set("RAYON_NUM_THREADS", threads.unwrap_or_else(candle_core::utils::get_num_threads).to_string(), threads.is_some());
+    set("CANDLE_NUM_THREADS", "1".into(), false);
+    // glibc maps every block over 128 KiB fresh and returns freed memory at
+    // once, so each training step page-faults its tensors in again.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: plain integer settings of the C allocator, set before use.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 256 << 20);
+        }
+    }
 }
 
 /// Colour only for a terminal, and never when NO_COLOR is set.

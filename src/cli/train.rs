@@ -38,12 +38,34 @@ struct RunFiles<'a> {
     key: String,
     limit: Option<usize>,
     model: ModelMeta<'a>,
+    /// The last epoch's checkpoint, when not yet written, and the last write.
+    pending: Option<Vec<u8>>,
+    written: Option<std::time::Instant>,
+}
+
+/// Checkpoints reach the disk at most this often (and always when training
+/// ends, however it ends): fsyncing one per epoch costs more than whole
+/// epochs of small models.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl RunFiles<'_> {
+    /// Writes the newest checkpoint if it is still only in memory.
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.pending.take() {
+            Some(bytes) => artifact::write_atomic(&self.dir.join(crate::checkpoint::FILE), &bytes),
+            None => Ok(()),
+        }
+    }
 }
 
 impl fit::Hooks for RunFiles<'_> {
     fn checkpoint(&mut self, snap: &fit::Snapshot) -> std::io::Result<()> {
-        let bytes = crate::checkpoint::to_bytes(snap, &self.key, self.limit).map_err(std::io::Error::other)?;
-        artifact::write_atomic(&self.dir.join(crate::checkpoint::FILE), &bytes)
+        self.pending = Some(crate::checkpoint::to_bytes(snap, &self.key, self.limit).map_err(std::io::Error::other)?);
+        if self.written.is_none_or(|t| t.elapsed() >= CHECKPOINT_INTERVAL) {
+            self.flush()?;
+            self.written = Some(std::time::Instant::now());
+        }
+        Ok(())
     }
 
     fn save_model(&mut self, net: &Net, history: &[fit::EpochLog], file: &str) -> std::io::Result<()> {
@@ -138,10 +160,6 @@ pub fn run(args: &Args) -> u8 {
     }
     let ((spec, model), cfg, data_spec) = (built.unwrap(), cfg.unwrap(), data_spec.unwrap());
 
-    if let Some(t) = args.threads {
-        // candle's CPU kernels (rayon and gemm) read this when they first start.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", t.to_string()) };
-    }
     let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
     let io = cfg.io(&model);
     let prepared = match data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit) {
@@ -219,8 +237,13 @@ pub fn run(args: &Args) -> u8 {
     let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
     let data_sha256 = data::file_digests(&data_spec, &spec_dir);
     let meta = ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir, data_sha256 };
-    let mut files = RunFiles { dir: &out_dir, key, limit: args.limit, model: meta };
+    let mut files = RunFiles { dir: &out_dir, key, limit: args.limit, model: meta, pending: None, written: None };
     let outcome = fit::fit(&net, &cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
+    // Whatever happened, the last completed epoch stays resumable.
+    if let Err(e) = files.flush() {
+        eprintln!("error: writing {}: {e}", out_dir.join(crate::checkpoint::FILE).display());
+        return EXIT_IO;
+    }
     let history = match outcome {
         Ok(o) if o.interrupted => {
             let spec_arg = args.spec.display();

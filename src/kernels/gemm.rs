@@ -36,8 +36,11 @@ fn parallelism(flops: usize) -> Parallelism {
     if threads > 1 && flops >= 1 << 18 { Parallelism::Rayon(threads) } else { Parallelism::None }
 }
 
+/// Read once: candle's get_num_threads parses /proc/cpuinfo on every call
+/// unless RAYON_NUM_THREADS is set.
 fn rayon_threads() -> usize {
-    candle_core::utils::get_num_threads()
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
 
 /// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b`.
