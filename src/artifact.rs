@@ -231,7 +231,8 @@ pub struct Restored {
     pub prep: crate::data::PrepState,
 }
 
-pub fn restore(path: &Path) -> Result<Restored, ArtifactError> {
+/// Restores onto `device` (the file's values go there once).
+pub fn restore(path: &Path, device: &candle_core::Device) -> Result<Restored, ArtifactError> {
     let file = ModelFile::read(path)?;
     let name = file.file.clone();
     let source = crate::spec::Source { path: format!("{name} (embedded spec)"), text: file.meta("nnrun.spec")?.to_string() };
@@ -253,11 +254,11 @@ pub fn restore(path: &Path) -> Result<Restored, ArtifactError> {
             if shape != &w.shape {
                 return Err(bad(format!("weight '{key}' has shape {shape:?}, the spec needs {:?}", w.shape)));
             }
-            let t = Tensor::from_vec(values.clone(), shape.as_slice(), &candle_core::Device::Cpu).map_err(|e| bad(e.to_string()))?;
+            let t = Tensor::from_vec(values.clone(), shape.as_slice(), device).map_err(|e| bad(e.to_string()))?;
             layer_vars.push(candle_core::Var::from_tensor(&t).map_err(|e| bad(e.to_string()))?);
         }
         vars.push(layer_vars);
     }
-    let net = crate::model::Net { graph, vars, device: candle_core::Device::Cpu, dtype: DType::F32 };
+    let net = crate::model::Net { graph, vars, device: device.clone(), dtype: DType::F32 };
     Ok(Restored { file, source, spec, net, prep })
 }

@@ -82,9 +82,9 @@ impl Checkpoint {
         Ok(Checkpoint { file, spec, epoch, limit: state.limit, state })
     }
 
-    fn tensor(&self, name: &str) -> Option<Tensor> {
+    fn tensor(&self, name: &str, device: &Device) -> Option<Tensor> {
         let (shape, values) = self.file.tensors.get(name)?;
-        Tensor::from_vec(values.clone(), shape.as_slice(), &Device::Cpu).ok()
+        Tensor::from_vec(values.clone(), shape.as_slice(), device).ok()
     }
 
     /// Sets every weight of `net` to the checkpoint's, and returns the rest
@@ -93,18 +93,18 @@ impl Checkpoint {
         let names: Vec<String> = net.named_tensors().into_iter().map(|(n, _)| n).collect();
         let mut best = Vec::new();
         for (name, var) in names.iter().zip(net.vars.iter().flatten()) {
-            let t = self.tensor(name).ok_or_else(|| format!("the checkpoint lacks weight '{name}'"))?;
+            let t = self.tensor(name, &net.device).ok_or_else(|| format!("the checkpoint lacks weight '{name}'"))?;
             if t.dims() != var.dims() {
                 return Err(format!("weight '{name}' has shape {:?} in the checkpoint, the spec needs {:?}", t.dims(), var.dims()));
             }
             var.set(&t.to_dtype(var.dtype()).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
             if self.state.has_best_weights {
-                let b = self.tensor(&format!("best.{name}")).ok_or_else(|| format!("the checkpoint lacks best weight '{name}'"))?;
+                let b = self.tensor(&format!("best.{name}"), &net.device).ok_or_else(|| format!("the checkpoint lacks best weight '{name}'"))?;
                 best.push(b.to_dtype(var.dtype()).map_err(|e| e.to_string())?);
             }
         }
         let optimizer: BTreeMap<String, Tensor> =
-            self.file.tensors.keys().filter(|k| k.starts_with("optimizer.")).filter_map(|k| Some((k.clone(), self.tensor(k)?))).collect();
+            self.file.tensors.keys().filter(|k| k.starts_with("optimizer.")).filter_map(|k| Some((k.clone(), self.tensor(k, &net.device)?))).collect();
         let history = self
             .state
             .history

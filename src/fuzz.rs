@@ -26,7 +26,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, String> {
 /// spec and weights, as `predict`, `evaluate` and `inspect` do.
 pub fn model_file(bytes: &[u8]) -> Result<(), String> {
     let path = write(&scratch(), "model.safetensors", bytes)?;
-    crate::artifact::restore(&path).map(|_| ()).map_err(|e| e.to_string())
+    crate::artifact::restore(&path, &candle_core::Device::Cpu).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Reads `bytes` as a checkpoint and restores it into a network, as

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 mod common;
-use common::{temp as out_dir, train};
+use common::{nnrun, temp as out_dir, train};
 
 /// history.csv as (header, rows).
 fn history(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
@@ -162,4 +162,17 @@ fn invalid_spec_and_bad_data_are_errors_not_panics() {
     let (code, _, stderr) = train(&["no/such/spec.yaml"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read no/such/spec.yaml"), "{stderr}");
+}
+
+#[test]
+fn cuda_without_the_feature_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let (code, _, stderr) = train(&["specs/breast_cancer.yaml", "--device", "cuda", "--out", out_dir("cuda").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("error: --device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda`"), "{stderr}");
+    let (code, _, stderr) = nnrun(&["predict", "no-such-model.safetensors", "--input", "x.csv", "--device", "cuda"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("built without CUDA support"), "{stderr}");
 }

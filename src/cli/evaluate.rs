@@ -35,6 +35,9 @@ pub struct Args {
     pub labels: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Where to compute: cpu, or cuda (a build with `--features cuda`)
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
 }
 
 /// An exit code and the message for stderr.
@@ -58,7 +61,8 @@ struct Confusion {
 }
 
 fn evaluate(args: &Args) -> Result<(), Failure> {
-    let r = artifact::restore(&args.model).map_err(|e| (if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let device = args.device.open().map_err(|e| (EXIT_IO, e))?;
+    let r = artifact::restore(&args.model, &device).map_err(|e| (if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
     let mut diags = Vec::new();
     let cfg = config::read(&r.spec, &r.net.graph, &mut diags).ok_or_else(|| {
         let msgs: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();

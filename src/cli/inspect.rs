@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> u8 {
-    match artifact::restore(&args.model) {
+    match artifact::restore(&args.model, &candle_core::Device::Cpu) {
         Ok(r) => {
             print!("{}", text(&r));
             EXIT_OK

@@ -62,6 +62,28 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Where a command computes: `--device cpu` (default) or `--device cuda`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq)]
+pub enum DeviceArg {
+    #[default]
+    Cpu,
+    /// The first CUDA GPU (needs a build with `--features cuda`)
+    Cuda,
+}
+
+impl DeviceArg {
+    /// The candle device, or a message saying how to get one.
+    pub fn open(self) -> Result<candle_core::Device, String> {
+        match self {
+            DeviceArg::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceArg::Cuda if !cfg!(feature = "cuda") => {
+                Err("--device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit)".into())
+            }
+            DeviceArg::Cuda => candle_core::Device::new_cuda(0).map_err(|e| format!("--device cuda: cannot open GPU 0: {e}")),
+        }
+    }
+}
+
 /// Threads and allocator settings for training speed, before any kernel runs
 /// (they read these once). An explicit environment variable always wins.
 fn tune_cpu(threads: Option<usize>) {

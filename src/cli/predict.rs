@@ -10,7 +10,7 @@ use crate::artifact::{self, ArtifactError, Restored};
 use crate::data::{self, DataError, PrepState, SourceKind};
 use crate::layers::Ctx;
 use crate::spec::data::Missing;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use rand::SeedableRng;
 use std::fmt::Display;
 use std::io::Write;
@@ -31,6 +31,9 @@ pub struct Args {
     /// Samples per forward pass
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch_size: usize,
+    /// Where to compute: cpu, or cuda (a build with `--features cuda`)
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
 }
 
 /// A failure: exit code and message (empty: exit quietly).
@@ -53,7 +56,8 @@ pub fn run(args: &Args) -> u8 {
 }
 
 fn predict(args: &Args) -> Result<(), Fail> {
-    let r = artifact::restore(&args.model).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let device = args.device.open().map_err(|e| Fail(EXIT_IO, e))?;
+    let r = artifact::restore(&args.model, &device).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
     let prep = &r.prep;
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
@@ -82,7 +86,7 @@ fn predict(args: &Args) -> Result<(), Fail> {
         for (i, mut v) in raw.into_iter().enumerate() {
             prep.apply_input(i, &mut v);
             let dims: Vec<usize> = std::iter::once(n).chain(shapes[i].iter().copied()).collect();
-            xs.push(Tensor::from_vec(v, dims, &Device::Cpu).map_err(model_err)?);
+            xs.push(Tensor::from_vec(v, dims, &r.net.device).map_err(model_err)?);
         }
         let ys = r.net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false }, &[]).map_err(model_err)?;
         let mut ys: Vec<Vec<f32>> = ys.iter().map(|y| y.flatten_all().and_then(|y| y.to_vec1::<f32>())).collect::<Result<_, _>>().map_err(model_err)?;

@@ -8,7 +8,7 @@ use crate::graph;
 use crate::model::Net;
 use crate::spec::{overrides, yaml, Source};
 use crate::train::{config, fit, progress};
-use candle_core::{DType, Device};
+use candle_core::DType;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -109,6 +109,9 @@ pub struct Args {
     /// CPU threads (default: all cores)
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where to compute: cpu, or cuda (a build with `--features cuda`)
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
 }
 
 /// Prints diagnostics once, at the edge.
@@ -159,6 +162,13 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_INVALID;
     }
     let ((spec, model), cfg, data_spec) = (built.unwrap(), cfg.unwrap(), data_spec.unwrap());
+    let device = match args.device.open() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_IO;
+        }
+    };
 
     let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
     let io = cfg.io(&model);
@@ -171,7 +181,7 @@ pub fn run(args: &Args) -> u8 {
     };
 
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let net = match Net::new(model, &Device::Cpu, DType::F32, &mut rng) {
+    let net = match Net::new(model, &device, DType::F32, &mut rng) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: building the model: {e}");
