@@ -4,4 +4,5 @@
 //! Every kernel is tested against the plain candle-op version it replaces,
 //! and falls back to plain ops on devices other than the CPU.
 
+pub mod conv;
 pub mod gemm;
