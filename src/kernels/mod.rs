@@ -6,3 +6,4 @@
 
 pub mod conv;
 pub mod gemm;
+pub mod pool;
