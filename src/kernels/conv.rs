@@ -292,16 +292,19 @@ fn columns<'a, T: Elem>(x: &'a [T], g: &Geom, buf: &'a mut Vec<T>) -> &'a [T] {
 fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T> {
     let mut buf = Vec::new();
     let col = columns(x, g, &mut buf);
-    // Rows start as the bias; the gemm accumulates onto them.
-    let mut y: Vec<T> = bias.iter().copied().cycle().take(g.rows() * g.f).collect();
-    T::mm(&mut y, View::new(col, g.rows(), g.taps()), View::new(k, g.taps(), g.f), true);
-    if relu {
-        let zero = T::from_f64(0.0);
-        y.iter_mut().for_each(|v| {
-            if !(*v > zero) {
-                *v = zero;
-            }
-        });
+    let mut y = vec![T::from_f64(0.0); g.rows() * g.f];
+    T::mm(&mut y, View::new(col, g.rows(), g.taps()), View::new(k, g.taps(), g.f), false);
+    // Bias and relu in one pass; selects, not branches (signs are random).
+    let zero = T::from_f64(0.0);
+    for row in y.chunks_exact_mut(g.f) {
+        if relu {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| {
+                let z = *v + b;
+                *v = if z > zero { z } else { zero };
+            });
+        } else {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
     }
     y
 }

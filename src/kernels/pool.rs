@@ -81,13 +81,8 @@ fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
         dst.copy_from_slice(&x[first..first + c]);
         for &cell in rest {
             for (d, &v) in dst.iter_mut().zip(&x[cell..cell + c]) {
-                if g.max {
-                    if v > *d {
-                        *d = v;
-                    }
-                } else {
-                    *d += v;
-                }
+                // A select, not a branch: it vectorizes over channels.
+                *d = if g.max { if v > *d { v } else { *d } } else { *d + v };
             }
         }
         if !g.max {
@@ -101,24 +96,24 @@ fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
 fn backward<T: WithDType>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let c = g.c;
     let mut dx = vec![T::from_f64(0.0); g.x_len()];
-    // Per channel: best value so far and the offset of its cell.
-    let mut best = vec![(T::from_f64(0.0), 0usize); c];
+    // Per channel: best value so far and which window cell holds it, updated
+    // with selects (random data makes a branch a coin flip).
+    let (mut best, mut arg) = (vec![T::from_f64(0.0); c], vec![0usize; c]);
     g.each_window(|o, cells| {
         let grad = &dy[o..o + c];
-        let Some((&first, rest)) = cells.split_first() else { return };
+        let Some(&first) = cells.first() else { return };
         if g.max {
-            for (ch, b) in best.iter_mut().enumerate() {
-                *b = (x[first + ch], first);
-            }
-            for &cell in rest {
-                for (ch, b) in best.iter_mut().enumerate() {
-                    if x[cell + ch] > b.0 {
-                        *b = (x[cell + ch], cell);
-                    }
+            best.copy_from_slice(&x[first..first + c]);
+            arg.fill(0);
+            for (i, &cell) in cells.iter().enumerate().skip(1) {
+                for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&x[cell..cell + c]) {
+                    let more = v > *b;
+                    *b = if more { v } else { *b };
+                    *a = if more { i } else { *a };
                 }
             }
-            for (ch, &(_, cell)) in best.iter().enumerate() {
-                dx[cell + ch] += grad[ch];
+            for (ch, &i) in arg.iter().enumerate() {
+                dx[cells[i] + ch] += grad[ch];
             }
         } else {
             let inv = T::from_f64(1.0 / cells.len() as f64);

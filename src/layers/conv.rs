@@ -645,7 +645,16 @@ pub(super) mod tests {
         assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{y:?}");
     }
 
-    /// Median of the timings in seconds.
+    /// A scalar whose gradient w.r.t. `y` is a contiguous random tensor: a
+    /// dot product by matmul (sum_all's broadcast gradient makes candle's
+    /// elementwise ops take a slow strided path that the training loss never
+    /// hits, which would swamp the timings).
+    /// `r` is (y.elem_count(), 1), made outside the timed code.
+    pub(crate) fn dot_loss(y: &Tensor, r: &Tensor) -> Tensor {
+        y.reshape((1, y.elem_count())).unwrap().matmul(r).unwrap().squeeze(0).unwrap().squeeze(0).unwrap()
+    }
+
+    /// Median of the timings.
     pub(crate) fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -664,13 +673,15 @@ pub(super) mod tests {
             let x = if data { x.as_tensor().detach() } else { x.as_tensor().clone() };
             let w = vec![Var::randn(0f32, 0.1, (3, 3, dims[3], conv.filters), &Device::Cpu).unwrap(), Var::zeros(conv.filters, candle_core::DType::F32, &Device::Cpu).unwrap()];
             let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+            let out: usize = conv.output_shape(&[dims[1..].to_vec()]).unwrap().iter().product();
+            let r = Tensor::randn(0f32, 1.0, (dims[0] * out, 1), &Device::Cpu).unwrap();
             let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]]; // [old, new][fwd, fwd+bwd]
             for i in 0..10 {
                 for (j, fast) in [false, true].into_iter().enumerate() {
                     let t = std::time::Instant::now();
                     let y = conv.forward_with(std::slice::from_ref(&x), &w, &mut Ctx { train: true, rng: &mut rng, logits: false }, fast).unwrap();
                     let fwd = t.elapsed().as_secs_f64();
-                    y.sum_all().unwrap().backward().unwrap();
+                    dot_loss(&y, &r).backward().unwrap();
                     if i > 0 {
                         times[j][0].push(fwd);
                         times[j][1].push(t.elapsed().as_secs_f64());
@@ -684,6 +695,55 @@ pub(super) mod tests {
                 of * 1e3, nf * 1e3, of / nf, ob * 1e3, nb * 1e3, ob / nb
             );
         }
+    }
+
+    /// One forward+backward step of specs/mnist_cnn.yaml's model (batch 64,
+    /// crossentropy; no optimizer), old vs new conv and pooling, interleaved;
+    /// medians of 9. `cargo test --release --lib mnist_cnn_step_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn mnist_cnn_step_timing() {
+        let dev = Device::Cpu;
+        let conv1 = conv_layer("Conv2D", "{filters: 32, kernel_size: 3, activation: relu}");
+        let conv2 = conv_layer("Conv2D", "{filters: 64, kernel_size: 3, activation: relu}");
+        let pool = |x: &Tensor, fast: bool| {
+            if fast {
+                crate::kernels::pool::pool2d(x, [2, 2], [2, 2], "valid", true).unwrap()
+            } else {
+                // The plain-op pooling of layers::pooling, as a layer would run it.
+                let p = build("MaxPooling2D", "{}").unwrap();
+                let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+                p.forward(std::slice::from_ref(x), &[], &mut Ctx { train: true, rng: &mut rng, logits: false }).unwrap()
+            }
+        };
+        let w1 = vec![Var::randn(0f32, 0.3, (3, 3, 1, 32), &dev).unwrap(), Var::zeros(32, candle_core::DType::F32, &dev).unwrap()];
+        let w2 = vec![Var::randn(0f32, 0.06, (3, 3, 32, 64), &dev).unwrap(), Var::zeros(64, candle_core::DType::F32, &dev).unwrap()];
+        let wd = Var::randn(0f32, 0.03, (1600, 10), &dev).unwrap();
+        let bd = Var::zeros(10, candle_core::DType::F32, &dev).unwrap();
+        let x = Tensor::rand(0f32, 1.0, (64, 28, 28, 1), &dev).unwrap();
+        let labels = Tensor::from_vec((0..64u32).map(|i| i % 10).collect::<Vec<_>>(), 64, &dev).unwrap();
+        let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+        for i in 0..10 {
+            for (j, fast) in [false, true].into_iter().enumerate() {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+                let t = std::time::Instant::now();
+                let mut ctx = Ctx { train: true, rng: &mut rng, logits: false };
+                let h = conv1.forward_with(std::slice::from_ref(&x), &w1, &mut ctx, fast).unwrap();
+                let h = pool(&h, fast);
+                let h = conv2.forward_with(&[h], &w2, &mut ctx, fast).unwrap();
+                let h = pool(&h, fast).flatten_from(1).unwrap();
+                let logits = h.matmul(wd.as_tensor()).unwrap().broadcast_add(bd.as_tensor()).unwrap();
+                let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+                let fwd = t.elapsed().as_secs_f64() * 1e3;
+                loss.backward().unwrap();
+                if i > 0 {
+                    times[j][0].push(fwd);
+                    times[j][1].push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        let [[of, ob], [nf, nb]] = times.map(|t| t.map(median));
+        println!("mnist_cnn step (batch 64): forward old {of:.1} ms new {nf:.1} ms ({:.1}x); forward+backward old {ob:.1} ms new {nb:.1} ms ({:.1}x)", of / nf, ob / nb);
     }
 
     #[test]
