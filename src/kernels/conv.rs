@@ -13,6 +13,7 @@
 
 use super::gemm::{matmul, Mat};
 use candle_core::backend::BackendStorage;
+use std::cell::RefCell;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
 /// One spatial axis of a sliding window, with Keras's padding rules
@@ -143,6 +144,10 @@ pub fn conv2d(
 pub(crate) trait Elem: WithDType {
     /// `dst = (acc ? dst : 0) + a @ b`, views as in `gemm::Mat`.
     fn mm(dst: &mut [Self], a: View<Self>, b: View<Self>, acc: bool);
+    /// Runs `f` on a buffer of `n` elements with unspecified contents.
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        f(&mut vec![Self::from_f64(0.0); n])
+    }
 }
 
 /// A strided matrix view over any element type.
@@ -170,9 +175,28 @@ impl<'a> View<'a, f32> {
     }
 }
 
+thread_local! {
+    /// The im2col matrices (9 MB for the second mnist_cnn conv) are rebuilt
+    /// every step: reusing one buffer per thread saves an allocation and a
+    /// memset each time. It keeps the largest size seen.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Elem for f32 {
     fn mm(dst: &mut [f32], a: View<f32>, b: View<f32>, acc: bool) {
         matmul(dst, a.mat(), b.mat(), acc);
+    }
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut buf) => {
+                if buf.len() < n {
+                    buf.resize(n, 0.0);
+                }
+                f(&mut buf[..n])
+            }
+            // Already lent out further up the stack: a fresh buffer.
+            Err(_) => f(&mut vec![0.0; n]),
+        })
     }
 }
 
@@ -279,21 +303,20 @@ fn add<T: Elem>(dst: &mut [T], src: &[T]) {
     }
 }
 
-/// The im2col matrix of `x`, borrowed when a 1x1 kernel makes it `x` itself.
-fn columns<'a, T: Elem>(x: &'a [T], g: &Geom, buf: &'a mut Vec<T>) -> &'a [T] {
+/// Runs `f` on the im2col matrix of `x` (`x` itself for a 1x1 kernel).
+fn with_columns<T: Elem, R>(x: &[T], g: &Geom, f: impl FnOnce(&[T]) -> R) -> R {
     if g.pointwise() {
-        return x;
+        return f(x);
     }
-    *buf = vec![T::from_f64(0.0); g.rows() * g.taps()];
-    im2col(x, g, buf);
-    buf
+    T::with_scratch(g.rows() * g.taps(), |col| {
+        im2col(x, g, col);
+        f(col)
+    })
 }
 
 fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T> {
-    let mut buf = Vec::new();
-    let col = columns(x, g, &mut buf);
     let mut y = vec![T::from_f64(0.0); g.rows() * g.f];
-    T::mm(&mut y, View::new(col, g.rows(), g.taps()), View::new(k, g.taps(), g.f), false);
+    with_columns(x, g, |col| T::mm(&mut y, View::new(col, g.rows(), g.taps()), View::new(k, g.taps(), g.f), false));
     // Bias and relu in one pass; selects, not branches (signs are random).
     let zero = T::from_f64(0.0);
     for row in y.chunks_exact_mut(g.f) {
@@ -311,22 +334,24 @@ fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T
 
 /// dK (KH*KW*C, F) = col^T @ dY.
 fn grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
-    let mut buf = Vec::new();
-    let col = columns(x, g, &mut buf);
     let mut dk = vec![T::from_f64(0.0); g.taps() * g.f];
-    T::mm(&mut dk, View::new(col, g.rows(), g.taps()).t(), View::new(dy, g.rows(), g.f), false);
+    with_columns(x, g, |col| T::mm(&mut dk, View::new(col, g.rows(), g.taps()).t(), View::new(dy, g.rows(), g.f), false));
     dk
 }
 
 /// dX = col2im(dY @ K^T).
 fn grad_input<T: Elem>(dy: &[T], k: &[T], g: &Geom) -> Vec<T> {
-    let mut dcol = vec![T::from_f64(0.0); g.rows() * g.taps()];
-    T::mm(&mut dcol, View::new(dy, g.rows(), g.f), View::new(k, g.taps(), g.f).t(), false);
+    let dcol_of = |dcol: &mut [T]| T::mm(dcol, View::new(dy, g.rows(), g.f), View::new(k, g.taps(), g.f).t(), false);
     if g.pointwise() {
-        return dcol;
+        let mut dx = vec![T::from_f64(0.0); g.x_len()];
+        dcol_of(&mut dx);
+        return dx;
     }
     let mut dx = vec![T::from_f64(0.0); g.x_len()];
-    col2im(&dcol, g, &mut dx);
+    T::with_scratch(g.rows() * g.taps(), |dcol| {
+        dcol_of(dcol);
+        col2im(dcol, g, &mut dx);
+    });
     dx
 }
 

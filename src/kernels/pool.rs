@@ -4,10 +4,10 @@
 //!
 //! Keras semantics: 'same' padding is never picked by max and not counted by
 //! the average. Max backward sends each window's gradient to its first
-//! maximum (TensorFlow's choice), found again from the input.
+//! maximum (TensorFlow's choice): the first cell equal to the output.
 
 use super::conv::{slice, Axis};
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
 /// Whether `pool2d` can run on `x` (else use plain candle ops).
 pub fn supports(x: &Tensor) -> bool {
@@ -93,30 +93,29 @@ fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
     y
 }
 
-fn backward<T: WithDType>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+/// dx from the input, the pooled output and its gradient.
+fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let c = g.c;
-    let mut dx = vec![T::from_f64(0.0); g.x_len()];
-    // Per channel: best value so far and which window cell holds it, updated
-    // with selects (random data makes a branch a coin flip).
-    let (mut best, mut arg) = (vec![T::from_f64(0.0); c], vec![0usize; c]);
+    let zero = T::from_f64(0.0);
+    let mut dx = vec![zero; g.x_len()];
+    // Max: the first window cell equal to the output takes the gradient. Found
+    // by scanning the cells backwards with selects over channels (u32 lanes,
+    // like f32 ones), so it vectorizes and never mispredicts.
+    let mut first = vec![0u32; c];
     g.each_window(|o, cells| {
-        let grad = &dy[o..o + c];
-        let Some(&first) = cells.first() else { return };
+        let (grad, best) = (&dy[o..o + c], &y[o..o + c]);
         if g.max {
-            best.copy_from_slice(&x[first..first + c]);
-            arg.fill(0);
-            for (i, &cell) in cells.iter().enumerate().skip(1) {
-                for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&x[cell..cell + c]) {
-                    let more = v > *b;
-                    *b = if more { v } else { *b };
-                    *a = if more { i } else { *a };
+            first.fill(0);
+            for (i, &cell) in cells.iter().enumerate().rev() {
+                for ((f, &v), &m) in first.iter_mut().zip(&x[cell..cell + c]).zip(best) {
+                    *f = if v == m { i as u32 } else { *f };
                 }
             }
-            for (ch, &i) in arg.iter().enumerate() {
-                dx[cells[i] + ch] += grad[ch];
+            for (ch, (&f, &gv)) in first.iter().zip(grad).enumerate() {
+                dx[cells[f as usize] + ch] += gv;
             }
         } else {
-            let inv = T::from_f64(1.0 / cells.len() as f64);
+            let inv = T::from_f64(1.0 / cells.len().max(1) as f64);
             for &cell in cells {
                 for (d, &gv) in dx[cell..cell + c].iter_mut().zip(grad) {
                     *d += gv * inv;
@@ -147,28 +146,34 @@ impl CustomOp1 for Pool2dOp {
         Ok((out, Shape::from_dims(&[g.b, g.h.out, g.w.out, g.c])))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &Pool2dGrad(self.0))?))
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op3_no_bwd(y, &dy.contiguous()?, &Pool2dGrad(self.0))?))
     }
 }
 
-/// (x, dy) -> dx.
+/// (x, y, dy) -> dx.
 struct Pool2dGrad(Geom);
 
-impl CustomOp2 for Pool2dGrad {
+impl CustomOp3 for Pool2dGrad {
     fn name(&self) -> &'static str {
         "nnrun-pool2d-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        if l1.shape().elem_count() != g.x_len() || l2.shape().elem_count() != g.y_len() {
-            bail!("pool2d backward: unexpected input or gradient size");
+        let sizes = (l1.shape().elem_count(), l2.shape().elem_count(), l3.shape().elem_count());
+        if sizes != (g.x_len(), g.y_len(), g.y_len()) {
+            bail!("pool2d backward: unexpected sizes {sizes:?}");
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(backward(slice(s1, l1, "pool2d")?, slice(s2, l2, "pool2d")?, &g)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(backward(slice(s1, l1, "pool2d")?, slice(s2, l2, "pool2d")?, &g)),
-            _ => bail!("pool2d backward: unsupported dtypes"),
+        let what = "pool2d backward";
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g))
+            }
+            _ => bail!("{what}: unsupported dtypes"),
         };
         Ok((out, Shape::from_dims(&[g.b, g.h.len, g.w.len, g.c])))
     }
