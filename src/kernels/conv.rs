@@ -537,8 +537,10 @@ mod tests {
         y
     }
 
-    const CASES: &[(&[usize; 4], [usize; 2], [usize; 2], [usize; 2], &str, usize)] = &[
-        // (x dims, kernel, strides, dilation, padding, filters)
+    /// x dims, kernel, strides, dilation, padding, filters.
+    type Case = (&'static [usize; 4], [usize; 2], [usize; 2], [usize; 2], &'static str, usize);
+
+    const CASES: &[Case] = &[
         (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "valid", 4),
         (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "same", 2),
         (&[3, 7, 6, 2], [3, 3], [2, 2], [1, 1], "same", 3),
@@ -549,6 +551,7 @@ mod tests {
         (&[2, 9, 1, 2], [3, 1], [2, 1], [1, 1], "causal", 3),
         (&[2, 4, 5, 3], [1, 1], [1, 1], [1, 1], "valid", 2),
         (&[2, 5, 4, 3], [1, 1], [2, 1], [1, 1], "same", 2),
+        (&[5, 30, 29, 8], [3, 3], [1, 1], [1, 1], "same", 4),
     ];
 
     fn geom(x: &[usize; 4], k: [usize; 2], s: [usize; 2], d: [usize; 2], p: &str, f: usize) -> Geom {
