@@ -4,8 +4,10 @@
 //! Every kernel is tested against the plain candle-op version it replaces,
 //! and falls back to plain ops on devices other than the CPU.
 
-pub mod gemm;
+pub mod conv;
 pub mod dense;
-pub mod optim;
+pub mod gemm;
 pub mod loss;
+pub mod optim;
+pub mod pool;
 pub mod rnn;

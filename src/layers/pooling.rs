@@ -3,6 +3,7 @@
 use super::conv::{expect_spatial, fit_2d, pair, sliding_window, strided, to_2d, Fit};
 use super::core::channels_last;
 use super::{Ctx, Layer, LayerType, Shape, ShapeError};
+use crate::kernels;
 use crate::spec::args::Args;
 use candle_core::{Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
@@ -69,14 +70,32 @@ impl Layer for Pooling {
         Ok(out)
     }
 
+    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
+        self.forward_with(&inputs[0], true)
+    }
+}
+
+impl Pooling {
+    /// `fast`: nnrun's one-pass NHWC kernel on the CPU (f32/f64); otherwise,
+    /// and always with `fast` false, plain candle ops (the reference the
+    /// kernel is tested against, and the path for other devices).
+    pub(crate) fn forward_with(&self, x: &Tensor, fast: bool) -> CResult<Tensor> {
+        let x = to_2d(x, self.dims)?;
+        let (k, s) = (pair(&self.pool_size, 1), pair(&self.strides, 1));
+        let y = if fast && kernels::pool::supports(&x) {
+            kernels::pool::pool2d(&x, k, s, self.padding, self.max)?
+        } else {
+            self.pool_plain(&x, k, s)?
+        };
+        if self.dims == 1 { y.squeeze(2) } else { Ok(y) }
+    }
+
     /// Built from reshape/index_select and max/sum: candle's max_pool2d and
     /// avg_pool2d have wrong gradients.
-    fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
-        let x = to_2d(&inputs[0], self.dims)?;
-        let (k, s) = (pair(&self.pool_size, 1), pair(&self.strides, 1));
+    fn pool_plain(&self, x: &Tensor, k: [usize; 2], s: [usize; 2]) -> CResult<Tensor> {
         // Max pooling never picks padding; average pooling leaves it out of the count.
         let fill = if self.max { f64::NEG_INFINITY } else { 0.0 };
-        let (x, fits) = fit_2d(&x, k, s, self.padding, fill)?;
+        let (x, fits) = fit_2d(x, k, s, self.padding, fill)?;
         let [oh, ow] = [fits[0].out, fits[1].out];
         // One view per window offset, each (B, oh, ow, C).
         let mut views = Vec::with_capacity(k[0] * k[1]);
@@ -105,7 +124,7 @@ impl Layer for Pooling {
         if !self.max {
             y = y.broadcast_mul(&inverse_counts(fits, k, s, &y)?)?;
         }
-        if self.dims == 1 { y.squeeze(2) } else { Ok(y) }
+        Ok(y)
     }
 }
 
@@ -293,6 +312,91 @@ mod tests {
         }
         assert_eq!(input_grad("GlobalMaxPooling1D", "{}", vec![1., 3., 3., 0.], &[1, 4, 1]), vec![0.0, 0.5, 0.5, 0.0]);
         assert_eq!(input_grad("GlobalMaxPooling2D", "{}", vec![2., 0., 1., 2.], &[1, 2, 1, 2]), vec![1.0, 0.0, 0.0, 1.0]);
+    }
+
+    /// The Pooling layer itself (not boxed), to call `forward_with`.
+    fn pooling_layer(ty: &str, yaml: &str) -> super::Pooling {
+        let node = crate::spec::yaml::parse(yaml).unwrap();
+        let mut args = crate::spec::args::Args::new(&node, "layer", format!("layer 'x' ({ty})"), &[]);
+        let p = super::Pooling::read(&mut args, if ty.ends_with("1D") { 1 } else { 2 }, ty.starts_with("Max"));
+        args.finish();
+        assert!(!args.has_errors(), "{ty} {yaml}");
+        p
+    }
+
+    /// (output, input gradient of sum(output * r)) in f32 by either path.
+    fn pool_run(p: &super::Pooling, dims: &[usize], fast: bool) -> (Vec<f32>, Vec<f32>) {
+        use crate::layers::Layer;
+        use candle_core::{Device, Tensor, Var};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut uniform = |dims: &[usize]| -> Vec<f32> { (0..dims.iter().product()).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let x = Var::from_vec(uniform(dims), dims, &Device::Cpu).unwrap();
+        let mut out = vec![dims[0]];
+        out.extend(p.output_shape(&[dims[1..].to_vec()]).unwrap());
+        let r = Tensor::from_vec(uniform(&out), &out[..], &Device::Cpu).unwrap();
+        let y = p.forward_with(x.as_tensor(), fast).unwrap();
+        assert_eq!(y.dims(), &out[..]);
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        (flat(&y), flat(g.get(x.as_tensor()).unwrap()))
+    }
+
+    /// nnrun's NHWC pooling kernel against the plain candle-op path it
+    /// replaces (random inputs: no ties, where the two differ).
+    #[test]
+    fn pooling_kernel_matches_plain_ops() {
+        for ty in ["MaxPooling2D", "AveragePooling2D"] {
+            for (yaml, input) in [
+                ("{}", &[3usize, 8, 6, 4][..]),
+                ("{}", &[3, 7, 9, 3]),
+                ("{padding: same}", &[3, 7, 5, 2]),
+                ("{pool_size: 3, strides: 2}", &[3, 9, 8, 2]),
+                ("{pool_size: 3, strides: 2, padding: same}", &[3, 8, 7, 3]),
+                ("{pool_size: [3, 2], strides: [2, 1]}", &[3, 7, 5, 2]),
+                ("{pool_size: 2, strides: 3, padding: same}", &[3, 8, 7, 2]),
+                ("{pool_size: 2, strides: 1, padding: same}", &[3, 5, 4, 2]),
+                ("{}", &[12, 40, 40, 16]),
+            ] {
+                let p = pooling_layer(ty, yaml);
+                let (new, old) = (pool_run(&p, input, true), pool_run(&p, input, false));
+                let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+                assert!(close(&new.0, &old.0), "{ty} {yaml}: forward differs");
+                assert!(close(&new.1, &old.1), "{ty} {yaml}: gradient differs");
+            }
+        }
+        for ty in ["MaxPooling1D", "AveragePooling1D"] {
+            let p = pooling_layer(ty, "{pool_size: 3, strides: 2, padding: same}");
+            assert_eq!(pool_run(&p, &[3, 9, 2], true), pool_run(&p, &[3, 9, 2], false), "{ty}");
+        }
+    }
+
+    /// `cargo test --release --lib pooling_timing -- --ignored --nocapture`:
+    /// old vs new, interleaved, medians of 9.
+    #[test]
+    #[ignore]
+    fn pooling_timing() {
+        use crate::layers::Layer;
+        use candle_core::{Device, Tensor, Var};
+        let p = pooling_layer("MaxPooling2D", "{}");
+        for dims in [[64, 26, 26, 32], [64, 11, 11, 64]] {
+            let x = Var::randn(0f32, 1.0, &dims[..], &Device::Cpu).unwrap();
+            let out: usize = p.output_shape(&[dims[1..].to_vec()]).unwrap().iter().product();
+            let r = Tensor::randn(0f32, 1.0, (dims[0] * out, 1), &Device::Cpu).unwrap();
+            let mut times = [Vec::new(), Vec::new()];
+            for i in 0..10 {
+                for (j, fast) in [false, true].into_iter().enumerate() {
+                    let t = std::time::Instant::now();
+                    let y: Tensor = p.forward_with(x.as_tensor(), fast).unwrap();
+                    crate::layers::conv::tests::dot_loss(&y, &r).backward().unwrap();
+                    if i > 0 {
+                        times[j].push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+            }
+            let [old, new] = times.map(crate::layers::conv::tests::median);
+            println!("MaxPooling2D(2) on {dims:?}: forward+backward old {old:.2} ms new {new:.2} ms ({:.1}x)", old / new);
+        }
     }
 
     #[test]

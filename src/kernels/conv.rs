@@ -1,0 +1,645 @@
+//! 2D convolution on channels-last (NHWC) tensors as im2col + one gemm, with
+//! its own backward: candle's conv2d wants NCHW (a permute each way) and its
+//! input gradient is a direct conv_transpose2d loop (~11 GFLOP/s), computed
+//! even for the data tensor.
+//!
+//! Forward: col (B*OH*OW, KH*KW*C) @ kernel (KH*KW*C, F) + bias, then relu
+//! if asked; the Keras kernel layout (kh, kw, in, out) already is that matrix.
+//! Bias and relu are fused: candle's broadcast_add backward (a strided sum over
+//! three axes) cost more than the convolution. Backward, with dZ = dY masked
+//! by y > 0 (Keras: relu'(0) = 0): dK = col^T @ dZ, db = column sums of dZ,
+//! dX = col2im(dZ @ K^T), skipped when X needs no gradient.
+//! f32 runs on the gemm crate; f64 (finite-difference tests) on a plain loop.
+
+use super::gemm::{matmul, Mat};
+use candle_core::backend::BackendStorage;
+use std::cell::RefCell;
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+
+/// One spatial axis of a sliding window, with Keras's padding rules
+/// (the same arithmetic as `layers::conv::fit_axis`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Axis {
+    /// Input length.
+    pub len: usize,
+    /// Taps, step between outputs, step between taps.
+    pub k: usize,
+    pub stride: usize,
+    pub dil: usize,
+    /// Padding cells in front of the input.
+    pub before: usize,
+    pub out: usize,
+}
+
+impl Axis {
+    /// `padding` is Keras's: valid, same or causal.
+    pub fn new(len: usize, k: usize, stride: usize, dil: usize, padding: &str) -> Result<Axis> {
+        if k == 0 || stride == 0 || dil == 0 || len == 0 {
+            bail!("sliding window: size {k}, stride {stride}, dilation {dil} over length {len}");
+        }
+        let span = dil * (k - 1) + 1;
+        let out = match padding {
+            "valid" if len < span => bail!("sliding window of span {span} is larger than the input length {len}"),
+            "valid" => (len - span) / stride + 1,
+            "same" | "causal" => (len - 1) / stride + 1,
+            other => bail!("unknown padding {other:?}"),
+        };
+        let need = (out - 1) * stride + span;
+        let before = match padding {
+            "same" => need.saturating_sub(len) / 2,
+            "causal" => span - 1,
+            _ => 0,
+        };
+        Ok(Axis { len, k, stride, dil, before, out })
+    }
+
+    /// The input cell that output `o` reads with tap `t`; None in the padding.
+    #[inline]
+    pub fn src(&self, o: usize, t: usize) -> Option<usize> {
+        let i = (o * self.stride + t * self.dil).checked_sub(self.before)?;
+        (i < self.len).then_some(i)
+    }
+
+    /// Taps `0..k` of output `o` all read real cells, one after another.
+    #[inline]
+    fn dense_run(&self, o: usize) -> Option<usize> {
+        let first = (o * self.stride).checked_sub(self.before)?;
+        (self.dil == 1 && first + self.k <= self.len).then_some(first)
+    }
+}
+
+/// Everything a conv kernel needs to know about its shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geom {
+    pub b: usize,
+    pub c: usize,
+    pub f: usize,
+    pub h: Axis,
+    pub w: Axis,
+}
+
+impl Geom {
+    fn rows(&self) -> usize {
+        self.b * self.h.out * self.w.out
+    }
+    /// Columns of col: one per (kh, kw, c).
+    fn taps(&self) -> usize {
+        self.h.k * self.w.k * self.c
+    }
+    fn x_len(&self) -> usize {
+        self.b * self.h.len * self.w.len * self.c
+    }
+    /// A 1x1 kernel with stride 1 and no padding: col is the input itself.
+    fn pointwise(&self) -> bool {
+        let id = |a: &Axis| a.k == 1 && a.stride == 1 && a.before == 0 && a.out == a.len;
+        id(&self.h) && id(&self.w)
+    }
+}
+
+/// Whether `conv2d` below can run on `x` (else use plain candle ops).
+pub fn supports(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Conv2D of `x` (B, H, W, C) with a Keras kernel (KH, KW, C, F), plus
+/// `bias` (F) if given, then relu if `relu`: (B, OH, OW, F). Padding is
+/// Keras's valid, same or causal (per axis).
+pub fn conv2d(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+    strides: [usize; 2],
+    dilation: [usize; 2],
+    padding: &str,
+) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    let (kh, kw, kc, f) = kernel.dims4()?;
+    if kc != c {
+        bail!("conv2d: kernel takes {kc} input channels, the input has {c}");
+    }
+    let bias = match bias {
+        Some(t) => t.clone(),
+        None => Tensor::zeros(f, x.dtype(), x.device())?,
+    };
+    if bias.dims() != [f] {
+        bail!("conv2d: bias has shape {:?}, expected ({f},)", bias.dims());
+    }
+    if x.dtype() != kernel.dtype() || x.dtype() != bias.dtype() {
+        bail!("conv2d: input is {:?}, kernel {:?}, bias {:?}", x.dtype(), kernel.dtype(), bias.dtype());
+    }
+    let g = Geom {
+        b,
+        c,
+        f,
+        h: Axis::new(h, kh, strides[0], dilation[0], padding)?,
+        w: Axis::new(w, kw, strides[1], dilation[1], padding)?,
+    };
+    // Recorded now: the data batch (no variable, no op) needs no gradient.
+    let op = Conv2dOp { g, relu, need_dx: x.track_op(), need_dk: kernel.track_op(), need_db: bias.track_op() };
+    x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op)
+}
+
+/// Element types the kernels run on.
+pub(crate) trait Elem: WithDType {
+    /// `dst = (acc ? dst : 0) + a @ b`, views as in `gemm::Mat`.
+    fn mm(dst: &mut [Self], a: View<Self>, b: View<Self>, acc: bool);
+    /// Runs `f` on a buffer of `n` elements with unspecified contents.
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        f(&mut vec![Self::from_f64(0.0); n])
+    }
+}
+
+/// A strided matrix view over any element type.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> View<'a, T> {
+    fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        View { data, rows, cols, rs: cols, cs: 1 }
+    }
+    fn t(self) -> Self {
+        View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+}
+
+impl<'a> View<'a, f32> {
+    fn mat(self) -> Mat<'a> {
+        Mat { data: self.data, rows: self.rows, cols: self.cols, rs: self.rs, cs: self.cs }
+    }
+}
+
+thread_local! {
+    /// The im2col matrices (9 MB for the second mnist_cnn conv) are rebuilt
+    /// every step: reusing one buffer per thread saves an allocation and a
+    /// memset each time. It keeps the largest size seen.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Elem for f32 {
+    fn mm(dst: &mut [f32], a: View<f32>, b: View<f32>, acc: bool) {
+        matmul(dst, a.mat(), b.mat(), acc);
+    }
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut buf) => {
+                if buf.len() < n {
+                    buf.resize(n, 0.0);
+                }
+                f(&mut buf[..n])
+            }
+            // Already lent out further up the stack: a fresh buffer.
+            Err(_) => f(&mut vec![0.0; n]),
+        })
+    }
+}
+
+impl Elem for f64 {
+    // Only the float64 gradient tests run this: a plain loop is enough.
+    fn mm(dst: &mut [f64], a: View<f64>, b: View<f64>, acc: bool) {
+        assert_eq!(a.cols, b.rows, "inner dimensions differ");
+        assert_eq!(dst.len(), a.rows * b.cols, "destination size");
+        if !acc {
+            dst.fill(0.0);
+        }
+        for i in 0..a.rows {
+            let row = &mut dst[i * b.cols..(i + 1) * b.cols];
+            for p in 0..a.cols {
+                let av = a.data[i * a.rs + p * a.cs];
+                for (j, d) in row.iter_mut().enumerate() {
+                    *d += av * b.data[p * b.rs + j * b.cs];
+                }
+            }
+        }
+    }
+}
+
+/// The contiguous elements of a CPU tensor argument.
+pub(crate) fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
+        None => bail!("{what}: expects a contiguous tensor"),
+    }
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        bail!("{what}: expected {want} elements, received {got}");
+    }
+    Ok(())
+}
+
+/// Rows (b, oy, ox) x columns (ky, kx, c) of the input windows; padding is 0.
+fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+    let (c, kw) = (g.c, g.w.k);
+    let zero = T::from_f64(0.0);
+    let image = g.h.len * g.w.len * c;
+    let mut rows = col.chunks_exact_mut(g.taps());
+    for bi in 0..g.b {
+        let img = &x[bi * image..(bi + 1) * image];
+        for oy in 0..g.h.out {
+            for ox in 0..g.w.out {
+                let Some(row) = rows.next() else { return };
+                for (ky, dst) in row.chunks_exact_mut(kw * c).enumerate() {
+                    let Some(iy) = g.h.src(oy, ky) else {
+                        dst.fill(zero);
+                        continue;
+                    };
+                    let line = &img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
+                    if let Some(ix) = g.w.dense_run(ox) {
+                        dst.copy_from_slice(&line[ix * c..(ix + kw) * c]);
+                        continue;
+                    }
+                    for (kx, cell) in dst.chunks_exact_mut(c).enumerate() {
+                        match g.w.src(ox, kx) {
+                            Some(ix) => cell.copy_from_slice(&line[ix * c..(ix + 1) * c]),
+                            None => cell.fill(zero),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col: adds every column entry back onto its input cell.
+fn col2im<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
+    let (c, kw) = (g.c, g.w.k);
+    let image = g.h.len * g.w.len * c;
+    let mut rows = col.chunks_exact(g.taps());
+    for bi in 0..g.b {
+        let img = &mut dx[bi * image..(bi + 1) * image];
+        for oy in 0..g.h.out {
+            for ox in 0..g.w.out {
+                let Some(row) = rows.next() else { return };
+                for (ky, src) in row.chunks_exact(kw * c).enumerate() {
+                    let Some(iy) = g.h.src(oy, ky) else { continue };
+                    let line = &mut img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
+                    if let Some(ix) = g.w.dense_run(ox) {
+                        add(&mut line[ix * c..(ix + kw) * c], src);
+                        continue;
+                    }
+                    for (kx, cell) in src.chunks_exact(c).enumerate() {
+                        if let Some(ix) = g.w.src(ox, kx) {
+                            add(&mut line[ix * c..(ix + 1) * c], cell);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn add<T: Elem>(dst: &mut [T], src: &[T]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += *s;
+    }
+}
+
+/// Runs `f` on the im2col matrix of `x` (`x` itself for a 1x1 kernel).
+fn with_columns<T: Elem, R>(x: &[T], g: &Geom, f: impl FnOnce(&[T]) -> R) -> R {
+    if g.pointwise() {
+        return f(x);
+    }
+    T::with_scratch(g.rows() * g.taps(), |col| {
+        im2col(x, g, col);
+        f(col)
+    })
+}
+
+fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T> {
+    let mut y = vec![T::from_f64(0.0); g.rows() * g.f];
+    with_columns(x, g, |col| T::mm(&mut y, View::new(col, g.rows(), g.taps()), View::new(k, g.taps(), g.f), false));
+    // Bias and relu in one pass; selects, not branches (signs are random).
+    let zero = T::from_f64(0.0);
+    for row in y.chunks_exact_mut(g.f) {
+        if relu {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| {
+                let z = *v + b;
+                *v = if z > zero { z } else { zero };
+            });
+        } else {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
+    }
+    y
+}
+
+/// dK (KH*KW*C, F) = col^T @ dY.
+fn grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let mut dk = vec![T::from_f64(0.0); g.taps() * g.f];
+    with_columns(x, g, |col| T::mm(&mut dk, View::new(col, g.rows(), g.taps()).t(), View::new(dy, g.rows(), g.f), false));
+    dk
+}
+
+/// dX = col2im(dY @ K^T).
+fn grad_input<T: Elem>(dy: &[T], k: &[T], g: &Geom) -> Vec<T> {
+    let dcol_of = |dcol: &mut [T]| T::mm(dcol, View::new(dy, g.rows(), g.f), View::new(k, g.taps(), g.f).t(), false);
+    if g.pointwise() {
+        let mut dx = vec![T::from_f64(0.0); g.x_len()];
+        dcol_of(&mut dx);
+        return dx;
+    }
+    let mut dx = vec![T::from_f64(0.0); g.x_len()];
+    T::with_scratch(g.rows() * g.taps(), |dcol| {
+        dcol_of(dcol);
+        col2im(dcol, g, &mut dx);
+    });
+    dx
+}
+
+/// Runs `f` on the two arguments as slices of one float type.
+fn dispatch2(
+    what: &str,
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    f32_fn: impl FnOnce(&[f32], &[f32]) -> Result<Vec<f32>>,
+    f64_fn: impl FnOnce(&[f64], &[f64]) -> Result<Vec<f64>>,
+) -> Result<CpuStorage> {
+    match (s1.dtype(), s2.dtype()) {
+        (DType::F32, DType::F32) => Ok(CpuStorage::F32(f32_fn(slice(s1, l1, what)?, slice(s2, l2, what)?)?)),
+        (DType::F64, DType::F64) => Ok(CpuStorage::F64(f64_fn(slice(s1, l1, what)?, slice(s2, l2, what)?)?)),
+        (a, b) => bail!("{what}: unsupported dtypes {a:?} and {b:?}"),
+    }
+}
+
+/// The forward op: (x, kernel, bias) -> y.
+#[derive(Clone, Debug)]
+struct Conv2dOp {
+    g: Geom,
+    relu: bool,
+    need_dx: bool,
+    need_dk: bool,
+    need_db: bool,
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "nnrun-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (g, relu) = (self.g, self.relu);
+        check_len("conv2d input", l1.shape().elem_count(), g.x_len())?;
+        check_len("conv2d kernel", l2.shape().elem_count(), g.taps() * g.f)?;
+        check_len("conv2d bias", l3.shape().elem_count(), g.f)?;
+        let s = match (s1.dtype(), s2.dtype(), s3.dtype()) {
+            (DType::F32, DType::F32, DType::F32) => {
+                let (x, k, b) = (slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?, slice(s3, l3, "conv2d")?);
+                CpuStorage::F32(forward::<f32>(x, k, b, relu, &g))
+            }
+            (DType::F64, DType::F64, DType::F64) => {
+                let (x, k, b) = (slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?, slice(s3, l3, "conv2d")?);
+                CpuStorage::F64(forward::<f64>(x, k, b, relu, &g))
+            }
+            (a, b, c) => bail!("conv2d: unsupported dtypes {a:?}, {b:?}, {c:?}"),
+        };
+        Ok((s, Shape::from_dims(&[g.b, g.h.out, g.w.out, g.f])))
+    }
+
+    fn bwd(&self, x: &Tensor, k: &Tensor, _b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dz = if self.relu { y.apply_op2_no_bwd(&dy, &ReluMask)? } else { dy };
+        let dx = if self.need_dx { Some(dz.apply_op2_no_bwd(k, &GradInput(self.g))?) } else { None };
+        let dk = if self.need_dk { Some(x.apply_op2_no_bwd(&dz, &GradKernel(self.g))?) } else { None };
+        let db = if self.need_db { Some(dz.apply_op1_no_bwd(&GradBias(self.g))?) } else { None };
+        Ok((dx, dk, db))
+    }
+}
+
+/// (y, dy) -> dy where y > 0, else 0.
+struct ReluMask;
+
+impl CustomOp2 for ReluMask {
+    fn name(&self) -> &'static str {
+        "nnrun-relu-mask"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        check_len("relu gradient", l2.shape().elem_count(), l1.shape().elem_count())?;
+        fn mask<T: Elem>(y: &[T], dy: &[T]) -> Result<Vec<T>> {
+            let zero = T::from_f64(0.0);
+            Ok(y.iter().zip(dy).map(|(&y, &d)| if y > zero { d } else { zero }).collect())
+        }
+        let s = dispatch2("relu gradient", s1, l1, s2, l2, mask::<f32>, mask::<f64>)?;
+        Ok((s, l1.shape().clone()))
+    }
+}
+
+/// dz (rows, F) -> db (F): column sums.
+struct GradBias(Geom);
+
+impl CustomOp1 for GradBias {
+    fn name(&self) -> &'static str {
+        "nnrun-conv2d-grad-bias"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        check_len("conv2d output gradient", l.shape().elem_count(), g.rows() * g.f)?;
+        fn sums<T: Elem>(dz: &[T], f: usize) -> Vec<T> {
+            let mut db = vec![T::from_f64(0.0); f];
+            for row in dz.chunks_exact(f) {
+                add(&mut db, row);
+            }
+            db
+        }
+        let out = match s.dtype() {
+            DType::F32 => CpuStorage::F32(sums(slice::<f32>(s, l, "conv2d")?, g.f)),
+            DType::F64 => CpuStorage::F64(sums(slice::<f64>(s, l, "conv2d")?, g.f)),
+            d => bail!("conv2d backward: unsupported dtype {d:?}"),
+        };
+        Ok((out, Shape::from_dims(&[g.f])))
+    }
+}
+
+/// (dy, kernel) -> dx.
+struct GradInput(Geom);
+
+impl CustomOp2 for GradInput {
+    fn name(&self) -> &'static str {
+        "nnrun-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        check_len("conv2d output gradient", l1.shape().elem_count(), g.rows() * g.f)?;
+        check_len("conv2d kernel", l2.shape().elem_count(), g.taps() * g.f)?;
+        let s = dispatch2("conv2d backward", s1, l1, s2, l2, |dy, k| Ok(grad_input(dy, k, &g)), |dy, k| Ok(grad_input(dy, k, &g)))?;
+        Ok((s, Shape::from_dims(&[g.b, g.h.len, g.w.len, g.c])))
+    }
+}
+
+/// (x, dy) -> dkernel.
+struct GradKernel(Geom);
+
+impl CustomOp2 for GradKernel {
+    fn name(&self) -> &'static str {
+        "nnrun-conv2d-grad-kernel"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        check_len("conv2d input", l1.shape().elem_count(), g.x_len())?;
+        check_len("conv2d output gradient", l2.shape().elem_count(), g.rows() * g.f)?;
+        let s = dispatch2("conv2d backward", s1, l1, s2, l2, |x, dy| Ok(grad_kernel(x, dy, &g)), |x, dy| Ok(grad_kernel(x, dy, &g)))?;
+        Ok((s, Shape::from_dims(&[g.h.k, g.w.k, g.c, g.f])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn random(dims: &[usize], seed: u64) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..dims.iter().product()).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    /// The convolution straight from its definition, in f64.
+    fn naive(x: &[f64], k: &[f64], g: &Geom) -> Vec<f64> {
+        let (c, f) = (g.c, g.f);
+        let mut y = vec![0.0; g.rows() * f];
+        for bi in 0..g.b {
+            for oy in 0..g.h.out {
+                for ox in 0..g.w.out {
+                    for fo in 0..f {
+                        let mut s = 0.0;
+                        for ky in 0..g.h.k {
+                            for kx in 0..g.w.k {
+                                let iy = (oy * g.h.stride + ky * g.h.dil) as isize - g.h.before as isize;
+                                let ix = (ox * g.w.stride + kx * g.w.dil) as isize - g.w.before as isize;
+                                if iy < 0 || ix < 0 || iy >= g.h.len as isize || ix >= g.w.len as isize {
+                                    continue;
+                                }
+                                for ci in 0..c {
+                                    let xv = x[((bi * g.h.len + iy as usize) * g.w.len + ix as usize) * c + ci];
+                                    s += xv * k[((ky * g.w.k + kx) * c + ci) * f + fo];
+                                }
+                            }
+                        }
+                        y[((bi * g.h.out + oy) * g.w.out + ox) * f + fo] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// x dims, kernel, strides, dilation, padding, filters.
+    type Case = (&'static [usize; 4], [usize; 2], [usize; 2], [usize; 2], &'static str, usize);
+
+    const CASES: &[Case] = &[
+        (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "valid", 4),
+        (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "same", 2),
+        (&[3, 7, 6, 2], [3, 3], [2, 2], [1, 1], "same", 3),
+        (&[1, 8, 9, 2], [2, 3], [2, 3], [1, 1], "valid", 2),
+        (&[2, 6, 7, 2], [2, 3], [1, 3], [1, 1], "same", 2),
+        (&[2, 7, 6, 2], [3, 3], [1, 1], [2, 2], "valid", 2),
+        (&[2, 6, 5, 2], [3, 2], [1, 1], [2, 1], "same", 3),
+        (&[2, 9, 1, 2], [3, 1], [2, 1], [1, 1], "causal", 3),
+        (&[2, 4, 5, 3], [1, 1], [1, 1], [1, 1], "valid", 2),
+        (&[2, 5, 4, 3], [1, 1], [2, 1], [1, 1], "same", 2),
+        (&[5, 30, 29, 8], [3, 3], [1, 1], [1, 1], "same", 4),
+    ];
+
+    fn geom(x: &[usize; 4], k: [usize; 2], s: [usize; 2], d: [usize; 2], p: &str, f: usize) -> Geom {
+        let h = Axis::new(x[1], k[0], s[0], d[0], p).unwrap();
+        let w = Axis::new(x[2], k[1], s[1], d[1], p).unwrap();
+        Geom { b: x[0], c: x[3], f, h, w }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (i, &(xd, k, s, d, p, f)) in CASES.iter().enumerate() {
+            let g = geom(xd, k, s, d, p, f);
+            let x = random(xd, i as u64);
+            let kern = random(&[k[0], k[1], xd[3], f], 100 + i as u64);
+            let want = naive(&x, &kern, &g);
+            let got = forward(&x, &kern, &vec![0.0; f], false, &g);
+            assert!(want.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-12), "case {i}");
+            // f32 through the gemm crate.
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let k32: Vec<f32> = kern.iter().map(|&v| v as f32).collect();
+            let got = forward(&x32, &k32, &vec![0.0; f], false, &g);
+            assert!(want.iter().zip(&got).all(|(a, b)| (a - *b as f64).abs() < 1e-4), "case {i} f32");
+        }
+    }
+
+    /// <dY, conv(X, K)> is linear in X and in K, so with a random dY the
+    /// gradients must satisfy <dX, X> = <dK, K> = <dY, Y>.
+    #[test]
+    fn backward_is_the_adjoint_of_forward() {
+        for (i, &(xd, k, s, d, p, f)) in CASES.iter().enumerate() {
+            let g = geom(xd, k, s, d, p, f);
+            let x = random(xd, i as u64);
+            let kern = random(&[k[0], k[1], xd[3], f], 100 + i as u64);
+            let dy = random(&[g.rows(), f], 200 + i as u64);
+            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+            let want = dot(&dy, &forward(&x, &kern, &vec![0.0; f], false, &g));
+            let via_x = dot(&grad_input(&dy, &kern, &g), &x);
+            let via_k = dot(&grad_kernel(&x, &dy, &g), &kern);
+            assert!((want - via_x).abs() < 1e-9 && (want - via_k).abs() < 1e-9, "case {i}: {want} {via_x} {via_k}");
+        }
+    }
+
+    #[test]
+    fn data_input_gets_no_gradient_but_a_variable_does() {
+        let dev = Device::Cpu;
+        let k = Var::from_vec(random(&[3, 3, 2, 4], 1), (3, 3, 2, 4), &dev).unwrap();
+        let xv = random(&[2, 6, 5, 2], 2);
+        let data = Tensor::from_vec(xv.clone(), (2, 6, 5, 2), &dev).unwrap();
+        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], "same").unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&data).is_none());
+        assert_eq!(grads.get(k.as_tensor()).unwrap().dims(), &[3, 3, 2, 4]);
+
+        let var = Var::from_vec(xv, (2, 6, 5, 2), &dev).unwrap();
+        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], "same").unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(grads.get(var.as_tensor()).unwrap().dims(), &[2, 6, 5, 2]);
+    }
+
+    #[test]
+    fn relu_passes_no_gradient_at_zero() {
+        // Zero input and bias: every pre-activation is exactly 0 (Keras: relu'(0) = 0;
+        // candle's relu backward would pass 1).
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((1, 4, 4, 1), DType::F32, &dev).unwrap();
+        let k = Var::ones((3, 3, 1, 2), DType::F32, &dev).unwrap();
+        let b = Var::zeros(2, DType::F32, &dev).unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same").unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
+        // With a positive bias every cell passes its gradient: 16 cells.
+        b.set(&Tensor::new(&[1f32, -1.0], &dev).unwrap()).unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same").unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![16.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((1, 2, 2, 3), DType::F32, &dev).unwrap();
+        let k = Tensor::zeros((3, 3, 3, 1), DType::F32, &dev).unwrap();
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "valid").is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "same").is_ok());
+        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], "same").is_err());
+        let k2 = Tensor::zeros((1, 1, 2, 1), DType::F32, &dev).unwrap();
+        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid").is_err());
+        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same").is_err());
+        assert!(Axis::new(5, 2, 1, 1, "full").is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! Max and average pooling on channels-last (NHWC) tensors in one pass each
+//! way. The plain-op version builds one strided view per window offset and
+//! folds them with `maximum` (candle's max_pool2d has wrong gradients).
+//!
+//! Keras semantics: 'same' padding is never picked by max and not counted by
+//! the average. Max backward sends each window's gradient to its first
+//! maximum (TensorFlow's choice): the first cell equal to the output.
+
+use super::conv::{slice, Axis};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+
+/// Whether `pool2d` can run on `x` (else use plain candle ops).
+pub fn supports(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Pools `x` (B, H, W, C) over `size` windows moving by `strides`, padding
+/// valid or same: (B, OH, OW, C).
+pub fn pool2d(x: &Tensor, size: [usize; 2], strides: [usize; 2], padding: &str, max: bool) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    let g = Geom {
+        b,
+        c,
+        h: Axis::new(h, size[0], strides[0], 1, padding)?,
+        w: Axis::new(w, size[1], strides[1], 1, padding)?,
+        max,
+    };
+    x.contiguous()?.apply_op1(Pool2dOp(g))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geom {
+    b: usize,
+    c: usize,
+    h: Axis,
+    w: Axis,
+    max: bool,
+}
+
+impl Geom {
+    fn x_len(&self) -> usize {
+        self.b * self.h.len * self.w.len * self.c
+    }
+    fn y_len(&self) -> usize {
+        self.b * self.h.out * self.w.out * self.c
+    }
+
+    /// Calls `f(output offset, input offsets of the window's real cells)`
+    /// for every output cell; offsets are of channel 0.
+    fn each_window(&self, mut f: impl FnMut(usize, &[usize])) {
+        let (c, hw) = (self.c, self.h.len * self.w.len);
+        let mut cells = Vec::with_capacity(self.h.k * self.w.k);
+        let mut out = 0;
+        for bi in 0..self.b {
+            for oy in 0..self.h.out {
+                for ox in 0..self.w.out {
+                    cells.clear();
+                    for ky in 0..self.h.k {
+                        let Some(iy) = self.h.src(oy, ky) else { continue };
+                        for kx in 0..self.w.k {
+                            if let Some(ix) = self.w.src(ox, kx) {
+                                cells.push(((bi * hw) + iy * self.w.len + ix) * c);
+                            }
+                        }
+                    }
+                    f(out, &cells);
+                    out += c;
+                }
+            }
+        }
+    }
+}
+
+fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
+    let c = g.c;
+    let mut y = vec![T::from_f64(0.0); g.y_len()];
+    g.each_window(|o, cells| {
+        let dst = &mut y[o..o + c];
+        // A window always holds a real cell with Keras padding; an empty one stays 0.
+        let Some((&first, rest)) = cells.split_first() else { return };
+        dst.copy_from_slice(&x[first..first + c]);
+        for &cell in rest {
+            for (d, &v) in dst.iter_mut().zip(&x[cell..cell + c]) {
+                // A select, not a branch: it vectorizes over channels.
+                *d = if g.max { if v > *d { v } else { *d } } else { *d + v };
+            }
+        }
+        if !g.max {
+            let inv = T::from_f64(1.0 / cells.len() as f64);
+            dst.iter_mut().for_each(|d| *d *= inv);
+        }
+    });
+    y
+}
+
+/// dx from the input, the pooled output and its gradient.
+fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let c = g.c;
+    let zero = T::from_f64(0.0);
+    let mut dx = vec![zero; g.x_len()];
+    // Max: the first window cell equal to the output takes the gradient. Found
+    // by scanning the cells backwards with selects over channels (u32 lanes,
+    // like f32 ones), so it vectorizes and never mispredicts.
+    let mut first = vec![0u32; c];
+    g.each_window(|o, cells| {
+        let (grad, best) = (&dy[o..o + c], &y[o..o + c]);
+        if g.max {
+            first.fill(0);
+            for (i, &cell) in cells.iter().enumerate().rev() {
+                for ((f, &v), &m) in first.iter_mut().zip(&x[cell..cell + c]).zip(best) {
+                    *f = if v == m { i as u32 } else { *f };
+                }
+            }
+            for (ch, (&f, &gv)) in first.iter().zip(grad).enumerate() {
+                dx[cells[f as usize] + ch] += gv;
+            }
+        } else {
+            let inv = T::from_f64(1.0 / cells.len().max(1) as f64);
+            for &cell in cells {
+                for (d, &gv) in dx[cell..cell + c].iter_mut().zip(grad) {
+                    *d += gv * inv;
+                }
+            }
+        }
+    });
+    dx
+}
+
+struct Pool2dOp(Geom);
+
+impl CustomOp1 for Pool2dOp {
+    fn name(&self) -> &'static str {
+        "nnrun-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        if l.shape().elem_count() != g.x_len() {
+            bail!("pool2d: expected {} input elements, received {}", g.x_len(), l.shape().elem_count());
+        }
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(forward(slice::<f32>(s, l, "pool2d")?, &g)),
+            CpuStorage::F64(_) => CpuStorage::F64(forward(slice::<f64>(s, l, "pool2d")?, &g)),
+            _ => bail!("pool2d: unsupported dtype"),
+        };
+        Ok((out, Shape::from_dims(&[g.b, g.h.out, g.w.out, g.c])))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op3_no_bwd(y, &dy.contiguous()?, &Pool2dGrad(self.0))?))
+    }
+}
+
+/// (x, y, dy) -> dx.
+struct Pool2dGrad(Geom);
+
+impl CustomOp3 for Pool2dGrad {
+    fn name(&self) -> &'static str {
+        "nnrun-pool2d-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let sizes = (l1.shape().elem_count(), l2.shape().elem_count(), l3.shape().elem_count());
+        if sizes != (g.x_len(), g.y_len(), g.y_len()) {
+            bail!("pool2d backward: unexpected sizes {sizes:?}");
+        }
+        let what = "pool2d backward";
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g))
+            }
+            _ => bail!("{what}: unsupported dtypes"),
+        };
+        Ok((out, Shape::from_dims(&[g.b, g.h.len, g.w.len, g.c])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn max_gradient_goes_to_the_first_maximum() {
+        // One 2x2 window of ties, one with a clear maximum.
+        let x = Var::from_vec(vec![0f32, 0., 1., 5., 0., 0., 2., 3.], (1, 2, 4, 1), &Device::Cpu).unwrap();
+        let y = pool2d(x.as_tensor(), [2, 2], [2, 2], "valid", true).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 5.0]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let gx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(gx, vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn overlapping_windows_accumulate_and_average_excludes_padding() {
+        // 1x3 input, pool 2 stride 1 'same': windows [0,1], [1,2], [2,pad].
+        let x = Var::from_vec(vec![1f64, 4., 2.], (1, 1, 3, 1), &Device::Cpu).unwrap();
+        let y = pool2d(x.as_tensor(), [1, 2], [1, 1], "same", true).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![4.0, 4.0, 2.0]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![0.0, 2.0, 1.0]);
+        let y = pool2d(x.as_tensor(), [1, 2], [1, 1], "same", false).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![2.5, 3.0, 2.0]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![0.5, 1.0, 1.5]);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let x = Tensor::zeros((1, 1, 1, 2), DType::F32, &Device::Cpu).unwrap();
+        assert!(pool2d(&x, [2, 2], [2, 2], "valid", true).is_err());
+        assert!(pool2d(&x, [2, 2], [2, 2], "same", true).is_ok());
+        assert!(pool2d(&x, [2, 2], [0, 2], "same", false).is_err());
+        assert!(pool2d(&x.flatten_all().unwrap(), [2, 2], [2, 2], "same", false).is_err());
+    }
+}
