@@ -310,7 +310,8 @@ def write_markdown(path, meta, runs, summaries, startup):
              "",
              "samples/s = epochs x n_train / training time (sum of nnrun's per-epoch `seconds`, the peers' "
              "`train_seconds`); after epoch 1 = epochs 2..N (peers' `steady`); RSS = peak resident set of the "
-             "whole process (MB). Peers: median of 3 runs from shared/peers/results.jsonl.",
+             f"whole process (MB). Peers: medians of their runs in `{meta.get('peers_file')}`"
+             + (" (measured on another machine: compare with care)." if "shared" in str(meta.get('peers_file')) else " (measured on this machine, side by side)."),
              "",
              "| workload | tool | samples/s | after epoch 1 | vs nnrun | test metric | peak RSS MB | process wall s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -377,7 +378,8 @@ def main():
             "rustc": (subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
                       if shutil.which("rustc") else None),
             "binary": os.path.relpath(binary, ROOT), "reps": reps, "threads": a.threads, "smoke": a.smoke,
-            "workloads": wls, "loadavg_start": loadavg(), "command": "bench/run.sh " + " ".join(sys.argv[1:])}
+            "workloads": wls, "loadavg_start": loadavg(), "command": "bench/run.sh " + " ".join(sys.argv[1:]),
+            "peers_file": os.path.relpath(a.peers, ROOT) if a.peers else None}
     lines = [meta]
     print(json.dumps(meta), flush=True)
     runs = []
