@@ -186,6 +186,16 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// An optional number with no default (Keras `None`).
+    pub fn opt_float(&mut self, name: &'static str) -> Option<f64> {
+        let node = self.raw(name, "a number", Some("None".into()))?;
+        let f = node.as_f64().filter(|f| f.is_finite());
+        if f.is_none() {
+            self.expected(name, node, "a number");
+        }
+        f
+    }
+
     pub fn bool(&mut self, name: &'static str, default: bool) -> bool {
         let Some(node) = self.raw(name, "bool", Some(default.to_string())) else { return default };
         match node.value {

@@ -138,12 +138,19 @@ impl EarlyStop {
     /// `None` when the log lacks the monitored value.
     pub fn on_epoch_end(&mut self, log: &EpochLog) -> Option<Decision> {
         let current = log.get(&self.cfg.monitor)?;
+        // Keras counts epochs from 0: `epoch < start_from_epoch` is warm-up.
+        if log.epoch <= self.cfg.start_from_epoch {
+            return Some(Decision::Continue);
+        }
         let s = &mut self.state;
         s.wait += 1;
         if improves(self.cfg.mode, current, s.best, self.cfg.min_delta) {
             s.best = current;
             s.best_epoch = log.epoch;
-            s.wait = 0;
+            // Patience restarts only when the baseline is beaten too.
+            if self.cfg.baseline.is_none_or(|b| improves(self.cfg.mode, current, b, self.cfg.min_delta)) {
+                s.wait = 0;
+            }
             return Some(Decision::Improved);
         }
         // Keras never stops after the first epoch.
@@ -210,7 +217,7 @@ mod tests {
 
     #[test]
     fn early_stopping_follows_keras() {
-        let cfg = EarlyStopping { monitor: "val_loss".into(), min_delta: 0.0, patience: 2, mode: Mode::Min, restore_best_weights: false };
+        let cfg = EarlyStopping { monitor: "val_loss".into(), min_delta: 0.0, patience: 2, mode: Mode::Min, restore_best_weights: false, baseline: None, start_from_epoch: 0 };
         let mut es = EarlyStop::new(cfg);
         assert_eq!(es.on_epoch_end(&log(1, 1.0)), Some(Decision::Improved));
         assert_eq!(es.on_epoch_end(&log(2, 0.5)), Some(Decision::Improved));
@@ -219,6 +226,31 @@ mod tests {
         assert_eq!(es.state.best_epoch, 2);
         assert_eq!(es.state.stopped_epoch, 4);
         assert_eq!(es.on_epoch_end(&EpochLog { epoch: 5, values: vec![] }), None);
+    }
+
+    #[test]
+    fn early_stopping_baseline_and_warm_up_follow_keras() {
+        // Improvements above the baseline don't restart patience: stops at epoch 3.
+        let base = EarlyStopping { monitor: "val_loss".into(), min_delta: 0.0, patience: 2, mode: Mode::Min, restore_best_weights: false, baseline: Some(0.1), start_from_epoch: 0 };
+        let mut es = EarlyStop::new(base.clone());
+        assert_eq!(es.on_epoch_end(&log(1, 1.0)), Some(Decision::Improved));
+        assert_eq!(es.on_epoch_end(&log(2, 0.5)), Some(Decision::Improved));
+        assert_eq!(es.on_epoch_end(&log(3, 0.4)), Some(Decision::Improved));
+        assert_eq!(es.state.wait, 3);
+        assert_eq!(es.on_epoch_end(&log(4, 0.45)), Some(Decision::Stop));
+        // Beating the baseline restarts it.
+        let mut es = EarlyStop::new(base.clone());
+        es.on_epoch_end(&log(1, 0.3));
+        assert_eq!(es.on_epoch_end(&log(2, 0.05)), Some(Decision::Improved));
+        assert_eq!(es.state.wait, 0);
+        // start_from_epoch 2: epochs 1 and 2 are not watched (Keras epochs 0 and 1).
+        let warm = EarlyStopping { baseline: None, start_from_epoch: 2, patience: 0, ..base };
+        let mut es = EarlyStop::new(warm);
+        assert_eq!(es.on_epoch_end(&log(1, 0.1)), Some(Decision::Continue));
+        assert_eq!(es.on_epoch_end(&log(2, 0.9)), Some(Decision::Continue));
+        assert_eq!(es.state.best_epoch, 0);
+        assert_eq!(es.on_epoch_end(&log(3, 0.8)), Some(Decision::Improved));
+        assert_eq!(es.on_epoch_end(&log(4, 0.85)), Some(Decision::Stop));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct EarlyStopping {
     pub patience: usize,
     pub mode: Mode,
     pub restore_best_weights: bool,
+    /// Patience restarts only when the value also beats this.
+    pub baseline: Option<f64>,
+    /// Epochs of warm-up before anything is watched.
+    pub start_from_epoch: usize,
 }
 
 /// Keras `ModelCheckpoint`: saves a model file into the run directory.
@@ -277,6 +281,8 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
                     patience: a.usize("patience", Some(0), 0),
                     mode: Mode::resolve(a.choice("mode", Some("auto"), &["auto", "min", "max"]), &monitor),
                     restore_best_weights: a.bool("restore_best_weights", false),
+                    baseline: a.opt_float("baseline"),
+                    start_from_epoch: a.usize("start_from_epoch", Some(0), 0),
                     monitor,
                 });
                 a.finish();
