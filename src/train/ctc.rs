@@ -198,8 +198,7 @@ pub fn beam(logits: &[f32], t: usize, c: usize, blank: usize, width: usize) -> V
         let mut next: HashMap<Vec<usize>, (f64, f64)> = HashMap::new();
         for (prefix, (pb, pnb)) in &beams {
             let total = logsumexp2(*pb, *pnb);
-            for j in 0..c {
-                let p = lp[j];
+            for (j, &p) in lp.iter().enumerate() {
                 if j == blank {
                     let e = next.entry(prefix.clone()).or_insert((NEG_INF, NEG_INF));
                     e.0 = logsumexp2(e.0, total + p);
@@ -337,14 +336,14 @@ mod tests {
             let mut g = vec![0.0f32; t * c];
             nll(&x, t, c, &target, blank, Some(&mut g));
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-            for i in 0..t * c {
+            for (i, &gi) in g.iter().enumerate() {
                 let h = 1e-3;
                 let at = |d: f64| {
                     let v: Vec<f32> = x64.iter().enumerate().map(|(j, &w)| (if j == i { w + d } else { w }) as f32).collect();
                     nll(&v, t, c, &target, blank, None)
                 };
                 let fd = (at(h) - at(-h)) / (2.0 * h);
-                assert!((fd - g[i] as f64).abs() < 2e-3, "{target:?} [{i}]: analytic {} vs numeric {fd}", g[i]);
+                assert!((fd - gi as f64).abs() < 2e-3, "{target:?} [{i}]: analytic {gi} vs numeric {fd}");
             }
             // Each step's gradient sums to zero (softmax minus a distribution).
             for s in 0..t {
