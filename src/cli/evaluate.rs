@@ -30,9 +30,14 @@ pub struct Args {
     /// with --labels (default: the test data of the model's spec)
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// The IDX labels file for --data images
+    /// The labels for --data images: an IDX file, or a CSV (text labels,
+    /// such as the token sequences of a ctc model)
     #[arg(long, value_name = "FILE", requires = "data")]
     pub labels: Option<PathBuf>,
+    /// ctc outputs: decode with a prefix beam search of this width
+    /// (default 1: greedy best path)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub beam_width: usize,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Where to compute: cpu, or cuda (a build with `--features cuda`)
@@ -64,10 +69,22 @@ fn evaluate(args: &Args) -> Result<(), Failure> {
     let device = args.device.open().map_err(|e| (EXIT_IO, e))?;
     let r = artifact::restore(&args.model, &device).map_err(|e| (if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
     let mut diags = Vec::new();
-    let cfg = config::read(&r.spec, &r.net.graph, &mut diags).ok_or_else(|| {
+    let mut cfg = config::read(&r.spec, &r.net.graph, &mut diags).ok_or_else(|| {
         let msgs: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();
         (EXIT_INVALID, format!("{}: the embedded training section is invalid:\n{}", r.file.file, msgs.join("\n")))
     })?;
+    // ctc outputs: decoded with --beam-width, and always scored as sequences.
+    for (loss, metrics) in cfg.losses.iter_mut().zip(&mut cfg.metrics) {
+        if let Loss::Ctc { beam, .. } = loss {
+            *beam = args.beam_width;
+            for m in ["sequence_accuracy", "cer"] {
+                let have = |n: &String| n == m || (m == "sequence_accuracy" && (n == "accuracy" || n == "acc"));
+                if !metrics.iter().any(have) {
+                    metrics.push(m.to_string());
+                }
+            }
+        }
+    }
     let (split, described) = load(args, &r, &cfg)?;
     let seed = cfg.seed;
     let values = fit::evaluate(&r.net, &cfg, &split, "", &mut StdRng::seed_from_u64(seed)).map_err(|e| (EXIT_INVALID, format!("evaluating: {e}")))?;

@@ -31,6 +31,10 @@ pub struct Args {
     /// Samples per forward pass
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch_size: usize,
+    /// ctc outputs: decode with a prefix beam search of this width
+    /// (default 1: greedy best path)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub beam_width: usize,
     /// Where to compute: cpu, or cuda (a build with `--features cuda`)
     #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
     pub device: super::DeviceArg,
@@ -69,7 +73,7 @@ fn predict(args: &Args) -> Result<(), Fail> {
         (SourceKind::Csv, None) => Reader::csv(&args.input, file, prep)?,
         (SourceKind::Idx, _) => Reader::idx(&args.input, file, &r)?,
     };
-    let blocks = blocks(&r);
+    let blocks = blocks(&r, args.beam_width)?;
     let mut out = Out::open(args.output.as_deref())?;
     // A window's forecast belongs to no input row: say which line it follows.
     let windowed = matches!(reader, Reader::Window { .. });
@@ -255,6 +259,8 @@ enum Kind {
     Binary([String; 2]),
     /// Regression: the values in the target's units.
     Values,
+    /// ctc: the decoded tokens, space-separated, as the labels were written.
+    Sequence { tokens: Vec<String>, classes: usize, blank: usize, beam: usize, probs: bool },
 }
 
 struct Block {
@@ -266,19 +272,33 @@ struct Block {
 
 /// One block of columns per output; names are prefixed by the output's
 /// name only when there are several outputs.
-fn blocks(r: &Restored) -> Vec<Block> {
+fn blocks(r: &Restored, beam: usize) -> Result<Vec<Block>, Fail> {
     let single = r.prep.outputs.len() == 1;
     let g = &r.net.graph;
-    r.prep
+    // The blank of a ctc output is in the training section.
+    let ctc = r.prep.outputs.iter().any(|p| p.loss == "ctc");
+    let losses = if ctc {
+        let cfg = crate::train::config::read(&r.spec, g, &mut Vec::new());
+        cfg.ok_or_else(|| invalid(format!("{}: the embedded training section is invalid", r.file.file)))?.losses
+    } else {
+        Vec::new()
+    };
+    let activations = r.net.output_activations();
+    Ok(r.prep
         .outputs
         .iter()
         .enumerate()
         .map(|(o, p)| {
             let units = g.layers[g.outputs[o]].output_shape.as_ref().map_or(1, |s| s.iter().product());
             let name = |k: usize| p.classes.as_ref().and_then(|c| c.get(k)).cloned().unwrap_or_else(|| k.to_string());
-            let (kind, label) = match p.loss.as_str() {
-                "categorical_crossentropy" | "sparse_categorical_crossentropy" => (Kind::Classes((0..units).map(name).collect()), "class"),
-                "binary_crossentropy" => (Kind::Binary([name(0), name(1)]), "class"),
+            let (kind, label) = match (p.loss.as_str(), losses.get(o)) {
+                ("ctc", Some(&crate::train::losses::Loss::Ctc { classes, blank, .. })) => {
+                    let tokens = p.classes.clone().unwrap_or_default();
+                    let probs = activations[o] == Some(crate::layers::Activation::Softmax);
+                    (Kind::Sequence { tokens, classes, blank, beam, probs }, "sequence")
+                }
+                ("categorical_crossentropy" | "sparse_categorical_crossentropy", _) => (Kind::Classes((0..units).map(name).collect()), "class"),
+                ("binary_crossentropy", _) => (Kind::Binary([name(0), name(1)]), "class"),
                 _ => (Kind::Values, "prediction"),
             };
             let (base, pre) = if single { (label.to_string(), String::new()) } else { (p.name.clone(), format!("{}_", p.name)) };
@@ -288,10 +308,11 @@ fn blocks(r: &Restored) -> Vec<Block> {
                 Kind::Binary(names) if units == 1 => vec![base, format!("{pre}p_{}", names[1])],
                 Kind::Binary(_) => numbered(&base).into_iter().chain(numbered(&format!("{pre}p"))).collect(),
                 Kind::Values => numbered(&base),
+                Kind::Sequence { .. } => vec![base],
             };
             Block { o, units, kind, header }
         })
-        .collect()
+        .collect())
 }
 
 impl Block {
@@ -306,6 +327,10 @@ impl Block {
             Kind::Binary(names) => {
                 row.extend(y.iter().map(|&p| names[(p >= 0.5) as usize].clone()));
                 row.extend(y.iter().map(|&v| num(v)));
+            }
+            Kind::Sequence { tokens, classes, blank, beam, probs } => {
+                let decoded = crate::train::ctc::decode(y, *classes, *blank, *beam, *probs);
+                row.push(decoded.iter().map(|&k| tokens.get(k).map_or("?", String::as_str)).collect::<Vec<_>>().join(" "));
             }
             Kind::Values => {
                 prep.restore_target(self.o, y);

@@ -1,5 +1,6 @@
 //! `nnrun train`: lower the spec, load its data, fit, and write the run directory.
 
+use crate::train::losses::Loss;
 use super::{color_for, EXIT_INVALID, EXIT_IO, EXIT_OK};
 use crate::artifact;
 use crate::data;
@@ -179,6 +180,15 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_INVALID;
         }
     };
+    let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
+    for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
+        eprintln!("warning: {over} of {} training targets need more time steps than output '{out}' has ({steps}); the longest needs {need}", prepared.train.n);
+        if zero_infinity {
+            eprintln!("  = note: `zero_infinity: true`: their loss and gradient count as 0");
+        } else {
+            eprintln!("hint: shorten the downsampling along the time axis, or set `training.zero_infinity: true` to skip them (their ctc loss is infinite)");
+        }
+    }
 
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let net = match Net::new(model, &device, DType::F32, &mut rng) {
@@ -267,7 +277,9 @@ pub fn run(args: &Args) -> u8 {
         Ok(o) => o.history,
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, fit::TrainError::Diverged { .. }) {
+            if matches!(e, fit::TrainError::Diverged { value, .. } if value.is_infinite()) && cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { .. })) {
+                eprintln!("hint: a ctc target longer than the output's time axis allows has an infinite loss; see the warning above, or set `training.zero_infinity: true`");
+            } else if matches!(e, fit::TrainError::Diverged { .. }) {
                 eprintln!("hint: lower the learning rate (--set training.optimizer.learning_rate=...), or normalize the inputs (data.normalize: standard)");
             }
             return EXIT_INVALID;

@@ -68,6 +68,29 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
     })
 }
 
+/// One text column of a labels CSV that pairs with IDX images row by row:
+/// `target` names it, or the file has a single column.
+pub(crate) fn read_labels(f: &DataFile, target: Option<&Named>) -> Result<(String, Vec<String>), DataError> {
+    let file = f.name.as_str();
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(&f.path).map_err(|e| csv_error(file, e))?;
+    let headers: Vec<String> = rdr.headers().map_err(|e| csv_error(file, e))?.iter().map(String::from).collect();
+    let c = match (target, headers.len()) {
+        (Some(t), _) => headers.iter().position(|h| *h == t.name).ok_or_else(|| {
+            DataError::file(file, format!("no column '{}' (from `target` at line {} of the spec); the columns are: {}", t.name, t.pos.line, headers.join(", ")))
+        })?,
+        (None, 1) => 0,
+        (None, _) => {
+            return Err(DataError::file(file, format!("has {} columns ({}); name the label column with `target: <column>` in the data section", headers.len(), headers.join(", "))));
+        }
+    };
+    let mut out = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    while rdr.read_record(&mut rec).map_err(|e| csv_error(file, e))? {
+        out.push(rec[c].to_string());
+    }
+    Ok((headers[c].clone(), out))
+}
+
 pub(crate) fn csv_error(file: &str, e: csv::Error) -> DataError {
     let line = |p: Option<&csv::Position>| p.map_or(String::new(), |p| format!("line {}: ", p.line()));
     let msg = match e.kind() {

@@ -7,6 +7,7 @@
 
 use super::prep::{Column, Table, Values};
 use super::{DataError, DataFile, ModelIo, SourceKind};
+use crate::spec::Named;
 use flate2::read::GzDecoder;
 use std::io::Read;
 
@@ -163,8 +164,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Images file -> input 0, labels file -> target 0.
-pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, io: &ModelIo) -> Result<Table, DataError> {
+/// Images file -> input 0, labels file -> target 0. The labels are an IDX
+/// file, or a CSV (`csv_labels`) whose column `target` names.
+pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, csv_labels: bool, target: Option<&Named>, io: &ModelIo) -> Result<Table, DataError> {
     if io.inputs.len() != 1 || io.outputs.len() != 1 {
         return Err(DataError::file(&images.name, format!(
             "IDX data for a model with {} inputs and {} outputs is not supported yet (only one of each); use CSV data with `inputs` and `target`",
@@ -173,9 +175,17 @@ pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, io: &ModelIo) -> R
         )));
     }
     let x = read(&images.path, &images.name)?;
-    let y = read(&labels.path, &labels.name)?;
-    if x.dims[0] != y.dims[0] {
-        return Err(DataError::file(&images.name, format!("holds {} images but {} holds {} labels; they must pair up", x.dims[0], labels.name, y.dims[0])));
+    let (column, n_labels) = if csv_labels {
+        let (column, v) = super::csv::read_labels(labels, target)?;
+        let n = v.len();
+        (Column { name: column, file: labels.name.clone(), width: 1, values: Values::Str(v) }, n)
+    } else {
+        let y = read(&labels.path, &labels.name)?;
+        let n = y.dims[0];
+        (Column { name: labels.name.clone(), file: labels.name.clone(), width: y.dims[1..].iter().product(), values: Values::Num(y.data) }, n)
+    };
+    if x.dims[0] != n_labels {
+        return Err(DataError::file(&images.name, format!("holds {} images but {} holds {n_labels} labels; they must pair up", x.dims[0], labels.name)));
     }
     let (name, shape) = &io.inputs[0];
     let width: usize = x.dims[1..].iter().product();
@@ -194,7 +204,7 @@ pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, io: &ModelIo) -> R
         inputs: vec![x.data],
         widths: vec![width],
         features: vec![Vec::new()],
-        targets: vec![Column { name: labels.name.clone(), file: labels.name.clone(), width: y.dims[1..].iter().product(), values: Values::Num(y.data) }],
+        targets: vec![column],
         rows: (0..n).collect(),
     })
 }

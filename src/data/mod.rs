@@ -182,7 +182,10 @@ fn open(spec_dir: &Path, p: &Named) -> Result<DataFile, DataError> {
 fn read_source(spec: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo) -> Result<prep::Table, DataError> {
     match src {
         SourceSpec::Csv { path } => csv::read(&open(spec_dir, path)?, spec, io),
-        SourceSpec::Idx { images, labels } => idx::read_pair(&open(spec_dir, images)?, &open(spec_dir, labels)?, io),
+        SourceSpec::Idx { images, labels } => {
+            let target = spec.target.as_ref().and_then(|t| t.first());
+            idx::read_pair(&open(spec_dir, images)?, &open(spec_dir, labels)?, src.csv_labels(), target, io)
+        }
     }
 }
 

@@ -84,6 +84,8 @@ impl Table {
     /// An error about sample `i`: row and column for CSV, record for IDX.
     fn error_at(&self, file: &str, i: usize, column: &str, msg: String) -> DataError {
         match self.kind {
+            // A labels CSV beside IDX images: record i sits on line i + 2.
+            SourceKind::Idx if file.to_ascii_lowercase().ends_with(".csv") => DataError::Cell { file: file.into(), row: self.rows[i] + 2, column: column.into(), msg },
             SourceKind::Csv => DataError::Cell { file: file.into(), row: self.rows[i], column: column.into(), msg },
             SourceKind::Idx => DataError::file(file, format!("record {}: {msg}", self.rows[i])),
         }
@@ -220,6 +222,16 @@ pub fn prepare(
         // Accept aliases (`mse`) from callers that didn't canonicalize.
         let out = &OutputIo { loss: canonical_loss(&out.loss).to_string(), ..out.clone() };
         let tables: Vec<&Table> = std::iter::once(&train).chain(others.iter()).collect();
+        if out.loss == "ctc" {
+            let vocab = ctc_vocabulary(&train, o, out)?;
+            let longest = tables.iter().map(|t| ctc_longest(t, o)).max().unwrap_or(0);
+            for (k, t) in tables.iter().enumerate() {
+                target_arrays[k].push(ctc_encode(t, o, &vocab, longest)?);
+            }
+            let target = train.targets[o].name.clone();
+            output_preps.push(OutputPrep { name: out.name.clone(), target, loss: out.loss.clone(), classes: Some(vocab), scale: 1.0, shift: 0.0, div: 1.0 });
+            continue;
+        }
         let (mut values, classes) = typed_targets(&tables, o, out)?;
         let (mut t_scale, mut t_shift, mut t_div) = (1.0f32, 0.0f32, 1.0f32);
         if spec.window.is_some() {
@@ -425,6 +437,10 @@ pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, Dat
     for (o, out) in io.outputs.iter().enumerate() {
         let out = &OutputIo { loss: canonical_loss(&out.loss).to_string(), ..out.clone() };
         let p = &state.outputs[o];
+        if out.loss == "ctc" {
+            targets.push(ctc_encode(&t, o, p.classes.as_deref().unwrap_or_default(), ctc_longest(&t, o))?);
+            continue;
+        }
         let mut values = match &p.classes {
             Some(c) => class_indices(&t, o, c)?,
             None => numeric_targets(&t, o, &t.targets[o].name)?,
@@ -438,6 +454,64 @@ pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, Dat
         targets.push(encode(&t, o, out, values, p.classes.as_deref())?);
     }
     Ok(Split { n: t.n, inputs, targets })
+}
+
+/// The label sequences of a ctc target column: whitespace-separated tokens.
+fn ctc_cells(t: &Table, o: usize) -> Result<&[String], DataError> {
+    match &t.targets[o].values {
+        Values::Str(v) => Ok(v),
+        Values::Num(_) => Err(DataError::file(&t.targets[o].file, "ctc needs label sequences as text: give the labels as a CSV column of space-separated tokens (`3 1 4`)".to_string())),
+    }
+}
+
+fn ctc_longest(t: &Table, o: usize) -> usize {
+    ctc_cells(t, o).map_or(0, |v| v.iter().map(|s| s.split_whitespace().count()).max().unwrap_or(0))
+}
+
+/// The distinct tokens of the training split, in numeric order when they
+/// are all numbers (`2` before `10`), else in text order. Token i is
+/// class i of the output, counting around the blank.
+fn ctc_vocabulary(train: &Table, o: usize, out: &OutputIo) -> Result<Vec<String>, DataError> {
+    let col = &train.targets[o];
+    let mut vocab: Vec<String> = ctc_cells(train, o)?.iter().flat_map(|s| s.split_whitespace().map(String::from)).collect();
+    vocab.sort();
+    vocab.dedup();
+    let nums: Option<Vec<f64>> = vocab.iter().map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite())).collect();
+    if let Some(nums) = nums {
+        let mut pairs: Vec<(f64, String)> = nums.into_iter().zip(vocab).collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        vocab = pairs.into_iter().map(|p| p.1).collect();
+    }
+    let classes = out.shape.last().copied().unwrap_or(0);
+    if vocab.len() + 1 > classes {
+        return Err(DataError::file(&col.file, format!(
+            "column '{}' holds {} distinct tokens ({}) but output '{}' has {classes} classes, one of them the ctc blank; give it {} units",
+            col.name,
+            vocab.len(),
+            list(&vocab),
+            out.name,
+            vocab.len() + 1
+        )));
+    }
+    Ok(vocab)
+}
+
+/// Token indices per sample, padded with -1 to `width`.
+fn ctc_encode(t: &Table, o: usize, vocab: &[String], width: usize) -> Result<Array, DataError> {
+    let col = &t.targets[o];
+    let mut data = vec![-1.0f32; t.n * width];
+    for (i, s) in ctc_cells(t, o)?.iter().enumerate() {
+        if s.is_empty() {
+            return Err(missing_target(t, o, i));
+        }
+        for (j, tok) in s.split_whitespace().enumerate() {
+            let Some(k) = vocab.iter().position(|v| v == tok) else {
+                return Err(t.error_at(&col.file, i, &col.name, format!("token '{tok}' does not occur in the training data (tokens: {})", list(vocab))));
+            };
+            data[i * width + j] = k as f32;
+        }
+    }
+    Ok(Array { shape: vec![width], data })
 }
 
 fn list(items: &[String]) -> String {
@@ -640,6 +714,28 @@ mod tests {
         let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap();
         // x' = (10 - 0) / 4 with the training range; 'c' stays class 2.
         assert_eq!((e.n, e.inputs[0].data.clone(), e.targets[0].data.clone()), (1, vec![2.5], vec![2.0]));
+    }
+
+    #[test]
+    fn ctc_targets_are_padded_token_indices() {
+        let d = temp_dir("ctc");
+        // Numeric tokens sort as numbers: 2 < 9 < 10.
+        write(&d, "t.csv", "x,seq\n1,10 2\n2,9\n3,2 2 10\n");
+        let io1 = io(&[("input", &[1])], &[("out", &[5, 4], "ctc")]);
+        let p = load_in(&d, "train: t.csv\ntarget: seq\n", &io1).unwrap();
+        assert_eq!(p.prep.outputs[0].classes.as_deref().unwrap(), ["2", "9", "10"]);
+        assert_eq!(p.train.targets[0].shape, vec![3]);
+        assert_eq!(p.train.targets[0].data, vec![2., 0., -1., 1., -1., -1., 0., 0., 2.]);
+        // Text tokens sort as text; 4 classes hold at most 3 tokens and the blank.
+        write(&d, "w.csv", "x,seq\n1,a b\n2,c d\n");
+        let e = err(load_in(&d, "train: w.csv\ntarget: seq\n", &io(&[("input", &[1])], &[("out", &[5, 4], "ctc")])));
+        assert!(e.ends_with("column 'seq' holds 4 distinct tokens (a, b, c, d) but output 'out' has 4 classes, one of them the ctc blank; give it 5 units"), "{e}");
+        // Evaluation data keeps the training vocabulary.
+        let spec = spec("train: t.csv\ntarget: seq\n");
+        write(&d, "e.csv", "x,seq\n1,9 9 9 9\n");
+        let src = crate::spec::data::SourceSpec::Csv { path: crate::spec::Named { name: "e.csv".into(), pos: Default::default() } };
+        let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap();
+        assert_eq!(e.targets[0].data, vec![1., 1., 1., 1.]);
     }
 
     #[test]

@@ -42,6 +42,36 @@ fn layer_warnings(model: &Model, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// CTC scores every time step: the output must be (time, classes), with a
+/// class for the blank besides the tokens.
+fn ctc_fits_output(l: &super::LayerNode, loss: &Named, diags: &mut Vec<Diagnostic>) {
+    let Some(shape) = &l.output_shape else { return };
+    let shown = format!("(batch, {})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
+    let err = |msg: String, hint: &str| Diagnostic::error(msg, loss.pos, "training.loss").with_hint(hint);
+    let d = match shape.len() {
+        2 if shape[1] < 2 => Some(err(
+            format!("ctc needs at least 2 classes per time step (tokens plus the blank), but '{}' outputs {shown}", l.name),
+            "give the output layer one unit per token plus one for the blank",
+        )),
+        2 => match l.layer.as_ref().and_then(|x| x.activation()) {
+            Some(a) if !matches!(a, Activation::Softmax | Activation::Linear) => Some(
+                Diagnostic::warning(format!("ctc expects a softmax over the classes (or logits), but '{}' applies {}", l.name, a.name()), loss.pos, "training.loss")
+                    .with_hint(format!("use `activation: softmax` on '{}'", l.name)),
+            ),
+            _ => None,
+        },
+        0 | 1 => Some(err(
+            format!("ctc needs a per-timestep output of shape (time, classes), but '{}' outputs {shown}: one value set per sample, as for classification or regression", l.name),
+            "keep the time axis to the end (e.g. `return_sequences: true` on the last LSTM) and finish with a Dense of one unit per token plus one for the blank",
+        )),
+        _ => Some(err(
+            format!("ctc needs a per-timestep output of shape (time, classes), but '{}' outputs {shown}", l.name),
+            "make the time axis the first one and fold the rest into it, e.g. Permute then Reshape to (time, features) before the last Dense",
+        )),
+    };
+    diags.extend(d);
+}
+
 /// Matches each output layer with its loss.
 pub fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagnostic>) -> Vec<(usize, &'a Named)> {
     match losses {
@@ -86,6 +116,9 @@ pub fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagno
 /// many, MSE for regression.
 fn loss_fits_output(model: &Model, out: usize, loss: &Named, diags: &mut Vec<Diagnostic>) {
     let l = &model.layers[out];
+    if canonical_loss(&loss.name) == "ctc" {
+        return ctc_fits_output(l, loss, diags);
+    }
     let (Some(layer), Some(shape)) = (&l.layer, &l.output_shape) else { return };
     let Some(act) = layer.activation() else { return };
     let units = *shape.last().unwrap_or(&1);

@@ -22,6 +22,12 @@ impl SourceSpec {
         matches!(self, SourceSpec::Csv { .. })
     }
 
+    /// IDX images whose labels are a CSV (one row per image): label text,
+    /// such as the token sequences of a ctc output.
+    pub fn csv_labels(&self) -> bool {
+        matches!(self, SourceSpec::Idx { labels, .. } if labels.name.to_ascii_lowercase().ends_with(".csv"))
+    }
+
     /// The file paths as written, with their positions.
     pub fn paths(&self) -> Vec<&Named> {
         match self {
@@ -190,10 +196,14 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     }
     if !train.is_csv() {
         for key in ["target", "features", "inputs", "window"] {
+            // A labels CSV may name its column.
+            if key == "target" && train.csv_labels() {
+                continue;
+            }
             if node.get(key).is_some() {
                 diags.push(
                     Diagnostic::error(format!("data: `{key}` applies to CSV data only"), key_pos(key), format!("data.{key}"))
-                        .with_hint("with IDX files the images are the input and the labels file the target; remove this key"),
+                        .with_hint("with IDX files the images are the input and the labels file the target (`target` only names the column of a labels CSV); remove this key"),
                 );
             }
         }

@@ -15,6 +15,7 @@ pub const LOSSES: &[&str] = &[
     "mean_absolute_error",
     "mae",
     "huber",
+    "ctc",
 ];
 
 /// The canonical name of a loss (`mse` -> `mean_squared_error`).

@@ -120,10 +120,15 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
     let batch_size = a.usize("batch_size", Some(32), 1);
     let shuffle = a.bool("shuffle", true);
     let seed = a.usize("seed", Some(0), 0) as u64;
+    let blank_index = a.opt_usize("blank_index", 0);
+    let zero_infinity = a.bool("zero_infinity", false);
     a.finish();
     let mut errors = a.diags;
 
-    let losses = losses_per_output(spec, model, node, &mut errors);
+    let mut losses = losses_per_output(spec, model, node, &mut errors);
+    if let Some(losses) = &mut losses {
+        ctc_options(model, node, losses, blank_index, zero_infinity, &mut errors);
+    }
     let n_out = model.outputs.len();
     let loss_weights = per_output_numbers(node.get("loss_weights"), model, "training.loss_weights", &mut errors).unwrap_or(vec![1.0; n_out]);
     let optimizer = match node.get("optimizer") {
@@ -180,6 +185,33 @@ fn losses_per_output(spec: &Spec, model: &Model, node: &Node, diags: &mut Vec<Di
     let mut by_output: Vec<(usize, Loss)> = pairs.iter().filter_map(|(o, n)| Loss::from_name(&n.name).map(|l| (*o, l))).collect();
     by_output.sort_by_key(|(o, _)| model.outputs.iter().position(|x| x == o));
     Some(by_output.into_iter().map(|(_, l)| l).collect())
+}
+
+/// The CTC blank of each ctc output: `blank_index`, or its last class.
+fn ctc_options(model: &Model, node: &Node, losses: &mut [Loss], blank_index: Option<usize>, zero_infinity: bool, diags: &mut Vec<Diagnostic>) {
+    let mut any = false;
+    for (k, loss) in losses.iter_mut().enumerate() {
+        let Loss::Ctc { classes: c, blank, zero_infinity: z, .. } = loss else { continue };
+        any = true;
+        *z = zero_infinity;
+        let l = &model.layers[model.outputs[k]];
+        // A missing or wrong shape was reported by the graph checks.
+        let classes = l.output_shape.as_ref().and_then(|s| s.last().copied()).unwrap_or(2).max(2);
+        *c = classes;
+        *blank = blank_index.unwrap_or(classes - 1);
+        if *blank >= classes {
+            let pos = node.get("blank_index").map_or(node.pos, |n| n.pos);
+            diags.push(
+                Diagnostic::error(format!("`blank_index` is {}, but output '{}' has {classes} classes (0..{})", *blank, l.name, classes - 1), pos, "training.blank_index")
+                    .with_hint(format!("leave it out to use the last class ({}) as the blank", classes - 1)),
+            );
+        }
+    }
+    for key in ["blank_index", "zero_infinity"] {
+        if let Some(n) = node.get(key).filter(|_| !any) {
+            diags.push(Diagnostic::warning(format!("`{key}` applies to `loss: ctc` only; no output here is trained with ctc"), n.pos, format!("training.{key}")).with_hint(format!("remove `{key}`")));
+        }
+    }
 }
 
 /// A number for every output, or a list / mapping with one per output.

@@ -103,7 +103,9 @@ pub fn nll(logits: &[f32], t: usize, c: usize, target: &[usize], blank: usize, g
 /// Per-sequence CTC losses of a (batch, time, classes) logits tensor, as a
 /// (batch,) tensor, with a hand-written backward. Runs on the CPU; logits on
 /// another device are copied over (and gradients back) around it.
-pub fn loss(logits: &Tensor, targets: &[Vec<usize>], blank: usize) -> Result<Tensor> {
+/// With `zero_infinity` (PyTorch's option) a target too long for its output
+/// adds 0 instead of an infinite loss; its gradient is 0 either way.
+pub fn loss(logits: &Tensor, targets: &[Vec<usize>], blank: usize, zero_infinity: bool) -> Result<Tensor> {
     let (b, _, c) = logits.dims3()?;
     if targets.len() != b {
         candle_core::bail!("ctc: {} targets for a batch of {b}", targets.len());
@@ -114,7 +116,7 @@ pub fn loss(logits: &Tensor, targets: &[Vec<usize>], blank: usize) -> Result<Ten
     if let Some(l) = targets.iter().flatten().find(|&&l| l >= c || l == blank) {
         candle_core::bail!("ctc: label {l} is the blank or outside the {c} classes");
     }
-    let op = CtcLoss { targets: targets.to_vec(), blank };
+    let op = CtcLoss { targets: targets.to_vec(), blank, zero_infinity };
     if logits.device().is_cpu() {
         logits.contiguous()?.apply_op1(op)
     } else {
@@ -125,6 +127,7 @@ pub fn loss(logits: &Tensor, targets: &[Vec<usize>], blank: usize) -> Result<Ten
 struct CtcLoss {
     targets: Vec<Vec<usize>>,
     blank: usize,
+    zero_infinity: bool,
 }
 
 impl CtcLoss {
@@ -148,7 +151,10 @@ impl CustomOp1 for CtcLoss {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, b, t, c) = Self::logits(storage, layout)?;
-        let losses: Vec<f64> = (0..b).map(|i| nll(&x[i * t * c..(i + 1) * t * c], t, c, &self.targets[i], self.blank, None)).collect();
+        let losses: Vec<f64> = (0..b)
+            .map(|i| nll(&x[i * t * c..(i + 1) * t * c], t, c, &self.targets[i], self.blank, None))
+            .map(|l| if self.zero_infinity && l.is_infinite() { 0.0 } else { l })
+            .collect();
         let out = match storage {
             CpuStorage::F64(_) => CpuStorage::F64(losses),
             _ => CpuStorage::F32(losses.into_iter().map(|v| v as f32).collect()),
@@ -167,6 +173,49 @@ impl CustomOp1 for CtcLoss {
         let g = Tensor::from_vec(g, (b, t, c), arg.device())?.to_dtype(arg.dtype())?;
         Ok(Some(g.broadcast_mul(&grad_res.reshape((b, 1, 1))?)?))
     }
+}
+
+/// Token indices (a data row: tokens, then -1 padding) as class indices:
+/// the blank's class is skipped, so tokens fill the other classes in order.
+pub fn classes_of(row: &[f32], blank: usize) -> Vec<usize> {
+    row.iter().take_while(|&&v| v >= 0.0).map(|&v| v as usize).map(|k| if k >= blank { k + 1 } else { k }).collect()
+}
+
+/// The token index of a (non-blank) class: the inverse of `classes_of`.
+pub fn token_of(class: usize, blank: usize) -> usize {
+    if class > blank { class - 1 } else { class }
+}
+
+/// Decodes one sample's (time, classes) outputs to token indices: greedy
+/// for `beam` <= 1, else prefix beam search of that width. `probs`: the
+/// values are softmax probabilities (else logits).
+pub fn decode(y: &[f32], c: usize, blank: usize, beam: usize, probs: bool) -> Vec<usize> {
+    let t = y.len() / c.max(1);
+    let classes = if beam <= 1 {
+        greedy(y, t, c, blank)
+    } else if probs {
+        let logp: Vec<f32> = y.iter().map(|&p| p.max(1e-30).ln()).collect();
+        self::beam(&logp, t, c, blank, beam)
+    } else {
+        self::beam(y, t, c, blank, beam)
+    };
+    classes.into_iter().map(|k| token_of(k, blank)).collect()
+}
+
+/// For each ctc output whose time axis is too short for some training
+/// target: (output, targets too long, steps the longest needs, steps there are).
+pub fn too_long(io: &crate::data::ModelIo, train: &crate::data::Split) -> Vec<(String, usize, usize, usize)> {
+    let mut out = Vec::new();
+    for (o, io) in io.outputs.iter().enumerate() {
+        let (Some(&steps), "ctc") = (io.shape.first(), crate::spec::training::canonical_loss(&io.loss)) else { continue };
+        let a = &train.targets[o];
+        let need: Vec<usize> = (0..train.n).map(|i| min_steps(&classes_of(a.sample(i), usize::MAX))).collect();
+        let over = need.iter().filter(|&&n| n > steps).count();
+        if over > 0 {
+            out.push((io.name.clone(), over, need.iter().copied().max().unwrap_or(0), steps));
+        }
+    }
+    out
 }
 
 /// Best-path decoding: the most likely class per step, repeats merged,
@@ -370,7 +419,7 @@ mod tests {
         let x = pseudo_random(b * t * c, 11);
         let targets = vec![vec![0, 1], vec![2, 2], vec![1]];
         let var = candle_core::Var::from_vec(x.clone(), (b, t, c), &Device::Cpu).unwrap();
-        let losses = loss(var.as_tensor(), &targets, 3).unwrap();
+        let losses = loss(var.as_tensor(), &targets, 3, false).unwrap();
         let l: Vec<f32> = losses.to_vec1().unwrap();
         // Weighted sum, so each sample's gradient is scaled by its weight.
         let w = Tensor::new(&[1.0f32, 2.0, 0.5], &Device::Cpu).unwrap();
@@ -385,8 +434,8 @@ mod tests {
                 assert!((a - b * weight).abs() < 1e-5);
             }
         }
-        assert!(loss(var.as_tensor(), &targets, 4).is_err(), "blank outside the classes");
-        assert!(loss(var.as_tensor(), &[vec![3], vec![], vec![]], 3).is_err(), "label equal to the blank");
+        assert!(loss(var.as_tensor(), &targets, 4, false).is_err(), "blank outside the classes");
+        assert!(loss(var.as_tensor(), &[vec![3], vec![], vec![]], 3, false).is_err(), "label equal to the blank");
     }
 
     #[test]
@@ -411,6 +460,37 @@ mod tests {
         let xq = logits_of(&[&q[0], &q[1], &q[2], &q[3]]);
         assert_eq!(beam(&xq, 4, 3, 2, 1), vec![0, 0, 1]);
         assert_eq!(beam(&xq, 4, 3, 2, 8), greedy(&xq, 4, 3, 2));
+    }
+
+    #[test]
+    fn zero_infinity_zeroes_only_infeasible_targets() {
+        // 2 steps: 'aa' needs 3, so it is infeasible; 'a' is not.
+        let x = pseudo_random(2 * 2 * 2, 5);
+        let var = candle_core::Var::from_vec(x, (2, 2, 2), &Device::Cpu).unwrap();
+        let targets = vec![vec![0, 0], vec![0]];
+        let plain: Vec<f32> = loss(var.as_tensor(), &targets, 1, false).unwrap().to_vec1().unwrap();
+        assert!(plain[0].is_infinite() && plain[1].is_finite());
+        let zeroed = loss(var.as_tensor(), &targets, 1, true).unwrap();
+        let z: Vec<f32> = zeroed.to_vec1().unwrap();
+        assert_eq!((z[0], z[1]), (0.0, plain[1]));
+        let g = zeroed.sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = g.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert!(g[..4].iter().all(|&v| v == 0.0) && g[4..].iter().any(|&v| v != 0.0));
+    }
+
+    #[test]
+    fn tokens_skip_the_blank_class() {
+        // Padded row "2 0 3" with the blank in the middle (class 2 of 5).
+        assert_eq!(classes_of(&[2.0, 0.0, 3.0, -1.0, -1.0], 2), vec![3, 0, 4]);
+        assert_eq!(classes_of(&[2.0, 0.0, 3.0, -1.0], 4), vec![2, 0, 3]);
+        assert_eq!([3, 0, 4].map(|k| token_of(k, 2)), [2, 0, 3]);
+        // decode: per-step one-hot "3 b 0 0", blank 2 -> classes [3, 0] -> tokens [2, 0].
+        let steps = [3, 2, 0, 0];
+        let y: Vec<f32> = steps.iter().flat_map(|&k| (0..5).map(move |j| if j == k { 0.96 } else { 0.01 })).collect();
+        assert_eq!(decode(&y, 5, 2, 1, true), vec![2, 0]);
+        assert_eq!(decode(&y, 5, 2, 4, true), vec![2, 0]);
+        let logits: Vec<f32> = y.iter().map(|p| p.ln()).collect();
+        assert_eq!(decode(&logits, 5, 2, 4, false), vec![2, 0]);
     }
 
     #[test]

@@ -86,7 +86,9 @@ impl Evaluator {
     fn new(net: &Net, cfg: &TrainConfig) -> Self {
         let activations = net.output_activations();
         // Fuse softmax/sigmoid into the crossentropy: stable for large logits.
-        let fused = cfg.losses.iter().zip(&activations).map(|(l, a)| l.fusable().is_some() && l.fusable() == *a).collect();
+        // CTC takes a linear output as logits as they are.
+        let logits = |l: &Loss, a: &Option<Activation>| matches!(l, Loss::Ctc { .. }) && matches!(a, None | Some(Activation::Linear));
+        let fused = cfg.losses.iter().zip(&activations).map(|(l, a)| (l.fusable().is_some() && l.fusable() == *a) || logits(l, a)).collect();
         let metrics = cfg
             .losses
             .iter()
@@ -136,15 +138,19 @@ impl Evaluator {
                 let p = out.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
                 let classes = out.dims().last().copied().unwrap_or(1).max(1);
                 // The fused activation, applied on the host: metrics need no graph.
+                let ctc = matches!(self.losses[k], Loss::Ctc { .. });
                 let p = match (self.fused[k], self.activations[k]) {
+                    // CTC's fused output is logits, from a softmax or a linear layer.
+                    (true, _) if ctc => crate::kernels::loss::probabilities(&p, classes, true),
                     (true, Some(Activation::Softmax)) => crate::kernels::loss::probabilities(&p, classes, true),
                     (true, Some(Activation::Sigmoid)) => crate::kernels::loss::probabilities(&p, classes, false),
                     (true, Some(a)) => a.apply(out)?.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?,
                     _ => p,
                 };
                 let t = y.flatten_all()?.to_vec1::<f32>()?;
-                // Rows are class vectors: per-timestep outputs have batch x time of them.
-                let rows = out.elem_count() / classes;
+                // Rows are class vectors: per-timestep outputs have batch x time
+                // of them. CTC metrics decode whole sequences: a row per sample.
+                let rows = if ctc { idx.len() } else { out.elem_count() / classes };
                 self.metrics[k].iter_mut().for_each(|m| m.update(&p, &t, rows));
             }
         }

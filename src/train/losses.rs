@@ -19,6 +19,11 @@ pub enum Loss {
     MeanSquaredError,
     MeanAbsoluteError,
     Huber { delta: f64 },
+    /// Connectionist Temporal Classification over (time, classes) outputs;
+    /// targets are token indices padded with -1 (`data::prep`). `classes`
+    /// and `blank` come from the output (`config::read`); `beam` is the
+    /// decoding width of the metrics (1: greedy) and changes no loss.
+    Ctc { classes: usize, blank: usize, zero_infinity: bool, beam: usize },
 }
 
 impl Loss {
@@ -31,6 +36,8 @@ impl Loss {
             "mean_squared_error" => Loss::MeanSquaredError,
             "mean_absolute_error" => Loss::MeanAbsoluteError,
             "huber" => Loss::Huber { delta: 1.0 },
+            // The blank is resolved against the output by `config::read`.
+            "ctc" => Loss::Ctc { classes: 0, blank: usize::MAX, zero_infinity: false, beam: 1 },
             _ => return None,
         })
     }
@@ -43,6 +50,7 @@ impl Loss {
             Loss::MeanSquaredError => "mean_squared_error",
             Loss::MeanAbsoluteError => "mean_absolute_error",
             Loss::Huber { .. } => "huber",
+            Loss::Ctc { .. } => "ctc",
         }
     }
 
@@ -51,7 +59,7 @@ impl Loss {
     pub fn fusable(&self) -> Option<Activation> {
         match self {
             Loss::BinaryCrossentropy => Some(Activation::Sigmoid),
-            Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy => Some(Activation::Softmax),
+            Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy | Loss::Ctc { .. } => Some(Activation::Softmax),
             _ => None,
         }
     }
@@ -61,6 +69,9 @@ impl Loss {
     /// indices (any float dtype) with one value per row: shape (B,), (B, 1),
     /// (B, T) or (B, T, 1).
     pub fn compute(&self, y_pred: &Tensor, y_true: &Tensor, logits: bool) -> Result<Tensor> {
+        if let Loss::Ctc { .. } = self {
+            return self.per_row(y_pred, y_true, logits)?.mean_all();
+        }
         if logits && let Some(l) = self.from_logits_kernel(y_pred, y_true)? {
             return Ok(l);
         }
@@ -90,8 +101,12 @@ impl Loss {
         mean_loss(kind, y_pred, &align(y_pred, y_true, self.name())?)
     }
 
-    /// The loss of each row: `y_pred`'s shape without its last axis.
+    /// The loss of each row: `y_pred`'s shape without its last axis (CTC:
+    /// one loss per sequence, shape (batch,)).
     pub fn per_row(&self, y_pred: &Tensor, y_true: &Tensor, logits: bool) -> Result<Tensor> {
+        if let Loss::Ctc { blank, zero_infinity, .. } = *self {
+            return ctc_losses(y_pred, y_true, logits, blank, zero_infinity);
+        }
         if logits && self.fusable().is_none() {
             bail!("loss {} has no logits form", self.name());
         }
@@ -121,7 +136,7 @@ impl Loss {
                 let lin = abs.affine(delta, -0.5 * delta * delta)?;
                 abs.le(delta)?.where_cond(&quad, &lin)?.mean(D::Minus1)
             }
-            Loss::SparseCategoricalCrossentropy => unreachable!("handled above"),
+            Loss::SparseCategoricalCrossentropy | Loss::Ctc { .. } => unreachable!("handled above"),
         }
     }
 }
@@ -134,6 +149,23 @@ fn class_log_probs(y_pred: &Tensor, logits: bool) -> Result<Tensor> {
     }
     let p = y_pred.broadcast_div(&y_pred.sum_keepdim(D::Minus1)?)?;
     p.clamp(EPSILON, 1.0 - EPSILON)?.log()
+}
+
+/// Per-sequence CTC losses. Without `logits` the outputs are softmax
+/// probabilities, and their log (clipped like Keras's crossentropies) is
+/// what the loss log-softmaxes again (a no-op on log-probabilities).
+fn ctc_losses(y_pred: &Tensor, y_true: &Tensor, logits: bool, blank: usize, zero_infinity: bool) -> Result<Tensor> {
+    let b = match y_pred.dims() {
+        &[b, _, _] => b,
+        d => bail!("ctc needs outputs of shape (batch, time, classes), received {d:?}"),
+    };
+    if y_true.dims().first() != Some(&b) {
+        bail!("ctc: targets {:?} for outputs {:?}", y_true.dims(), y_pred.dims());
+    }
+    let tokens = y_true.flatten_from(1)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let targets: Vec<Vec<usize>> = tokens.iter().map(|row| super::ctc::classes_of(row, blank)).collect();
+    let x = if logits { y_pred.clone() } else { y_pred.clamp(EPSILON, 1.0 - EPSILON)?.log()? };
+    super::ctc::loss(&x, &targets, blank, zero_infinity)
 }
 
 fn sparse_ce(y_pred: &Tensor, y_true: &Tensor, logits: bool) -> Result<Tensor> {
@@ -238,6 +270,25 @@ mod tests {
         assert!(close(val(Loss::Huber { delta: 1.0 }, &p, &t, false), h, 1e-12));
         let h2 = ((0.125 + 2.0) / 2.0 + (2.0 * 3.0 - 2.0) / 2.0) / 2.0;
         assert!(close(val(Loss::Huber { delta: 2.0 }, &p, &t, false), h2, 1e-12));
+    }
+
+    #[test]
+    fn ctc_from_logits_or_probabilities_is_the_mean_sequence_nll() {
+        let dev = &candle_core::Device::Cpu;
+        let x = Tensor::new(&[[[0.5f64, -1.0, 0.2], [1.5, 0.3, -0.7]], [[0.1, 0.9, -0.3], [-0.4, 0.2, 0.8]]], dev).unwrap();
+        // Sample 0: token 0 ("a"); sample 1: tokens 1 0, padded to width 2.
+        let t = Tensor::new(&[[0.0f32, -1.0], [1.0, 0.0]], dev).unwrap();
+        let ctc = Loss::from_name("ctc").unwrap();
+        let Loss::Ctc { .. } = ctc else { panic!() };
+        let ctc = Loss::Ctc { classes: 3, blank: 2, zero_infinity: false, beam: 1 };
+        let rows: Vec<Vec<f32>> = x.to_dtype(DType::F32).unwrap().to_vec3::<f32>().unwrap().concat();
+        let want = (crate::train::ctc::nll(&rows[..2].concat(), 2, 3, &[0], 2, None) + crate::train::ctc::nll(&rows[2..].concat(), 2, 3, &[1, 0], 2, None)) / 2.0;
+        assert!(close(val(ctc, &x, &t, true), want, 1e-5));
+        let p = candle_nn::ops::softmax(&x, D::Minus1).unwrap();
+        assert!(close(val(ctc, &p, &t, false), want, 1e-5));
+        assert_eq!(ctc.name(), "ctc");
+        assert_eq!(ctc.fusable(), Some(Activation::Softmax));
+        assert!(ctc.compute(&x.flatten_from(1).unwrap(), &t, true).unwrap_err().to_string().contains("ctc needs outputs of shape (batch, time, classes)"));
     }
 
     #[test]

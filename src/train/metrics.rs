@@ -29,6 +29,8 @@ pub const METRICS: &[&str] = &[
     "precision",
     "recall",
     "auc",
+    "sequence_accuracy",
+    "cer",
 ];
 
 /// A Keras metric for an output trained with `loss`. `accuracy` becomes the
@@ -47,7 +49,17 @@ pub fn resolve(name: &str, loss: &Loss) -> Result<Box<dyn Metric>, String> {
             loss.name()
         ))
     };
+    if let Loss::Ctc { classes, blank, beam, .. } = *loss {
+        let seq = |cer| -> Box<dyn Metric> { Box::new(Sequence { name: name.to_string(), cer, classes, blank, beam, errors: 0.0, total: 0.0 }) };
+        return match name {
+            "accuracy" | "acc" | "sequence_accuracy" => Ok(seq(false)),
+            "cer" => Ok(seq(true)),
+            _ if METRICS.contains(&name) => Err(format!("metric \"{name}\" does not apply to a ctc output; use sequence_accuracy or cer")),
+            _ => Err(format!("unknown metric \"{name}\"; {}", suggestion(name, METRICS).unwrap_or_default())),
+        };
+    }
     Ok(match name {
+        "sequence_accuracy" | "cer" => return Err(format!("metric \"{name}\" needs a ctc output (label sequences), but this output's loss is {}", loss.name())),
         "accuracy" | "acc" => acc(match loss {
             Loss::BinaryCrossentropy => AccKind::Binary,
             Loss::CategoricalCrossentropy => AccKind::Categorical,
@@ -212,6 +224,56 @@ impl Metric for Confusion {
     }
 }
 
+/// Sequence accuracy (the whole decoded sequence right) or the token error
+/// rate (edit distances over target lengths, summed over the epoch) of a
+/// ctc output. `update` gets one sample per `batch` row: (time, classes)
+/// probabilities and the -1-padded target tokens.
+struct Sequence {
+    name: String,
+    cer: bool,
+    classes: usize,
+    blank: usize,
+    beam: usize,
+    errors: f64,
+    total: f64,
+}
+
+impl Metric for Sequence {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn update(&mut self, y_pred: &[f32], y_true: &[f32], batch: usize) {
+        if batch == 0 {
+            return;
+        }
+        let (w, l) = (y_pred.len() / batch, y_true.len() / batch);
+        for (p, t) in y_pred.chunks(w).zip(y_true.chunks(l.max(1))) {
+            let decoded = super::ctc::decode(p, self.classes, self.blank, self.beam, true);
+            let target: Vec<usize> = t.iter().take_while(|&&v| v >= 0.0).map(|&v| v as usize).collect();
+            if self.cer {
+                self.errors += super::ctc::edit_distance(&decoded, &target) as f64;
+                self.total += target.len() as f64;
+            } else {
+                self.errors += f64::from(u8::from(decoded != target));
+                self.total += 1.0;
+            }
+        }
+    }
+
+    fn result(&self) -> f64 {
+        match (self.total == 0.0, self.cer) {
+            (true, _) => 0.0,
+            (false, true) => self.errors / self.total,
+            (false, false) => 1.0 - self.errors / self.total,
+        }
+    }
+
+    fn reset(&mut self) {
+        (self.errors, self.total) = (0.0, 0.0);
+    }
+}
+
 /// Exact ROC AUC over the epoch (Mann-Whitney U, tied scores share their
 /// average rank). Keras's `AUC` approximates the curve with 200 thresholds,
 /// so its values differ slightly. 0 when the epoch has only one class, as
@@ -339,6 +401,28 @@ mod tests {
         m.reset();
         m.update(&[0.3, 0.2], &[1.0, 1.0], 2);
         assert_eq!(m.result(), 0.0);
+    }
+
+    #[test]
+    fn sequence_metrics_decode_greedily() {
+        // 3 classes (tokens 0, 1; blank 2), 4 steps per sample.
+        let ctc = Loss::Ctc { classes: 3, blank: 2, zero_infinity: false, beam: 1 };
+        let one_hot = |steps: &[usize]| -> Vec<f32> { steps.iter().flat_map(|&k| (0..3).map(move |j| if j == k { 0.9 } else { 0.05 })).collect() };
+        // Sample 1 decodes "0 1" (right), sample 2 "1" for target "1 1" (one deletion).
+        let p = [one_hot(&[0, 0, 2, 1]), one_hot(&[1, 1, 2, 2])].concat();
+        let t = [0.0, 1.0, 1.0, 1.0];
+        let mut acc = metric("accuracy", ctc);
+        let mut cer = metric("cer", ctc);
+        acc.update(&p, &t, 2);
+        cer.update(&p, &t, 2);
+        assert_eq!((acc.name().as_str(), acc.result()), ("accuracy", 0.5));
+        assert_eq!(cer.result(), 1.0 / 4.0);
+        // Padding (-1) ends a target.
+        cer.reset();
+        cer.update(&one_hot(&[1, 2, 2, 2]), &[1.0, -1.0], 1);
+        assert_eq!(cer.result(), 0.0);
+        assert!(resolve("mse", &ctc).err().unwrap().contains("does not apply to a ctc output"));
+        assert!(resolve("cer", &Loss::MeanSquaredError).err().unwrap().contains("needs a ctc output"));
     }
 
     #[test]
