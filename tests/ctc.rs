@@ -117,6 +117,10 @@ fn trains_predicts_and_evaluates_token_sequences() {
     let same = beam.lines().zip(pred.lines()).filter(|(a, b)| a == b).count();
     assert!(same >= 58, "{same} of 61 lines agree:\n{beam}");
 
+    let (code, info, _) = nnrun(&["inspect", model.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(info.contains("output 'dense_1' (ctc): target 'text', tokens: 1, 2, 3"), "{info}");
+
     // evaluate: the same accuracy as training's test pass, and CER.
     let (code, ev, err) = nnrun(&["evaluate", model.to_str().unwrap(), "--format", "json"]);
     assert_eq!(code, 0, "{err}");

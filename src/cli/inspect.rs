@@ -66,6 +66,7 @@ pub fn text(r: &Restored) -> String {
     }
     for o in &p.outputs {
         let classes = match &o.classes {
+            Some(c) if o.loss == "ctc" => format!(", tokens: {}", c.join(", ")),
             Some(c) => format!(", classes: {}", c.join(", ")),
             None if o.loss.ends_with("crossentropy") => ", classes: numeric labels".to_string(),
             None => String::new(),
