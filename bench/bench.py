@@ -2,7 +2,7 @@
 """nnrun's benchmark harness (python3 standard library only). Run it through
 bench/run.sh, which builds the binary; see bench/README.md for the keys.
 
-Trains the four peer workloads (mlp, cnn, lstm, tabular) with the peers'
+Trains the peer workloads (mlp, cnn, lstm, tabular, ctc) with the peers'
 hyperparameters (shared/peers/common.py HP), each run a fresh process, reps
 interleaved like the peers (rep 1: every workload, then rep 2, ...), rep k
 with seed 1233 + k like the peers. Prints one JSON line per run, one median
@@ -47,9 +47,13 @@ WORKLOADS = {
                     # accuracy the test metric needs is kept.
                     extra_sets=["data.normalize=standard", "data.test_split=0.2",
                                 "training.metrics=[accuracy]"]),
+    # The CTC issue's workload: digit strings from 28x112 images (the peers'
+    # ctc section, added to RESULTS.md after the other four).
+    "ctc": dict(spec="specs/ocr_crnn.yaml", epochs=15, batch=32, lr=1e-3, optimizer="adam",
+                metric="test_sequence_accuracy", n_train=3215),
 }
 # Smoke runs: one epoch on the first N training samples.
-SMOKE_LIMIT = {"mlp": 512, "cnn": 128, "lstm": 128, "tabular": 128}
+SMOKE_LIMIT = {"mlp": 512, "cnn": 128, "lstm": 128, "tabular": 128, "ctc": 64}
 # The peers' raw lines: shared/peers in the repository, or beside it (worktrees).
 PEERS_CANDIDATES = [os.path.join(ROOT, "shared", "peers", "results.jsonl"),
                     os.path.join(os.path.dirname(ROOT), "shared", "peers", "results.jsonl")]

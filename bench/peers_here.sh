@@ -7,7 +7,8 @@
 # Usage: bench/peers_here.sh PYTHON OUT.jsonl [--reps N] [peer...]
 #   PYTHON: a venv with numpy 2.4.6, torch 2.15.0, jax/jaxlib 0.10.2 and
 #   keras 3.15.1 (shared/peers/requirements-venv.txt; shared/peers/setup.sh
-#   builds one). Peers: torch, keras-jax (default both).
+#   builds one). Peers: torch, keras-jax (default both). WORKLOADS="cnn ctc"
+#   limits the workloads (default: mlp cnn lstm tabular ctc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=$1 out=$2; shift 2
@@ -17,7 +18,7 @@ peers=("$@"); [ ${#peers[@]} -gt 0 ] || peers=(torch keras-jax)
 peers_dir=../shared/peers
 : > "$out"
 for rep in $(seq 1 "$reps"); do
-  for wl in mlp cnn lstm tabular; do
+  for wl in ${WORKLOADS:-mlp cnn lstm tabular ctc}; do
     for peer in "${peers[@]}"; do
       case $peer in
         torch) line=$("$py" "$peers_dir/bench_torch.py" "$wl" --seed $((1233 + rep)) 2>/dev/null | tail -1) ;;

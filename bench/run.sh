@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# nnrun's benchmark harness: trains the four peer workloads (mlp, cnn, lstm,
-# tabular) with the peers' hyperparameters and prints one JSON line per run,
+# nnrun's benchmark harness: trains the peer workloads (mlp, cnn, lstm,
+# tabular, ctc) with the peers' hyperparameters and prints one JSON line per run,
 # one median line per workload (with the Keras/PyTorch figures and ratios),
 # and one line timing `nnrun validate` and `nnrun --help`. See bench/README.md.
 #
