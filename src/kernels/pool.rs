@@ -46,49 +46,68 @@ impl Geom {
     }
 
     /// Calls `f(output offset, input offsets of the window's real cells)`
-    /// for every output cell; offsets are of channel 0.
+    /// for every output cell of one sample; offsets are of channel 0, within
+    /// the sample.
     fn each_window(&self, mut f: impl FnMut(usize, &[usize])) {
-        let (c, hw) = (self.c, self.h.len * self.w.len);
+        let c = self.c;
         let mut cells = Vec::with_capacity(self.h.k * self.w.k);
         let mut out = 0;
-        for bi in 0..self.b {
-            for oy in 0..self.h.out {
-                for ox in 0..self.w.out {
-                    cells.clear();
-                    for ky in 0..self.h.k {
-                        let Some(iy) = self.h.src(oy, ky) else { continue };
-                        for kx in 0..self.w.k {
-                            if let Some(ix) = self.w.src(ox, kx) {
-                                cells.push(((bi * hw) + iy * self.w.len + ix) * c);
-                            }
+        for oy in 0..self.h.out {
+            for ox in 0..self.w.out {
+                cells.clear();
+                for ky in 0..self.h.k {
+                    let Some(iy) = self.h.src(oy, ky) else { continue };
+                    for kx in 0..self.w.k {
+                        if let Some(ix) = self.w.src(ox, kx) {
+                            cells.push((iy * self.w.len + ix) * c);
                         }
                     }
-                    f(out, &cells);
-                    out += c;
                 }
+                f(out, &cells);
+                out += c;
             }
+        }
+    }
+
+    /// Runs `f(sample, its slice of out)` for every sample, on the rayon
+    /// pool when there is enough work: samples never share a window, so the
+    /// result is the same however they are split.
+    fn per_sample<T: Send>(&self, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
+        use rayon::prelude::*;
+        let per = out.len() / self.b.max(1);
+        if per == 0 {
+            return;
+        }
+        if out.len() < 1 << 15 {
+            out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+        } else {
+            out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
         }
     }
 }
 
 fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
     let c = g.c;
+    let x_per = g.h.len * g.w.len * c;
     let mut y = vec![T::from_f64(0.0); g.y_len()];
-    g.each_window(|o, cells| {
-        let dst = &mut y[o..o + c];
-        // A window always holds a real cell with Keras padding; an empty one stays 0.
-        let Some((&first, rest)) = cells.split_first() else { return };
-        dst.copy_from_slice(&x[first..first + c]);
-        for &cell in rest {
-            for (d, &v) in dst.iter_mut().zip(&x[cell..cell + c]) {
-                // A select, not a branch: it vectorizes over channels.
-                *d = if g.max { if v > *d { v } else { *d } } else { *d + v };
+    g.per_sample(&mut y, |bi, y| {
+        let x = &x[bi * x_per..(bi + 1) * x_per];
+        g.each_window(|o, cells| {
+            let dst = &mut y[o..o + c];
+            // A window always holds a real cell with Keras padding; an empty one stays 0.
+            let Some((&first, rest)) = cells.split_first() else { return };
+            dst.copy_from_slice(&x[first..first + c]);
+            for &cell in rest {
+                for (d, &v) in dst.iter_mut().zip(&x[cell..cell + c]) {
+                    // A select, not a branch: it vectorizes over channels.
+                    *d = if g.max { if v > *d { v } else { *d } } else { *d + v };
+                }
             }
-        }
-        if !g.max {
-            let inv = T::from_f64(1.0 / cells.len() as f64);
-            dst.iter_mut().for_each(|d| *d *= inv);
-        }
+            if !g.max {
+                let inv = T::from_f64(1.0 / cells.len() as f64);
+                dst.iter_mut().for_each(|d| *d *= inv);
+            }
+        });
     });
     y
 }
@@ -96,32 +115,36 @@ fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
 /// dx from the input, the pooled output and its gradient.
 fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let c = g.c;
-    let zero = T::from_f64(0.0);
-    let mut dx = vec![zero; g.x_len()];
-    // Max: the first window cell equal to the output takes the gradient. Found
-    // by scanning the cells backwards with selects over channels (u32 lanes,
-    // like f32 ones), so it vectorizes and never mispredicts.
-    let mut first = vec![0u32; c];
-    g.each_window(|o, cells| {
-        let (grad, best) = (&dy[o..o + c], &y[o..o + c]);
-        if g.max {
-            first.fill(0);
-            for (i, &cell) in cells.iter().enumerate().rev() {
-                for ((f, &v), &m) in first.iter_mut().zip(&x[cell..cell + c]).zip(best) {
-                    *f = if v == m { i as u32 } else { *f };
+    let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
+    let mut dx = vec![T::from_f64(0.0); g.x_len()];
+    g.per_sample(&mut dx, |bi, dx| {
+        let x = &x[bi * x_per..(bi + 1) * x_per];
+        let (y, dy) = (&y[bi * y_per..(bi + 1) * y_per], &dy[bi * y_per..(bi + 1) * y_per]);
+        // Max: the first window cell equal to the output takes the gradient. Found
+        // by scanning the cells backwards with selects over channels (u32 lanes,
+        // like f32 ones), so it vectorizes and never mispredicts.
+        let mut first = vec![0u32; c];
+        g.each_window(|o, cells| {
+            let (grad, best) = (&dy[o..o + c], &y[o..o + c]);
+            if g.max {
+                first.fill(0);
+                for (i, &cell) in cells.iter().enumerate().rev() {
+                    for ((f, &v), &m) in first.iter_mut().zip(&x[cell..cell + c]).zip(best) {
+                        *f = if v == m { i as u32 } else { *f };
+                    }
+                }
+                for (ch, (&f, &gv)) in first.iter().zip(grad).enumerate() {
+                    dx[cells[f as usize] + ch] += gv;
+                }
+            } else {
+                let inv = T::from_f64(1.0 / cells.len().max(1) as f64);
+                for &cell in cells {
+                    for (d, &gv) in dx[cell..cell + c].iter_mut().zip(grad) {
+                        *d += gv * inv;
+                    }
                 }
             }
-            for (ch, (&f, &gv)) in first.iter().zip(grad).enumerate() {
-                dx[cells[f as usize] + ch] += gv;
-            }
-        } else {
-            let inv = T::from_f64(1.0 / cells.len().max(1) as f64);
-            for &cell in cells {
-                for (d, &gv) in dx[cell..cell + c].iter_mut().zip(grad) {
-                    *d += gv * inv;
-                }
-            }
-        }
+        });
     });
     dx
 }
@@ -216,5 +239,31 @@ mod tests {
         assert!(pool2d(&x, [2, 2], [2, 2], "same", true).is_ok());
         assert!(pool2d(&x, [2, 2], [0, 2], "same", false).is_err());
         assert!(pool2d(&x.flatten_all().unwrap(), [2, 2], [2, 2], "same", false).is_err());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// `cargo test --release --lib pool_timing -- --ignored --nocapture`:
+    /// forward + backward of mnist_cnn's first pooling at batch 64.
+    #[test]
+    #[ignore]
+    fn pool_timing() {
+        let n = 64 * 26 * 26 * 32;
+        let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32).collect();
+        let x = Var::from_vec(v, (64, 26, 26, 32), &Device::Cpu).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            let t = std::time::Instant::now();
+            let y = pool2d(x.as_tensor(), [2, 2], [2, 2], "valid", true).unwrap();
+            let g = y.sum_all().unwrap().backward().unwrap();
+            std::hint::black_box(g.get(x.as_tensor()).unwrap());
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("pool fwd+bwd (64, 26, 26, 32): min {:.2} ms, median {:.2} ms", times[0], times[15]);
     }
 }
