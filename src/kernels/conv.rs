@@ -314,9 +314,26 @@ fn with_columns<T: Elem, R>(x: &[T], g: &Geom, f: impl FnOnce(&[T]) -> R) -> R {
     })
 }
 
+/// im2col matrices are built a run of samples at a time, each at most this
+/// big: the gemm then reads them back from cache, and the scratch buffer
+/// stays small however large the batch (an evaluation batch of 256 OCR
+/// images would need 231 MB at once).
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The batch as runs of whole samples: (first sample, the run's geometry).
+fn sample_runs(g: &Geom) -> impl Iterator<Item = (usize, Geom)> + '_ {
+    let per_sample = (g.h.out * g.w.out * g.taps() * 4).max(1);
+    let n = (CHUNK_BYTES / per_sample).clamp(1, g.b.max(1));
+    (0..g.b).step_by(n).map(move |s| (s, Geom { b: n.min(g.b - s), ..*g }))
+}
+
 fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T> {
     let mut y = vec![T::from_f64(0.0); g.rows() * g.f];
-    with_columns(x, g, |col| T::mm(&mut y, View::new(col, g.rows(), g.taps()), View::new(k, g.taps(), g.f), false));
+    let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
+    for (s, r) in sample_runs(g) {
+        let (x, y) = (&x[s * image..(s + r.b) * image], &mut y[s * out..(s + r.b) * out]);
+        with_columns(x, &r, |col| T::mm(y, View::new(col, r.rows(), r.taps()), View::new(k, r.taps(), r.f), false));
+    }
     // Bias and relu in one pass; selects, not branches (signs are random).
     let zero = T::from_f64(0.0);
     for row in y.chunks_exact_mut(g.f) {
@@ -332,26 +349,33 @@ fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T
     y
 }
 
-/// dK (KH*KW*C, F) = col^T @ dY.
+/// dK (KH*KW*C, F) = col^T @ dY, summed over the runs of samples.
 fn grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let mut dk = vec![T::from_f64(0.0); g.taps() * g.f];
-    with_columns(x, g, |col| T::mm(&mut dk, View::new(col, g.rows(), g.taps()).t(), View::new(dy, g.rows(), g.f), false));
+    let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
+    for (s, r) in sample_runs(g) {
+        let (x, dy) = (&x[s * image..(s + r.b) * image], &dy[s * out..(s + r.b) * out]);
+        with_columns(x, &r, |col| T::mm(&mut dk, View::new(col, r.rows(), r.taps()).t(), View::new(dy, r.rows(), r.f), s > 0));
+    }
     dk
 }
 
 /// dX = col2im(dY @ K^T).
 fn grad_input<T: Elem>(dy: &[T], k: &[T], g: &Geom) -> Vec<T> {
-    let dcol_of = |dcol: &mut [T]| T::mm(dcol, View::new(dy, g.rows(), g.f), View::new(k, g.taps(), g.f).t(), false);
+    let dcol_of = |dcol: &mut [T], dy: &[T], r: &Geom| T::mm(dcol, View::new(dy, r.rows(), r.f), View::new(k, r.taps(), r.f).t(), false);
+    let mut dx = vec![T::from_f64(0.0); g.x_len()];
     if g.pointwise() {
-        let mut dx = vec![T::from_f64(0.0); g.x_len()];
-        dcol_of(&mut dx);
+        dcol_of(&mut dx, dy, g);
         return dx;
     }
-    let mut dx = vec![T::from_f64(0.0); g.x_len()];
-    T::with_scratch(g.rows() * g.taps(), |dcol| {
-        dcol_of(dcol);
-        col2im(dcol, g, &mut dx);
-    });
+    let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
+    for (s, r) in sample_runs(g) {
+        let (dy, dx) = (&dy[s * out..(s + r.b) * out], &mut dx[s * image..(s + r.b) * image]);
+        T::with_scratch(r.rows() * r.taps(), |dcol| {
+            dcol_of(dcol, dy, &r);
+            col2im(dcol, &r, dx);
+        });
+    }
     dx
 }
 
@@ -552,12 +576,23 @@ mod tests {
         (&[2, 4, 5, 3], [1, 1], [1, 1], [1, 1], "valid", 2),
         (&[2, 5, 4, 3], [1, 1], [2, 1], [1, 1], "same", 2),
         (&[5, 30, 29, 8], [3, 3], [1, 1], [1, 1], "same", 4),
+        // 1.2 MB of im2col per sample: built in runs of 3 and 2 samples.
+        (&[5, 64, 64, 8], [3, 3], [1, 1], [1, 1], "same", 2),
     ];
 
     fn geom(x: &[usize; 4], k: [usize; 2], s: [usize; 2], d: [usize; 2], p: &str, f: usize) -> Geom {
         let h = Axis::new(x[1], k[0], s[0], d[0], p).unwrap();
         let w = Axis::new(x[2], k[1], s[1], d[1], p).unwrap();
         Geom { b: x[0], c: x[3], f, h, w }
+    }
+
+    #[test]
+    fn batches_split_into_runs_of_whole_samples() {
+        let g = geom(&[5, 64, 64, 8], [3, 3], [1, 1], [1, 1], "same", 2);
+        let runs: Vec<(usize, usize)> = sample_runs(&g).map(|(s, r)| (s, r.b)).collect();
+        assert_eq!(runs, [(0, 3), (3, 2)]);
+        let small = geom(&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "valid", 4);
+        assert_eq!(sample_runs(&small).map(|(s, r)| (s, r.b)).collect::<Vec<_>>(), [(0, 2)]);
     }
 
     #[test]
