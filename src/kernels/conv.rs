@@ -103,7 +103,10 @@ pub fn supports(x: &Tensor) -> bool {
 
 /// Conv2D of `x` (B, H, W, C) with a Keras kernel (KH, KW, C, F), plus
 /// `bias` (F) if given, then relu if `relu`: (B, OH, OW, F). Padding is
-/// Keras's valid, same or causal (per axis).
+/// Keras's valid, same or causal (per axis). `train`: a backward pass will
+/// follow, so the im2col matrix is kept for the kernel gradient instead of
+/// being built again.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &Tensor,
     kernel: &Tensor,
@@ -112,6 +115,7 @@ pub fn conv2d(
     strides: [usize; 2],
     dilation: [usize; 2],
     padding: &str,
+    train: bool,
 ) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
     let (kh, kw, kc, f) = kernel.dims4()?;
@@ -136,7 +140,9 @@ pub fn conv2d(
         w: Axis::new(w, kw, strides[1], dilation[1], padding)?,
     };
     // Recorded now: the data batch (no variable, no op) needs no gradient.
-    let op = Conv2dOp { g, relu, need_dx: x.track_op(), need_dk: kernel.track_op(), need_db: bias.track_op() };
+    let need_dk = kernel.track_op();
+    let cols = (train && need_dk && !g.pointwise()).then(Cols::default);
+    let op = Conv2dOp { g, relu, need_dx: x.track_op(), need_dk, need_db: bias.track_op(), cols };
     x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op)
 }
 
@@ -327,12 +333,28 @@ fn sample_runs(g: &Geom) -> impl Iterator<Item = (usize, Geom)> + '_ {
     (0..g.b).step_by(n).map(move |s| (s, Geom { b: n.min(g.b - s), ..*g }))
 }
 
-fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T> {
+/// The im2col matrix of a training step's forward pass, kept for its
+/// backward pass (f32 only; taken, and so freed, by the kernel gradient).
+type Cols = std::sync::Arc<std::sync::Mutex<Option<Vec<f32>>>>;
+
+/// `keep`: build the whole batch's im2col matrix and leave it there.
+fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Option<&mut Vec<T>>) -> Vec<T> {
     let mut y = vec![T::from_f64(0.0); g.rows() * g.f];
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
-    for (s, r) in sample_runs(g) {
-        let (x, y) = (&x[s * image..(s + r.b) * image], &mut y[s * out..(s + r.b) * out]);
-        with_columns(x, &r, |col| T::mm(y, View::new(col, r.rows(), r.taps()), View::new(k, r.taps(), r.f), false));
+    if let Some(col) = keep {
+        col.resize(g.rows() * g.taps(), T::from_f64(0.0));
+        im2col(x, g, col);
+        let run_len = |r: &Geom| r.rows() * r.taps();
+        for (s, r) in sample_runs(g) {
+            let at = s * g.h.out * g.w.out * g.taps();
+            let cols = View::new(&col[at..at + run_len(&r)], r.rows(), r.taps());
+            T::mm(&mut y[s * out..(s + r.b) * out], cols, View::new(k, r.taps(), r.f), false);
+        }
+    } else {
+        for (s, r) in sample_runs(g) {
+            let (x, y) = (&x[s * image..(s + r.b) * image], &mut y[s * out..(s + r.b) * out]);
+            with_columns(x, &r, |col| T::mm(y, View::new(col, r.rows(), r.taps()), View::new(k, r.taps(), r.f), false));
+        }
     }
     // Bias and relu in one pass; selects, not branches (signs are random).
     let zero = T::from_f64(0.0);
@@ -349,9 +371,14 @@ fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom) -> Vec<T
     y
 }
 
-/// dK (KH*KW*C, F) = col^T @ dY, summed over the runs of samples.
-fn grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+/// dK (KH*KW*C, F) = col^T @ dY, summed over the runs of samples; `kept`:
+/// the forward pass's im2col matrix.
+fn grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom, kept: Option<&[T]>) -> Vec<T> {
     let mut dk = vec![T::from_f64(0.0); g.taps() * g.f];
+    if let Some(col) = kept {
+        T::mm(&mut dk, View::new(col, g.rows(), g.taps()).t(), View::new(dy, g.rows(), g.f), false);
+        return dk;
+    }
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
     for (s, r) in sample_runs(g) {
         let (x, dy) = (&x[s * image..(s + r.b) * image], &dy[s * out..(s + r.b) * out]);
@@ -404,6 +431,7 @@ struct Conv2dOp {
     need_dx: bool,
     need_dk: bool,
     need_db: bool,
+    cols: Option<Cols>,
 }
 
 impl CustomOp3 for Conv2dOp {
@@ -419,11 +447,16 @@ impl CustomOp3 for Conv2dOp {
         let s = match (s1.dtype(), s2.dtype(), s3.dtype()) {
             (DType::F32, DType::F32, DType::F32) => {
                 let (x, k, b) = (slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?, slice(s3, l3, "conv2d")?);
-                CpuStorage::F32(forward::<f32>(x, k, b, relu, &g))
+                let mut kept = self.cols.as_ref().map(|_| Vec::new());
+                let y = forward::<f32>(x, k, b, relu, &g, kept.as_mut());
+                if let (Some(cols), Some(col)) = (&self.cols, kept) {
+                    *cols.lock().unwrap_or_else(|e| e.into_inner()) = Some(col);
+                }
+                CpuStorage::F32(y)
             }
             (DType::F64, DType::F64, DType::F64) => {
                 let (x, k, b) = (slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?, slice(s3, l3, "conv2d")?);
-                CpuStorage::F64(forward::<f64>(x, k, b, relu, &g))
+                CpuStorage::F64(forward::<f64>(x, k, b, relu, &g, None))
             }
             (a, b, c) => bail!("conv2d: unsupported dtypes {a:?}, {b:?}, {c:?}"),
         };
@@ -434,7 +467,7 @@ impl CustomOp3 for Conv2dOp {
         let dy = dy.contiguous()?;
         let dz = if self.relu { y.apply_op2_no_bwd(&dy, &ReluMask)? } else { dy };
         let dx = if self.need_dx { Some(dz.apply_op2_no_bwd(k, &GradInput(self.g))?) } else { None };
-        let dk = if self.need_dk { Some(x.apply_op2_no_bwd(&dz, &GradKernel(self.g))?) } else { None };
+        let dk = if self.need_dk { Some(x.apply_op2_no_bwd(&dz, &GradKernel(self.g, self.cols.clone()))?) } else { None };
         let db = if self.need_db { Some(dz.apply_op1_no_bwd(&GradBias(self.g))?) } else { None };
         Ok((dx, dk, db))
     }
@@ -503,8 +536,8 @@ impl CustomOp2 for GradInput {
     }
 }
 
-/// (x, dy) -> dkernel.
-struct GradKernel(Geom);
+/// (x, dy) -> dkernel, from the kept im2col matrix when there is one.
+struct GradKernel(Geom, Option<Cols>);
 
 impl CustomOp2 for GradKernel {
     fn name(&self) -> &'static str {
@@ -515,7 +548,8 @@ impl CustomOp2 for GradKernel {
         let g = self.0;
         check_len("conv2d input", l1.shape().elem_count(), g.x_len())?;
         check_len("conv2d output gradient", l2.shape().elem_count(), g.rows() * g.f)?;
-        let s = dispatch2("conv2d backward", s1, l1, s2, l2, |x, dy| Ok(grad_kernel(x, dy, &g)), |x, dy| Ok(grad_kernel(x, dy, &g)))?;
+        let kept = self.1.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).filter(|c| c.len() == g.rows() * g.taps());
+        let s = dispatch2("conv2d backward", s1, l1, s2, l2, |x, dy| Ok(grad_kernel(x, dy, &g, kept.as_deref())), |x, dy| Ok(grad_kernel(x, dy, &g, None)))?;
         Ok((s, Shape::from_dims(&[g.h.k, g.w.k, g.c, g.f])))
     }
 }
@@ -596,18 +630,44 @@ mod tests {
     }
 
     #[test]
+    fn kept_columns_give_the_same_results() {
+        for &(xd, k, s, d, p, f) in &CASES[CASES.len() - 2..] {
+            let g = geom(xd, k, s, d, p, f);
+            let x: Vec<f32> = random(xd, 1).iter().map(|&v| v as f32).collect();
+            let kern: Vec<f32> = random(&[k[0], k[1], xd[3], f], 2).iter().map(|&v| v as f32).collect();
+            let dy: Vec<f32> = random(&[g.rows(), f], 3).iter().map(|&v| v as f32).collect();
+            let mut col = Vec::new();
+            let y = forward(&x, &kern, &vec![0.5; f], true, &g, Some(&mut col));
+            assert_eq!(y, forward(&x, &kern, &vec![0.5; f], true, &g, None));
+            assert_eq!(col.len(), g.rows() * g.taps());
+            let (kept, rebuilt) = (grad_kernel(&x, &dy, &g, Some(&col)), grad_kernel(&x, &dy, &g, None));
+            assert!(kept.iter().zip(&rebuilt).all(|(a, b)| (a - b).abs() <= 1e-3 * (1.0 + b.abs())), "{xd:?}");
+        }
+        // Through the op: a training forward keeps them, the backward takes them.
+        let dev = Device::Cpu;
+        let kv = Var::from_vec(random(&[3, 3, 2, 4], 1).iter().map(|&v| v as f32).collect::<Vec<_>>(), (3, 3, 2, 4), &dev).unwrap();
+        let x = Tensor::from_vec(random(&[2, 6, 5, 2], 2).iter().map(|&v| v as f32).collect::<Vec<_>>(), (2, 6, 5, 2), &dev).unwrap();
+        let grad = |train: bool| {
+            let y = conv2d(&x, kv.as_tensor(), None, true, [1, 1], [1, 1], "same", train).unwrap();
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            g.get(kv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_eq!(grad(true), grad(false));
+    }
+
+    #[test]
     fn forward_matches_the_definition() {
         for (i, &(xd, k, s, d, p, f)) in CASES.iter().enumerate() {
             let g = geom(xd, k, s, d, p, f);
             let x = random(xd, i as u64);
             let kern = random(&[k[0], k[1], xd[3], f], 100 + i as u64);
             let want = naive(&x, &kern, &g);
-            let got = forward(&x, &kern, &vec![0.0; f], false, &g);
+            let got = forward(&x, &kern, &vec![0.0; f], false, &g, None);
             assert!(want.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-12), "case {i}");
             // f32 through the gemm crate.
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let k32: Vec<f32> = kern.iter().map(|&v| v as f32).collect();
-            let got = forward(&x32, &k32, &vec![0.0; f], false, &g);
+            let got = forward(&x32, &k32, &vec![0.0; f], false, &g, None);
             assert!(want.iter().zip(&got).all(|(a, b)| (a - *b as f64).abs() < 1e-4), "case {i} f32");
         }
     }
@@ -622,9 +682,9 @@ mod tests {
             let kern = random(&[k[0], k[1], xd[3], f], 100 + i as u64);
             let dy = random(&[g.rows(), f], 200 + i as u64);
             let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
-            let want = dot(&dy, &forward(&x, &kern, &vec![0.0; f], false, &g));
+            let want = dot(&dy, &forward(&x, &kern, &vec![0.0; f], false, &g, None));
             let via_x = dot(&grad_input(&dy, &kern, &g), &x);
-            let via_k = dot(&grad_kernel(&x, &dy, &g), &kern);
+            let via_k = dot(&grad_kernel(&x, &dy, &g, None), &kern);
             assert!((want - via_x).abs() < 1e-9 && (want - via_k).abs() < 1e-9, "case {i}: {want} {via_x} {via_k}");
         }
     }
@@ -635,13 +695,13 @@ mod tests {
         let k = Var::from_vec(random(&[3, 3, 2, 4], 1), (3, 3, 2, 4), &dev).unwrap();
         let xv = random(&[2, 6, 5, 2], 2);
         let data = Tensor::from_vec(xv.clone(), (2, 6, 5, 2), &dev).unwrap();
-        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], "same").unwrap();
+        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], "same", false).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&data).is_none());
         assert_eq!(grads.get(k.as_tensor()).unwrap().dims(), &[3, 3, 2, 4]);
 
         let var = Var::from_vec(xv, (2, 6, 5, 2), &dev).unwrap();
-        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], "same").unwrap();
+        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], "same", false).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(var.as_tensor()).unwrap().dims(), &[2, 6, 5, 2]);
     }
@@ -654,12 +714,12 @@ mod tests {
         let x = Tensor::zeros((1, 4, 4, 1), DType::F32, &dev).unwrap();
         let k = Var::ones((3, 3, 1, 2), DType::F32, &dev).unwrap();
         let b = Var::zeros(2, DType::F32, &dev).unwrap();
-        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same").unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
         // With a positive bias every cell passes its gradient: 16 cells.
         b.set(&Tensor::new(&[1f32, -1.0], &dev).unwrap()).unwrap();
-        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same").unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![16.0, 0.0]);
     }
@@ -669,12 +729,12 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::zeros((1, 2, 2, 3), DType::F32, &dev).unwrap();
         let k = Tensor::zeros((3, 3, 3, 1), DType::F32, &dev).unwrap();
-        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "valid").is_err());
-        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "same").is_ok());
-        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], "same").is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "valid", false).is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "same", false).is_ok());
+        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], "same", false).is_err());
         let k2 = Tensor::zeros((1, 1, 2, 1), DType::F32, &dev).unwrap();
-        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid").is_err());
-        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same").is_err());
+        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid", false).is_err());
+        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same", false).is_err());
         assert!(Axis::new(5, 2, 1, 1, "full").is_err());
     }
 }

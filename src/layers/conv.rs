@@ -288,7 +288,7 @@ impl Conv {
             let act = if ctx.logits { Activation::Linear } else { self.activation };
             let relu = act == Activation::Relu;
             let bias = if self.use_bias { Some(w[1].as_tensor()) } else { None };
-            let mut y = kernels::conv::conv2d(&x, &k, bias, relu, s, d, self.padding)?;
+            let mut y = kernels::conv::conv2d(&x, &k, bias, relu, s, d, self.padding, ctx.train)?;
             if self.dims == 1 {
                 y = y.squeeze(2)?;
             }
