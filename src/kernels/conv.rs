@@ -241,14 +241,30 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f(sample, x of the sample, its rows of out)` for every sample, on
+/// the rayon pool when there is enough to copy. Samples touch disjoint
+/// memory, so the result doesn't depend on the split.
+fn per_sample<T: Elem, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl Fn(usize, &X, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    let per = out.len() / g.b.max(1);
+    if per == 0 {
+        return;
+    }
+    if out.len() < 1 << 16 {
+        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, x, o));
+    } else {
+        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, x, o));
+    }
+}
+
 /// Rows (b, oy, ox) x columns (ky, kx, c) of the input windows; padding is 0.
 fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
     let (c, kw) = (g.c, g.w.k);
     let zero = T::from_f64(0.0);
     let image = g.h.len * g.w.len * c;
-    let mut rows = col.chunks_exact_mut(g.taps());
-    for bi in 0..g.b {
+    per_sample(g, x, &mut col[..g.rows() * g.taps()], |bi, x, col| {
         let img = &x[bi * image..(bi + 1) * image];
+        let mut rows = col.chunks_exact_mut(g.taps());
         for oy in 0..g.h.out {
             for ox in 0..g.w.out {
                 let Some(row) = rows.next() else { return };
@@ -271,16 +287,15 @@ fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
                 }
             }
         }
-    }
+    });
 }
 
 /// The adjoint of im2col: adds every column entry back onto its input cell.
 fn col2im<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
     let (c, kw) = (g.c, g.w.k);
-    let image = g.h.len * g.w.len * c;
-    let mut rows = col.chunks_exact(g.taps());
-    for bi in 0..g.b {
-        let img = &mut dx[bi * image..(bi + 1) * image];
+    let per_rows = g.h.out * g.w.out * g.taps();
+    per_sample(g, col, &mut dx[..g.x_len()], |bi, col, img| {
+        let mut rows = col[bi * per_rows..(bi + 1) * per_rows].chunks_exact(g.taps());
         for oy in 0..g.h.out {
             for ox in 0..g.w.out {
                 let Some(row) = rows.next() else { return };
@@ -299,7 +314,7 @@ fn col2im<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
                 }
             }
         }
-    }
+    });
 }
 
 #[inline]

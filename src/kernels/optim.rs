@@ -166,7 +166,16 @@ impl Pass {
             if a.len() != hi - lo || b.len() != hi - lo {
                 bail!("optimizer: gradient or state size differs from the variable's");
             }
-            p.run_fast(&mut dst_slice::<T>(dst)?[lo..hi], a, b);
+            let dst = &mut dst_slice::<T>(dst)?[lo..hi];
+            // Elementwise: any split gives the same bits. Split only where
+            // the copy traffic outweighs waking the pool (a 784x512 kernel).
+            const PIECE: usize = 1 << 16;
+            if dst.len() >= 2 * PIECE {
+                use rayon::prelude::*;
+                dst.par_chunks_mut(PIECE).zip(a.par_chunks(PIECE)).zip(b.par_chunks(PIECE)).for_each(|((d, a), b)| p.run_fast(d, a, b));
+            } else {
+                p.run_fast(dst, a, b);
+            }
             Ok(())
         }
         match dst {
@@ -234,7 +243,8 @@ mod tests {
     #[test]
     fn passes_equal_the_candle_op_formulas_bit_for_bit() {
         for dt in [DType::F32, DType::F64] {
-            for n in [1usize, 7, 1000] {
+            // 300k: split across the rayon pool.
+            for n in [1usize, 7, 1000, 300_000] {
                 let d = random(&[n], 1, dt);
                 let a = random(&[n], 2, dt);
                 // Velocities are non-negative.
