@@ -38,6 +38,11 @@ const NC: usize = 1024;
 /// helper costs a few microseconds.
 const PARALLEL_FLOPS: usize = 1 << 20;
 
+/// Products under this many flops stay on the gemm crate (`wins`): on a
+/// loaded machine waking our helper costs more than it saves there, and
+/// single-threaded the two kernels are on a par.
+const MIN_FLOPS: usize = 1 << 22;
+
 /// Whether this CPU runs the AVX2+FMA kernel (checked once).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -69,11 +74,12 @@ pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
 /// layers: 1.1-1.7x), B stored transposed (input gradients: 1.0-1.5x), tiny
 /// k (conv1's im2col product, k = 9: 1.1-1.5x). The microkernels are on a
 /// par, so plain row-major products with a long k (forward passes: 0.8-1.0x),
-/// conv weight gradients (k = batch * H * W: 0.6-0.95x) and small products
-/// (LSTM steps, under 2^20 flops: 0.8-0.9x) stay on the gemm crate.
+/// conv weight gradients (k = batch * H * W: 0.6-1.0x) and small products
+/// (LSTM steps, the n = 10 dense layer, under 2^22 flops: 0.3-1.07x, very
+/// load-dependent) stay on the gemm crate.
 pub fn wins(a: Mat, b: Mat) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if 2 * m * n * k < PARALLEL_FLOPS {
+    if 2 * m * n * k < MIN_FLOPS {
         return false;
     }
     let a_transposed = a.rs == 1 && a.cs != 1;
