@@ -1,5 +1,6 @@
-//! Row-major f32 matrix multiply on slices, over the `gemm` crate candle
-//! itself uses (no BLAS to download or link).
+//! Row-major f32 matrix multiply on slices: nnrun's own AVX2+FMA kernel
+//! (`sgemm.rs`) where the CPU has it, else the `gemm` crate candle itself
+//! uses (no BLAS to download or link).
 
 use gemm::Parallelism;
 
@@ -45,6 +46,31 @@ fn rayon_threads() -> usize {
 
 /// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b`.
 pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(dst.len(), m * n, "destination size");
+    a.check();
+    b.check();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    // Our kernel where it measured faster, else the gemm crate.
+    if super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, rayon_threads()) {
+        return;
+    }
+    matmul_gemm_crate(dst, a, b, accumulate);
+}
+
+/// `matmul` through the `gemm` crate: the fallback, and the baseline of
+/// examples/gemm_bench.rs.
+#[doc(hidden)]
+pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(dst.len(), m * n, "destination size");

@@ -11,3 +11,4 @@ pub mod loss;
 pub mod optim;
 pub mod pool;
 pub mod rnn;
+pub mod sgemm;

@@ -1,0 +1,726 @@
+//! nnrun's own f32 matrix multiply for x86-64 with AVX2 and FMA: a BLIS-style
+//! loop nest (kc/mc/nc cache blocks, 6x16 register tiles) written for the
+//! shapes training produces, which are far from square (conv1 has k = 9, the
+//! conv weight gradients have k = batch * H * W and m, n <= 288, the MLP's
+//! second layer has n = 10).
+//!
+//! What differs from the general-purpose `gemm` crate:
+//! - A is read in place when it is row- or column-major and packing would not
+//!   pay (k = 9 forward convolutions: packing A would cost as much as the
+//!   products); B is read in place for small m (weight gradients);
+//! - columns left over past the last full 16-wide panel run an 8-wide kernel
+//!   (n = 10: 16 + 0 lanes instead of 16 + 16);
+//! - two threads split C into fixed halves (rows or columns, whichever has
+//!   more panels), so every element is summed in the same order on every
+//!   run, whatever the timing, and on one thread as on two;
+//! - the pack buffers are per thread and kept, so the hot path allocates
+//!   nothing after the first call.
+//!
+//! `gemm.rs` routes f32 products here when the CPU has AVX2 and FMA and
+//! falls back to the `gemm` crate otherwise (and on other architectures).
+
+use super::gemm::Mat;
+
+/// Register tile: MR rows of C times NR columns (two 8-lane vectors).
+pub const MR: usize = 6;
+pub const NR: usize = 16;
+/// Most depth of one pass: a KC x 16 panel of B (24 KiB) stays in Zen 3's
+/// 32 KiB L1d. Passes are equal (k = 784: 3 x 262); 384 rather than 256 keeps
+/// conv2's k = 288 in one pass (C read and written once: 7744 x 64 floats
+/// do not fit in L2).
+const KC: usize = 384;
+/// Rows of A per L2 block (MC x KC = 180 KiB of the 512 KiB L2).
+const MC: usize = 120;
+/// Columns of B per packed block (KC x NC = 1 MiB, in L2/L3).
+const NC: usize = 1024;
+
+/// Products under this many flops run on the calling thread: waking the
+/// helper costs a few microseconds.
+const PARALLEL_FLOPS: usize = 1 << 20;
+
+/// Products under this many flops stay on the gemm crate (`wins`): on a
+/// loaded machine waking our helper costs more than it saves there, and
+/// single-threaded the two kernels are on a par.
+const MIN_FLOPS: usize = 1 << 22;
+
+/// Whether this CPU runs the AVX2+FMA kernel (checked once).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b` on up
+/// to `threads` threads. Returns false (and leaves dst alone) when the kernel
+/// is not available on this CPU. Views must be bounds-checked by the caller;
+/// m, n, k must all be non-zero.
+pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
+    if !available() {
+        return false;
+    }
+    force(dst, a, b, accumulate, threads)
+}
+
+/// Whether `sgemm` beats the `gemm` crate on this product, by shape class
+/// (measured with examples/gemm_bench.rs on a 2-core Zen 3, see
+/// bench/results/2026-11-27-sgemm.md). Ours wins where its layout handling
+/// differs: A stored transposed with a moderate k (weight gradients of dense
+/// layers: 1.1-1.7x), B stored transposed (input gradients: 1.0-1.5x), tiny
+/// k (conv1's im2col product, k = 9: 1.1-1.5x). The microkernels are on a
+/// par, so plain row-major products with a long k (forward passes: 0.8-1.0x),
+/// conv weight gradients (k = batch * H * W: 0.6-1.0x) and small products
+/// (LSTM steps, the n = 10 dense layer, under 2^22 flops: 0.3-1.07x, very
+/// load-dependent) stay on the gemm crate.
+pub fn wins(a: Mat, b: Mat) -> bool {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if 2 * m * n * k < MIN_FLOPS {
+        return false;
+    }
+    let a_transposed = a.rs == 1 && a.cs != 1;
+    let b_transposed = b.cs != 1;
+    (a_transposed && k <= 2048) || (b_transposed && !a_transposed) || k <= 16
+}
+
+/// `sgemm` whatever `wins` says (tests and benchmarks).
+#[doc(hidden)]
+pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
+    if !available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        debug_assert!(m > 0 && n > 0 && k > 0 && b.rows == k && dst.len() == m * n);
+        let p = Problem {
+            a: a.data.as_ptr(),
+            ars: a.rs,
+            acs: a.cs,
+            b: b.data.as_ptr(),
+            brs: b.rs,
+            bcs: b.cs,
+            c: dst.as_mut_ptr(),
+            crs: n,
+            ccs: 1,
+            k,
+            accumulate,
+        };
+        // Few columns (n = 10) pad the 16-wide tiles more than few rows pad
+        // the 6-high ones: compute C^T = B^T A^T instead, when A is stored
+        // transposed (else packing B' = A^T would gather every element).
+        let (m, n, p) = if padded(n, m) * 4 < padded(m, n) * 3 && a.rs == 1 {
+            let t = Problem { a: p.b, ars: p.bcs, acs: p.brs, b: p.a, brs: p.acs, bcs: p.ars, crs: 1, ccs: n, ..p };
+            (n, m, t)
+        } else {
+            (m, n, p)
+        };
+        let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+        // Twice as many parts as threads: a helper that wakes late still gets
+        // work, and the caller never waits long for one.
+        let parts = if threads > 1 && 2 * m * n * k >= PARALLEL_FLOPS { (2 * threads).min(mp.max(np)) } else { 1 };
+        if parts <= 1 {
+            // SAFETY: available() checked the features; the caller checked the views.
+            unsafe { x86::block(&p, 0, m, 0, n) };
+            return true;
+        }
+        // Fixed split in whole panels: deterministic, and no two parts write
+        // the same element of C.
+        // Splitting rows makes every part read all of B, splitting columns
+        // all of A: duplicate the smaller one (k huge and m, n small in the
+        // conv weight gradients: a third of the traffic either way).
+        let by_rows = if mp < parts { false } else if np < parts { true } else { m >= n };
+        let panels = if by_rows { mp } else { np };
+        let (unit, len) = if by_rows { (MR, m) } else { (NR, n) };
+        let range = |i: usize| {
+            let lo = (panels * i / parts * unit).min(len);
+            let hi = (panels * (i + 1) / parts * unit).min(len);
+            (lo, hi)
+        };
+        let job = |i: usize| {
+            let (lo, hi) = range(i);
+            if lo < hi {
+                // SAFETY: as above; parts cover disjoint rows (columns) of C.
+                unsafe {
+                    if by_rows {
+                        x86::block(&p, lo, hi, 0, n)
+                    } else {
+                        x86::block(&p, 0, m, lo, hi)
+                    }
+                }
+            }
+        };
+        pool::run(parts, threads, &job);
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dst, a, b, accumulate, threads);
+        unreachable!()
+    }
+}
+
+/// C elements computed for an m x n product, padding included.
+fn padded(m: usize, n: usize) -> usize {
+    let cols = n / NR * NR + match n % NR {
+        0 => 0,
+        1..=8 => 8,
+        _ => NR,
+    };
+    m.div_ceil(MR) * MR * cols
+}
+
+/// The operands as raw strided pointers (shared read-only between threads;
+/// each thread writes its own part of C).
+#[derive(Clone, Copy)]
+struct Problem {
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    brs: usize,
+    bcs: usize,
+    c: *mut f32,
+    crs: usize,
+    ccs: usize,
+    k: usize,
+    accumulate: bool,
+}
+
+// SAFETY: the pointers are only read, except c, where threads write disjoint parts.
+unsafe impl Sync for Problem {}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Problem, KC, MC, MR, NC, NR};
+    use std::arch::x86_64::*;
+    use std::cell::RefCell;
+
+    /// A grow-only f32 buffer whose start is 64-byte aligned.
+    #[derive(Default)]
+    struct Buf(Vec<f32>);
+
+    impl Buf {
+        fn get(&mut self, n: usize) -> *mut f32 {
+            if self.0.len() < n + 16 {
+                self.0 = vec![0.0; n + 16];
+            }
+            let p = self.0.as_mut_ptr();
+            let off = p.align_offset(64).min(15);
+            // SAFETY: off + n <= len.
+            unsafe { p.add(off) }
+        }
+    }
+
+    #[derive(Default)]
+    struct Bufs {
+        /// Packed A block: ceil(MC / MR) panels of MR x KC (column-major, cs = MR).
+        a: Buf,
+        /// Packed B block: ceil(NC / NR) panels of KC x NR (row-major, rs = NR).
+        b: Buf,
+        /// The partial last row panel of A when A is read in place.
+        a_edge: Buf,
+        /// The partial last column panel of B when B is read in place.
+        b_edge: Buf,
+    }
+
+    thread_local! {
+        static BUFS: RefCell<Bufs> = RefCell::new(Bufs::default());
+    }
+
+    /// Packs rows i0..i0+mr (mr <= MR), depths p0..p0+kc of A into one
+    /// column-major MR x kc panel (zero rows past mr).
+    #[inline(always)]
+    unsafe fn pack_a_panel(p: &Problem, i0: usize, mr: usize, p0: usize, kc: usize, dst: *mut f32) {
+        unsafe {
+            if p.ars == 1 && mr == MR {
+                for q in 0..kc {
+                    let s = p.a.add(i0 + (p0 + q) * p.acs);
+                    std::ptr::copy_nonoverlapping(s, dst.add(q * MR), MR);
+                }
+                return;
+            }
+            for r in 0..MR {
+                if r < mr {
+                    let s = p.a.add((i0 + r) * p.ars + p0 * p.acs);
+                    for q in 0..kc {
+                        *dst.add(q * MR + r) = *s.add(q * p.acs);
+                    }
+                } else {
+                    for q in 0..kc {
+                        *dst.add(q * MR + r) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Packs columns j0..j0+nr (nr <= w), depths p0..p0+kc of B into one
+    /// row-major kc x w panel (zero columns past nr).
+    #[inline(always)]
+    unsafe fn pack_b_panel(p: &Problem, j0: usize, nr: usize, w: usize, p0: usize, kc: usize, dst: *mut f32) {
+        unsafe {
+            if p.bcs == 1 {
+                for q in 0..kc {
+                    let s = p.b.add((p0 + q) * p.brs + j0);
+                    let d = dst.add(q * w);
+                    std::ptr::copy_nonoverlapping(s, d, nr);
+                    for j in nr..w {
+                        *d.add(j) = 0.0;
+                    }
+                }
+            } else {
+                for j in 0..w {
+                    if j < nr {
+                        let s = p.b.add(p0 * p.brs + (j0 + j) * p.bcs);
+                        for q in 0..kc {
+                            *dst.add(q * w + j) = *s.add(q * p.brs);
+                        }
+                    } else {
+                        for q in 0..kc {
+                            *dst.add(q * w + j) = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// C[i0..i1, j0..j1] (+)= A[i0..i1, :] @ B[:, j0..j1], single-threaded.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize) {
+        BUFS.with(|bufs| {
+            let mut bufs = bufs.borrow_mut();
+            // SAFETY: forwarded from the caller.
+            unsafe { block_with(p, i0, i1, j0, j1, &mut bufs) }
+        })
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_with(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
+        let (m, n, k) = (i1 - i0, j1 - j0, p.k);
+        // B is packed when it is not row-major or when each panel serves many
+        // row panels; A when it is neither row- nor column-major, or when it is
+        // column-major (transposed) and serves many column panels.
+        let pack_b = p.bcs != 1 || m > 4 * MR;
+        let pack_a = p.acs != 1 && (p.ars != 1 || n > 2 * NR);
+        let a_row = p.acs == 1; // in-place A: row-major (else column-major)
+        // Equal depth blocks (k = 288: 144 + 144, not 256 + 32).
+        let kcb = k.div_ceil(k.div_ceil(KC));
+        let abuf = if pack_a { bufs.a.get(MC.div_ceil(MR) * MR * kcb) } else { std::ptr::null_mut() };
+        let bbuf = if pack_b { bufs.b.get(NC.div_ceil(NR) * NR * kcb) } else { std::ptr::null_mut() };
+        let aedge = bufs.a_edge.get(MR * kcb);
+        let bedge = bufs.b_edge.get(NR * kcb);
+
+        let mut jc = 0;
+        while jc < n {
+            let nc = NC.min(n - jc);
+            let mut pc = 0;
+            while pc < k {
+                let kc = kcb.min(k - pc);
+                let acc = p.accumulate || pc > 0;
+                if pack_b {
+                    let mut jr = 0;
+                    while jr < nc {
+                        let nr = NR.min(nc - jr);
+                        let w = if nr <= 8 { 8 } else { NR };
+                        unsafe { pack_b_panel(p, j0 + jc + jr, nr, w, pc, kc, bbuf.add(jr * kcb)) };
+                        jr += NR;
+                    }
+                }
+                let mut ic = 0;
+                while ic < m {
+                    let mc = MC.min(m - ic);
+                    if pack_a {
+                        let mut ir = 0;
+                        while ir < mc {
+                            unsafe { pack_a_panel(p, i0 + ic + ir, MR.min(mc - ir), pc, kc, abuf.add(ir * kcb)) };
+                            ir += MR;
+                        }
+                    } else if mc % MR != 0 {
+                        let ir = mc - mc % MR;
+                        unsafe { pack_a_panel(p, i0 + ic + ir, mc - ir, pc, kc, aedge) };
+                    }
+                    let mut jr = 0;
+                    while jr < nc {
+                        let nr = NR.min(nc - jr);
+                        let col = j0 + jc + jr;
+                        let (bp, brs) = if pack_b {
+                            (unsafe { bbuf.add(jr * kcb) } as *const f32, if nr <= 8 { 8 } else { NR })
+                        } else if nr < NR {
+                            let w = if nr <= 8 { 8 } else { NR };
+                            unsafe { pack_b_panel(p, col, nr, w, pc, kc, bedge) };
+                            (bedge as *const f32, w)
+                        } else {
+                            (unsafe { p.b.add(pc * p.brs + col) }, p.brs)
+                        };
+                        let mut ir = 0;
+                        while ir < mc {
+                            let mr = MR.min(mc - ir);
+                            let row = i0 + ic + ir;
+                            let c = unsafe { p.c.add(row * p.crs + col * p.ccs) };
+                            let (ap, a_stride, in_rows) = if pack_a {
+                                (unsafe { abuf.add(ir * kcb) } as *const f32, MR, false)
+                            } else if mr < MR {
+                                (aedge as *const f32, MR, false)
+                            } else if a_row {
+                                (unsafe { p.a.add(row * p.ars + pc) }, p.ars, true)
+                            } else {
+                                (unsafe { p.a.add(row + pc * p.acs) }, p.acs, false)
+                            };
+                            unsafe {
+                                match (nr <= 8, in_rows) {
+                                    (false, true) => kernel::<2, true>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
+                                    (false, false) => kernel::<2, false>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
+                                    (true, true) => kernel::<1, true>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
+                                    (true, false) => kernel::<1, false>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
+                                }
+                            }
+                            ir += MR;
+                        }
+                        jr += NR;
+                    }
+                    ic += MC;
+                }
+                pc += kcb;
+            }
+            jc += NC;
+        }
+    }
+
+    /// One MR x (8 NV) tile of C (+)= A panel @ B panel over kc.
+    /// A: `ap[r * a_stride + q]` when `A_ROWS`, else `ap[r + q * a_stride]`;
+    /// B: `bp[q * brs + j]`, 8 NV readable columns. Only the mr x nr corner
+    /// of C is written, at `c[r * crs + j * ccs]`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel<const NV: usize, const A_ROWS: bool>(
+        kc: usize,
+        ap: *const f32,
+        a_stride: usize,
+        bp: *const f32,
+        brs: usize,
+        c: *mut f32,
+        crs: usize,
+        ccs: usize,
+        mr: usize,
+        nr: usize,
+        accumulate: bool,
+    ) {
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+            if A_ROWS {
+                // One pointer per row, one index: no dependent address adds.
+                let rows: [*const f32; MR] = std::array::from_fn(|r| ap.add(r * a_stride));
+                let mut b = bp;
+                for q in 0..kc {
+                    let mut bv = [_mm256_setzero_ps(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = _mm256_loadu_ps(b.add(8 * v));
+                    }
+                    for (row, ar) in acc.iter_mut().zip(rows) {
+                        let av = _mm256_broadcast_ss(&*ar.add(q));
+                        for v in 0..NV {
+                            row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
+                        }
+                    }
+                    b = b.add(brs);
+                }
+            } else {
+                let (mut a, mut b) = (ap, bp);
+                for _ in 0..kc {
+                    let mut bv = [_mm256_setzero_ps(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = _mm256_loadu_ps(b.add(8 * v));
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = _mm256_broadcast_ss(&*a.add(r));
+                        for v in 0..NV {
+                            row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
+                        }
+                    }
+                    a = a.add(a_stride);
+                    b = b.add(brs);
+                }
+            }
+            if mr == MR && nr == 8 * NV && ccs == 1 {
+                for (r, row) in acc.iter().enumerate() {
+                    let cr = c.add(r * crs);
+                    for (v, x) in row.iter().enumerate() {
+                        let y = if accumulate { _mm256_add_ps(*x, _mm256_loadu_ps(cr.add(8 * v))) } else { *x };
+                        _mm256_storeu_ps(cr.add(8 * v), y);
+                    }
+                }
+            } else {
+                let mut tile = [0.0f32; MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, x) in row.iter().enumerate() {
+                        _mm256_storeu_ps(tile.as_mut_ptr().add(r * NR + 8 * v), *x);
+                    }
+                }
+                for r in 0..mr {
+                    let cr = c.add(r * crs);
+                    for j in 0..nr {
+                        let x = tile[r * NR + j];
+                        let cj = cr.add(j * ccs);
+                        *cj = if accumulate { *cj + x } else { x };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A tiny fixed pool of `threads - 1` helper threads. A product is cut into
+/// a fixed number of parts (so the result never depends on who computes
+/// which part); the caller and whichever helpers are awake claim parts from
+/// a counter. The caller never waits for a helper that has not started (on
+/// a loaded machine it may simply do every part itself), only for parts a
+/// helper is computing. Helpers spin briefly after a job (training issues
+/// products back to back), then park. A caller that finds the pool busy
+/// (another thread is multiplying) runs every part itself.
+#[cfg(target_arch = "x86_64")]
+mod pool {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::thread::Thread;
+    use std::time::{Duration, Instant};
+
+    /// How long helpers spin before parking.
+    const SPIN: Duration = Duration::from_micros(50);
+
+    #[derive(Clone, Copy)]
+    struct Job {
+        f: *const (dyn Fn(usize) + Sync),
+        parts: usize,
+    }
+    // SAFETY: the caller keeps `f` alive until no helper holds the job (see run).
+    unsafe impl Send for Job {}
+
+    struct State {
+        /// The job on offer (None once the caller has withdrawn it).
+        job: Option<Job>,
+        /// Helpers currently running parts of the job.
+        users: usize,
+        /// A part panicked on a helper.
+        panicked: bool,
+    }
+
+    struct Pool {
+        busy: Mutex<()>,
+        state: Mutex<State>,
+        idle: Condvar,
+        next: AtomicUsize,
+        posted: AtomicUsize,
+        helpers: Vec<Thread>,
+    }
+
+    fn pool(helpers: usize) -> Option<&'static Pool> {
+        static POOL: OnceLock<Option<&'static Pool>> = OnceLock::new();
+        *POOL.get_or_init(|| {
+            let pool: &'static mut Pool = Box::leak(Box::new(Pool {
+                busy: Mutex::new(()),
+                state: Mutex::new(State { job: None, users: 0, panicked: false }),
+                idle: Condvar::new(),
+                next: AtomicUsize::new(0),
+                posted: AtomicUsize::new(0),
+                helpers: Vec::new(),
+            }));
+            let mut threads = Vec::new();
+            let shared: &'static Pool = pool;
+            for i in 0..helpers {
+                let h = std::thread::Builder::new().name(format!("nnrun-sgemm-{i}")).spawn(move || helper(shared)).ok()?;
+                threads.push(h.thread().clone());
+            }
+            // SAFETY: helpers never read `helpers`; no other reference writes.
+            unsafe { (*(shared as *const Pool as *mut Pool)).helpers = threads };
+            Some(shared)
+        })
+    }
+
+    fn helper(pool: &'static Pool) {
+        let mut seen = 0;
+        loop {
+            let start = Instant::now();
+            while pool.posted.load(Ordering::Acquire) == seen {
+                if start.elapsed() < SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            }
+            seen = pool.posted.load(Ordering::Acquire);
+            let job = {
+                let mut st = pool.state.lock().unwrap();
+                match st.job {
+                    Some(job) => {
+                        st.users += 1;
+                        job
+                    }
+                    None => continue,
+                }
+            };
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim_parts(pool, job))).is_ok();
+            let mut st = pool.state.lock().unwrap();
+            st.panicked |= !ok;
+            st.users -= 1;
+            if st.users == 0 {
+                pool.idle.notify_all();
+            }
+        }
+    }
+
+    fn claim_parts(pool: &Pool, job: Job) {
+        loop {
+            let i = pool.next.fetch_add(1, Ordering::AcqRel);
+            if i >= job.parts {
+                return;
+            }
+            // SAFETY: the job is alive while we are counted in `users`.
+            unsafe { (*job.f)(i) };
+        }
+    }
+
+    /// Runs `job(i)` for every i in 0..parts, on up to `threads` threads.
+    pub(super) fn run(parts: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
+        let Some(pool) = pool(threads - 1) else {
+            return (0..parts).for_each(job);
+        };
+        let Ok(_guard) = pool.busy.try_lock() else {
+            return (0..parts).for_each(job);
+        };
+        // SAFETY (lifetime erasure): the job is withdrawn, and every helper
+        // that took it has finished, before we return.
+        let f = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), *const (dyn Fn(usize) + Sync)>(job) };
+        let job_desc = Job { f, parts };
+        pool.next.store(0, Ordering::Release);
+        pool.state.lock().unwrap().job = Some(job_desc);
+        pool.posted.fetch_add(1, Ordering::AcqRel);
+        for h in pool.helpers.iter().take(threads - 1) {
+            h.unpark();
+        }
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim_parts(pool, job_desc)));
+        let mut st = pool.state.lock().unwrap();
+        st.job = None;
+        while st.users > 0 {
+            st = pool.idle.wait(st).unwrap();
+        }
+        let helper_panicked = std::mem::take(&mut st.panicked);
+        drop(st);
+        if let Err(e) = caught {
+            std::panic::resume_unwind(e);
+        }
+        assert!(!helper_panicked, "sgemm: a part panicked on a helper thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 97) as f32 / 48.0 - 1.0).collect()
+    }
+
+    /// f64 reference of `init + a @ b`.
+    fn reference(a: Mat, b: Mat, init: &[f32]) -> Vec<f64> {
+        let mut out: Vec<f64> = init.iter().map(|&x| x as f64).collect();
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                for p in 0..a.cols {
+                    out[i * b.cols + j] += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every layout of A and B (row-major, transposed view, and a strided
+    /// sub-matrix view), with and without accumulate, on 1 and 2 threads.
+    fn check(m: usize, k: usize, n: usize) {
+        if !available() {
+            return;
+        }
+        let a = vals(m * k, 1);
+        let b = vals(k * n, 2);
+        let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(); // (k, m)
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect(); // (n, k)
+        // A inside a wider buffer: row stride k + 3.
+        let aw: Vec<f32> = (0..m * (k + 3)).map(|i| if i % (k + 3) < k { a[i / (k + 3) * k + i % (k + 3)] } else { f32::NAN }).collect();
+        let init = vals(m * n, 3);
+        let zeros = vec![0.0; m * n];
+        let tol = 1e-4 * (k as f64).max(1.0);
+        for (ai, av) in [Mat::new(&a, m, k), Mat::new(&at, k, m).t(), Mat { data: &aw, rows: m, cols: k, rs: k + 3, cs: 1 }].into_iter().enumerate() {
+            for (bi, bv) in [Mat::new(&b, k, n), Mat::new(&bt, n, k).t()].into_iter().enumerate() {
+                for accumulate in [false, true] {
+                    let want = reference(av, bv, if accumulate { &init } else { &zeros });
+                    let mut first: Option<Vec<f32>> = None;
+                    for threads in [1, 2, 3] {
+                        let mut dst = if accumulate { init.clone() } else { vec![f32::NAN; m * n] };
+                        assert!(force(&mut dst, av, bv, accumulate, threads));
+                        for (idx, (x, y)) in dst.iter().zip(&want).enumerate() {
+                            assert!(
+                                (*x as f64 - y).abs() <= tol,
+                                "{m}x{k}x{n} a{ai} b{bi} acc={accumulate} threads={threads} at {idx}: {x} vs {y}"
+                            );
+                        }
+                        // Same bits whatever the number of threads.
+                        match &first {
+                            None => first = Some(dst),
+                            Some(f) => assert!(f.iter().zip(&dst).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{n} threads={threads}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn odd_and_edge_sizes() {
+        for &m in &[1, 5, 6, 7, 17, 31] {
+            for &n in &[1, 5, 8, 10, 16, 17, 31] {
+                for &k in &[1, 2, 9, 17] {
+                    check(m, k, n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_sizes() {
+        // Past one depth block, one row block and several column panels.
+        for &(m, k, n) in &[(130, 300, 90), (9, 1000, 32), (200, 33, 10), (10, 129, 130), (121, 257, 1030), (37, 513, 50)] {
+            check(m, k, n);
+        }
+    }
+
+    #[test]
+    fn training_shapes() {
+        // The exact products of mnist_mlp, mnist_cnn and sunspots_lstm,
+        // scaled down where the reference would be slow.
+        for &(m, k, n) in &[(128, 784, 10), (128, 10, 512), (512, 128, 10), (64, 1600, 10), (1000, 9, 32), (9, 3000, 32), (300, 288, 64), (288, 500, 64), (500, 64, 288), (32, 32, 128), (32, 128, 32), (32, 384, 128)] {
+            check(m, k, n);
+        }
+    }
+
+    #[test]
+    fn same_bits_every_run() {
+        if !available() {
+            return;
+        }
+        let (m, k, n) = (300, 700, 200);
+        let a = vals(m * k, 5);
+        let b = vals(k * n, 6);
+        let mut first = vec![0.0; m * n];
+        assert!(force(&mut first, Mat::new(&a, m, k), Mat::new(&b, k, n), false, 2));
+        for _ in 0..5 {
+            let mut dst = vec![0.0; m * n];
+            assert!(force(&mut dst, Mat::new(&a, m, k), Mat::new(&b, k, n), false, 2));
+            assert!(first.iter().zip(&dst).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+}
