@@ -61,7 +61,7 @@ fn ctc_fits_output(l: &super::LayerNode, loss: &Named, diags: &mut Vec<Diagnosti
             _ => None,
         },
         0 | 1 => Some(err(
-            format!("ctc needs a per-timestep output of shape (time, classes), but '{}' outputs {shown}: one value set per sample, as for classification or regression", l.name),
+            format!("ctc needs a per-timestep output of shape (time, classes), but '{}' outputs {shown}: one vector per sample, as a classifier or regressor does", l.name),
             "keep the time axis to the end (e.g. `return_sequences: true` on the last LSTM) and finish with a Dense of one unit per token plus one for the blank",
         )),
         _ => Some(err(
