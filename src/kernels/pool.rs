@@ -265,5 +265,17 @@ mod timing {
         }
         times.sort_by(f64::total_cmp);
         println!("pool fwd+bwd (64, 26, 26, 32): min {:.2} ms, median {:.2} ms", times[0], times[15]);
+        // The backward kernel alone.
+        let g = Geom { b: 64, c: 32, h: Axis::new(26, 2, 2, 1, "valid").unwrap(), w: Axis::new(26, 2, 2, 1, "valid").unwrap(), max: true };
+        let xs: Vec<f32> = x.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let y = forward(&xs, &g);
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            let t = std::time::Instant::now();
+            std::hint::black_box(backward(&xs, &y, &y, &g));
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("pool bwd kernel: min {:.2} ms, median {:.2} ms", times[0], times[15]);
     }
 }
