@@ -35,24 +35,69 @@ impl Net {
     /// the result follows the outputs' order. With `logits[i]`, output `i`
     /// is returned before its softmax/sigmoid so the loss can fuse them.
     pub fn forward(&self, inputs: &[Tensor], ctx: &mut Ctx, logits: &[bool]) -> Result<Vec<Tensor>> {
+        static FUSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        // NNRUN_NO_FUSION=1: each layer its own op (fusion changes no number).
+        let fuse = *FUSE.get_or_init(|| std::env::var_os("NNRUN_NO_FUSION").is_none_or(|v| v != "1"));
+        self.forward_with(inputs, ctx, logits, fuse)
+    }
+
+    /// `forward`, with `fuse` choosing whether layer pairs run as one op.
+    pub fn forward_with(&self, inputs: &[Tensor], ctx: &mut Ctx, logits: &[bool], fuse: bool) -> Result<Vec<Tensor>> {
         let g = &self.graph;
         let mut values: Vec<Option<Tensor>> = vec![None; g.layers.len()];
-        for &i in &g.order {
-            let node = &g.layers[i];
-            let layer = node.layer.as_ref().expect("a valid graph has every layer built");
-            let xs: Vec<Tensor> = node
+        let pairs = if fuse { self.conv_pool_pairs() } else { Vec::new() };
+        let layer_of = |i: usize| g.layers[i].layer.as_ref().expect("a valid graph has every layer built");
+        let gather = |i: usize, values: &[Option<Tensor>]| -> Vec<Tensor> {
+            g.layers[i]
                 .inputs
                 .iter()
                 .map(|&s| match s {
                     Src::Input(k) => inputs[k].clone(),
                     Src::Layer(j) => values[j].clone().expect("topological order"),
                 })
-                .collect();
+                .collect()
+        };
+        for &i in &g.order {
+            let layer = layer_of(i);
+            // A convolution whose only reader is a pooling runs with it, at the pooling.
+            if pairs.iter().any(|&(c, _)| c == i) {
+                continue;
+            }
+            if let Some(&(c, _)) = pairs.iter().find(|&&(_, p)| p == i) {
+                let (conv, pool) = (layer_of(c).as_conv().expect("paired"), layer.as_pooling().expect("paired"));
+                let xs = gather(c, &values);
+                let fused = conv.forward_pooled(&xs, &self.vars[c], ctx, pool).transpose()?;
+                values[i] = Some(match fused {
+                    Some(y) => y,
+                    None => {
+                        let y = layer_of(c).forward(&xs, &self.vars[c], ctx)?;
+                        layer.forward(&[y], &self.vars[i], ctx)?
+                    }
+                });
+                continue;
+            }
+            let xs = gather(i, &values);
             ctx.logits = g.outputs.iter().position(|&o| o == i).is_some_and(|k| logits.get(k) == Some(&true));
             values[i] = Some(layer.forward(&xs, &self.vars[i], ctx)?);
             ctx.logits = false;
         }
         Ok(g.outputs.iter().map(|&o| values[o].clone().expect("outputs are computed")).collect())
+    }
+
+    /// (convolution, pooling) layer pairs to run as one op: a Conv2D read
+    /// only by a 2D pooling, and not a model output.
+    fn conv_pool_pairs(&self) -> Vec<(usize, usize)> {
+        let g = &self.graph;
+        let readers = |c: usize| g.layers.iter().filter(|n| n.inputs.contains(&Src::Layer(c))).count();
+        let mut pairs = Vec::new();
+        for (p, node) in g.layers.iter().enumerate() {
+            let (Some(pool), [Src::Layer(c)]) = (node.layer.as_ref().and_then(|l| l.as_pooling()), &node.inputs[..]) else { continue };
+            let conv = g.layers[*c].layer.as_ref().and_then(|l| l.as_conv());
+            if conv.is_some_and(|conv| conv.dims == 2) && pool.dims == 2 && readers(*c) == 1 && !g.outputs.contains(c) {
+                pairs.push((*c, p));
+            }
+        }
+        pairs
     }
 
     /// The final activation of each output layer.
@@ -88,6 +133,34 @@ mod tests {
     use super::*;
     use crate::spec::Source;
     use rand::SeedableRng;
+
+    /// A Conv2D read only by a pooling runs as one op with it; the numbers
+    /// (outputs and every gradient) are those of the two ops, bit for bit.
+    #[test]
+    fn fused_conv_pooling_changes_no_number() {
+        let text = "model:\n  input_shape: [9, 10, 2]\n  layers:\n\
+                    \x20   - {type: Conv2D, filters: 4, kernel_size: 3, padding: same, activation: relu}\n\
+                    \x20   - {type: MaxPooling2D, pool_size: 2}\n\
+                    \x20   - {type: Conv2D, filters: 3, kernel_size: 2}\n\
+                    \x20   - {type: AveragePooling2D, pool_size: 2, strides: 1, padding: same}\n\
+                    \x20   - {type: Flatten}\n    - {type: Dense, units: 2}\n";
+        let mut diags = Vec::new();
+        let (_, graph) = crate::graph::from_source(&Source { path: "t.yaml".into(), text: text.into() }, &mut diags).unwrap();
+        let net = Net::new(graph, &Device::Cpu, DType::F32, &mut StdRng::seed_from_u64(3)).unwrap();
+        assert_eq!(net.conv_pool_pairs(), [(0, 1), (2, 3)]);
+        let x = Tensor::from_vec((0..3 * 180).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect::<Vec<_>>(), (3, 9, 10, 2), &Device::Cpu).unwrap();
+        let run = |fuse: bool| {
+            let mut rng = StdRng::seed_from_u64(1);
+            let y = net.forward_with(std::slice::from_ref(&x), &mut Ctx { train: true, rng: &mut rng, logits: false }, &[], fuse).unwrap().remove(0);
+            let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![y.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
+            for v in net.vars.iter().flatten() {
+                out.push(grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            out
+        };
+        assert_eq!(run(true), run(false));
+    }
 
     /// Every example spec runs forward, and each layer's real output shape
     /// equals the shape validate inferred. Together with the test that the

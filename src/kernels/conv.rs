@@ -117,6 +117,21 @@ pub fn conv2d(
     padding: &str,
     train: bool,
 ) -> Result<Tensor> {
+    conv2d_impl(x, kernel, bias, relu, strides, dilation, padding, train, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv2d_impl(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+    strides: [usize; 2],
+    dilation: [usize; 2],
+    padding: &str,
+    train: bool,
+    pool: Option<Pool>,
+) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
     let (kh, kw, kc, f) = kernel.dims4()?;
     if kc != c {
@@ -143,7 +158,43 @@ pub fn conv2d(
     let need_dk = kernel.track_op();
     let cols = (train && need_dk && !g.pointwise()).then(Cols::default);
     let op = Conv2dOp { g, relu, need_dx: x.track_op(), need_dk, need_db: bias.track_op(), cols };
-    x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op)
+    match pool {
+        None => x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op),
+        Some(p) => {
+            let pg = super::pool::Geom::new([b, g.h.out, g.w.out, f], p.size, p.strides, p.padding, p.max)?;
+            let kept = train.then(Default::default);
+            x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, ConvPoolOp { conv: op, pool: pg, y: kept })
+        }
+    }
+}
+
+/// A 2D pooling to fuse after a convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct Pool<'a> {
+    pub size: [usize; 2],
+    pub strides: [usize; 2],
+    pub padding: &'a str,
+    pub max: bool,
+}
+
+/// Conv2D (with bias and relu as in `conv2d`) followed by 2D pooling, as one
+/// op: the convolution's output never becomes a graph node, so candle's
+/// backward doesn't zero a gradient buffer the size of it and add the
+/// pooling's gradient into it. The steps and the numbers are those of the
+/// two separate ops.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pool(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+    strides: [usize; 2],
+    dilation: [usize; 2],
+    padding: &str,
+    train: bool,
+    pool: Pool,
+) -> Result<Tensor> {
+    conv2d_impl(x, kernel, bias, relu, strides, dilation, padding, train, Some(pool))
 }
 
 /// Element types the kernels run on.
@@ -485,6 +536,48 @@ impl CustomOp3 for Conv2dOp {
         let dk = if self.need_dk { Some(x.apply_op2_no_bwd(&dz, &GradKernel(self.g, self.cols.clone()))?) } else { None };
         let db = if self.need_db { Some(dz.apply_op1_no_bwd(&GradBias(self.g))?) } else { None };
         Ok((dx, dk, db))
+    }
+}
+
+/// (x, kernel, bias) -> pooled conv output; see `conv2d_pool`.
+#[derive(Clone, Debug)]
+struct ConvPoolOp {
+    conv: Conv2dOp,
+    pool: super::pool::Geom,
+    /// The convolution's output, kept by a training forward for backward.
+    y: Option<std::sync::Arc<std::sync::Mutex<Option<CpuStorage>>>>,
+}
+
+impl CustomOp3 for ConvPoolOp {
+    fn name(&self) -> &'static str {
+        "nnrun-conv2d-pool"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, _) = self.conv.cpu_fwd(s1, l1, s2, l2, s3, l3)?;
+        let pooled = match &y {
+            CpuStorage::F32(v) => CpuStorage::F32(super::pool::forward(v, &self.pool)),
+            CpuStorage::F64(v) => CpuStorage::F64(super::pool::forward(v, &self.pool)),
+            _ => bail!("conv2d: unsupported dtype"),
+        };
+        if let Some(keep) = &self.y {
+            *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(y);
+        }
+        Ok((pooled, Shape::from_dims(&self.pool.out_dims())))
+    }
+
+    fn bwd(&self, x: &Tensor, k: &Tensor, b: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.conv.g;
+        let dims = (g.b, g.h.out, g.w.out, g.f);
+        let kept = self.y.as_ref().and_then(|y| y.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let y = match kept {
+            Some(CpuStorage::F32(v)) => Tensor::from_vec(v, dims, x.device())?,
+            Some(CpuStorage::F64(v)) => Tensor::from_vec(v, dims, x.device())?,
+            // Not a training forward (or already used): compute it again.
+            _ => x.apply_op3_no_bwd(k, b, &Conv2dOp { cols: None, ..self.conv.clone() })?,
+        };
+        let dy = y.apply_op3_no_bwd(res, &grad_res.contiguous()?, &super::pool::Pool2dGrad(self.pool))?;
+        self.conv.bwd(x, k, b, &y, &dy)
     }
 }
 

@@ -18,18 +18,11 @@ pub fn supports(x: &Tensor) -> bool {
 /// valid or same: (B, OH, OW, C).
 pub fn pool2d(x: &Tensor, size: [usize; 2], strides: [usize; 2], padding: &str, max: bool) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
-    let g = Geom {
-        b,
-        c,
-        h: Axis::new(h, size[0], strides[0], 1, padding)?,
-        w: Axis::new(w, size[1], strides[1], 1, padding)?,
-        max,
-    };
-    x.contiguous()?.apply_op1(Pool2dOp(g))
+    x.contiguous()?.apply_op1(Pool2dOp(Geom::new([b, h, w, c], size, strides, padding, max)?))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Geom {
+pub(crate) struct Geom {
     b: usize,
     c: usize,
     h: Axis,
@@ -38,6 +31,16 @@ struct Geom {
 }
 
 impl Geom {
+    /// Pooling of an input of dims (B, H, W, C).
+    pub(crate) fn new(dims: [usize; 4], size: [usize; 2], strides: [usize; 2], padding: &str, max: bool) -> Result<Geom> {
+        let [b, h, w, c] = dims;
+        Ok(Geom { b, c, h: Axis::new(h, size[0], strides[0], 1, padding)?, w: Axis::new(w, size[1], strides[1], 1, padding)?, max })
+    }
+
+    pub(crate) fn out_dims(&self) -> [usize; 4] {
+        [self.b, self.h.out, self.w.out, self.c]
+    }
+
     fn x_len(&self) -> usize {
         self.b * self.h.len * self.w.len * self.c
     }
@@ -86,7 +89,7 @@ impl Geom {
     }
 }
 
-fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
+pub(crate) fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
     let c = g.c;
     let x_per = g.h.len * g.w.len * c;
     let mut y = vec![T::from_f64(0.0); g.y_len()];
@@ -175,7 +178,7 @@ impl CustomOp1 for Pool2dOp {
 }
 
 /// (x, y, dy) -> dx.
-struct Pool2dGrad(Geom);
+pub(crate) struct Pool2dGrad(pub(crate) Geom);
 
 impl CustomOp3 for Pool2dGrad {
     fn name(&self) -> &'static str {

@@ -270,9 +270,28 @@ impl Layer for Conv {
     fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
         self.forward_with(inputs, w, ctx, true)
     }
+
+    fn as_conv(&self) -> Option<&Conv> {
+        Some(self)
+    }
 }
 
 impl Conv {
+    /// This Conv2D then `pool` as one kernel op (`kernels::conv::conv2d_pool`),
+    /// where it applies: CPU, groups 1, relu or no activation, a 2D pooling.
+    /// None: run the two layers one after the other.
+    pub(crate) fn forward_pooled(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx, pool: &super::pooling::Pooling) -> Option<CResult<Tensor>> {
+        let fits = self.dims == 2 && pool.dims == 2 && self.groups == 1 && matches!(self.activation, Activation::Relu | Activation::Linear);
+        if !fits || !kernels::conv::supports(&inputs[0]) || inputs[0].rank() != 4 {
+            return None;
+        }
+        let (s, d) = (pair(&self.strides, 1), pair(&self.dilation_rate, 1));
+        let bias = if self.use_bias { Some(w[1].as_tensor()) } else { None };
+        let p = kernels::conv::Pool { size: pair(&pool.pool_size, 1), strides: pair(&pool.strides, 1), padding: pool.padding, max: pool.max };
+        let relu = self.activation == Activation::Relu;
+        Some(kernels::conv::conv2d_pool(&inputs[0], w[0].as_tensor(), bias, relu, s, d, self.padding, ctx.train, p))
+    }
+
     /// `fast`: nnrun's NHWC kernel where it applies (CPU, f32/f64, groups 1);
     /// otherwise, and always with `fast` false, plain candle ops (the
     /// reference the kernel is tested against, and the path for other devices).

@@ -155,6 +155,16 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     /// `output_shape` (a test runs every example spec to check it) and have
     /// correct gradients (each family has finite-difference tests).
     fn forward(&self, inputs: &[Tensor], weights: &[Var], ctx: &mut Ctx) -> candle_core::Result<Tensor>;
+
+    /// This layer as a convolution, for fusing a pooling after it.
+    fn as_conv(&self) -> Option<&conv::Conv> {
+        None
+    }
+
+    /// This layer as a pooling, for fusing it after a convolution.
+    fn as_pooling(&self) -> Option<&pooling::Pooling> {
+        None
+    }
 }
 
 /// What a forward pass needs besides tensors.

@@ -73,6 +73,10 @@ impl Layer for Pooling {
     fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
         self.forward_with(&inputs[0], true)
     }
+
+    fn as_pooling(&self) -> Option<&Pooling> {
+        Some(self)
+    }
 }
 
 impl Pooling {
