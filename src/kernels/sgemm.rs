@@ -516,28 +516,27 @@ mod pool {
         idle: Condvar,
         next: AtomicUsize,
         posted: AtomicUsize,
-        helpers: Vec<Thread>,
+        /// Set once, right after the helpers are spawned.
+        helpers: OnceLock<Vec<Thread>>,
     }
 
     fn pool(helpers: usize) -> Option<&'static Pool> {
         static POOL: OnceLock<Option<&'static Pool>> = OnceLock::new();
         *POOL.get_or_init(|| {
-            let pool: &'static mut Pool = Box::leak(Box::new(Pool {
+            let shared: &'static Pool = Box::leak(Box::new(Pool {
                 busy: Mutex::new(()),
                 state: Mutex::new(State { job: None, users: 0, panicked: false }),
                 idle: Condvar::new(),
                 next: AtomicUsize::new(0),
                 posted: AtomicUsize::new(0),
-                helpers: Vec::new(),
+                helpers: OnceLock::new(),
             }));
             let mut threads = Vec::new();
-            let shared: &'static Pool = pool;
             for i in 0..helpers {
                 let h = std::thread::Builder::new().name(format!("nnrun-sgemm-{i}")).spawn(move || helper(shared)).ok()?;
                 threads.push(h.thread().clone());
             }
-            // SAFETY: helpers never read `helpers`; no other reference writes.
-            unsafe { (*(shared as *const Pool as *mut Pool)).helpers = threads };
+            let _ = shared.helpers.set(threads);
             Some(shared)
         })
     }
@@ -600,7 +599,7 @@ mod pool {
         pool.next.store(0, Ordering::Release);
         pool.state.lock().unwrap().job = Some(job_desc);
         pool.posted.fetch_add(1, Ordering::AcqRel);
-        for h in pool.helpers.iter().take(threads - 1) {
+        for h in pool.helpers.get().into_iter().flatten().take(threads - 1) {
             h.unpark();
         }
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim_parts(pool, job_desc)));
