@@ -105,23 +105,10 @@ pub fn supports(x: &Tensor) -> bool {
 /// `bias` (F) if given, then relu if `relu`: (B, OH, OW, F). Padding is
 /// Keras's valid, same or causal (per axis). `train`: a backward pass will
 /// follow, so the im2col matrix is kept for the kernel gradient instead of
-/// being built again.
+/// being built again. With `pool`, that pooling follows in the same op
+/// (`ConvPoolOp`) and its output is returned.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
-    x: &Tensor,
-    kernel: &Tensor,
-    bias: Option<&Tensor>,
-    relu: bool,
-    strides: [usize; 2],
-    dilation: [usize; 2],
-    padding: &str,
-    train: bool,
-) -> Result<Tensor> {
-    conv2d_impl(x, kernel, bias, relu, strides, dilation, padding, train, None)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn conv2d_impl(
     x: &Tensor,
     kernel: &Tensor,
     bias: Option<&Tensor>,
@@ -175,26 +162,6 @@ pub struct Pool<'a> {
     pub strides: [usize; 2],
     pub padding: &'a str,
     pub max: bool,
-}
-
-/// Conv2D (with bias and relu as in `conv2d`) followed by 2D pooling, as one
-/// op: the convolution's output never becomes a graph node, so candle's
-/// backward doesn't zero a gradient buffer the size of it and add the
-/// pooling's gradient into it. The steps and the numbers are those of the
-/// two separate ops.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_pool(
-    x: &Tensor,
-    kernel: &Tensor,
-    bias: Option<&Tensor>,
-    relu: bool,
-    strides: [usize; 2],
-    dilation: [usize; 2],
-    padding: &str,
-    train: bool,
-    pool: Pool,
-) -> Result<Tensor> {
-    conv2d_impl(x, kernel, bias, relu, strides, dilation, padding, train, Some(pool))
 }
 
 /// Element types the kernels run on.
@@ -539,7 +506,10 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
-/// (x, kernel, bias) -> pooled conv output; see `conv2d_pool`.
+/// (x, kernel, bias) -> pooled conv output: Conv2D then 2D pooling as one
+/// op, so the convolution's output never becomes a graph node and candle's
+/// backward doesn't zero a gradient buffer the size of it and add the
+/// pooling's gradient into it. The steps and numbers are the two ops'.
 #[derive(Clone, Debug)]
 struct ConvPoolOp {
     conv: Conv2dOp,
@@ -756,7 +726,7 @@ mod tests {
         let kv = Var::from_vec(random(&[3, 3, 2, 4], 1).iter().map(|&v| v as f32).collect::<Vec<_>>(), (3, 3, 2, 4), &dev).unwrap();
         let x = Tensor::from_vec(random(&[2, 6, 5, 2], 2).iter().map(|&v| v as f32).collect::<Vec<_>>(), (2, 6, 5, 2), &dev).unwrap();
         let grad = |train: bool| {
-            let y = conv2d(&x, kv.as_tensor(), None, true, [1, 1], [1, 1], "same", train).unwrap();
+            let y = conv2d(&x, kv.as_tensor(), None, true, [1, 1], [1, 1], "same", train, None).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             g.get(kv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
         };
@@ -803,13 +773,13 @@ mod tests {
         let k = Var::from_vec(random(&[3, 3, 2, 4], 1), (3, 3, 2, 4), &dev).unwrap();
         let xv = random(&[2, 6, 5, 2], 2);
         let data = Tensor::from_vec(xv.clone(), (2, 6, 5, 2), &dev).unwrap();
-        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], "same", false).unwrap();
+        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], "same", false, None).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&data).is_none());
         assert_eq!(grads.get(k.as_tensor()).unwrap().dims(), &[3, 3, 2, 4]);
 
         let var = Var::from_vec(xv, (2, 6, 5, 2), &dev).unwrap();
-        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], "same", false).unwrap();
+        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], "same", false, None).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(var.as_tensor()).unwrap().dims(), &[2, 6, 5, 2]);
     }
@@ -822,12 +792,12 @@ mod tests {
         let x = Tensor::zeros((1, 4, 4, 1), DType::F32, &dev).unwrap();
         let k = Var::ones((3, 3, 1, 2), DType::F32, &dev).unwrap();
         let b = Var::zeros(2, DType::F32, &dev).unwrap();
-        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false).unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false, None).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
         // With a positive bias every cell passes its gradient: 16 cells.
         b.set(&Tensor::new(&[1f32, -1.0], &dev).unwrap()).unwrap();
-        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false).unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false, None).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![16.0, 0.0]);
     }
@@ -837,12 +807,12 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::zeros((1, 2, 2, 3), DType::F32, &dev).unwrap();
         let k = Tensor::zeros((3, 3, 3, 1), DType::F32, &dev).unwrap();
-        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "valid", false).is_err());
-        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "same", false).is_ok());
-        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], "same", false).is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "valid", false, None).is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "same", false, None).is_ok());
+        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], "same", false, None).is_err());
         let k2 = Tensor::zeros((1, 1, 2, 1), DType::F32, &dev).unwrap();
-        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid", false).is_err());
-        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same", false).is_err());
+        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid", false, None).is_err());
+        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same", false, None).is_err());
         assert!(Axis::new(5, 2, 1, 1, "full").is_err());
     }
 }

@@ -44,20 +44,22 @@ fn rayon_threads() -> usize {
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
 
-/// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b`.
-pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+/// Checks the shapes and handles empty products; false: nothing is left to do.
+fn prepare(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(dst.len(), m * n, "destination size");
     a.check();
     b.check();
-    if m == 0 || n == 0 {
-        return;
+    if k == 0 && !accumulate {
+        dst.fill(0.0);
     }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
+    m > 0 && n > 0 && k > 0
+}
+
+/// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b`.
+pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    if !prepare(dst, a, b, accumulate) {
         return;
     }
     // Our kernel where it measured faster, else the gemm crate.
@@ -71,20 +73,10 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
 /// examples/gemm_bench.rs.
 #[doc(hidden)]
 pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    if !prepare(dst, a, b, accumulate) {
+        return;
+    }
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "destination size");
-    a.check();
-    b.check();
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
     // SAFETY: bounds of all three views are checked above; dst is exclusive.
     unsafe {
         gemm::gemm(

@@ -277,7 +277,7 @@ impl Layer for Conv {
 }
 
 impl Conv {
-    /// This Conv2D then `pool` as one kernel op (`kernels::conv::conv2d_pool`),
+    /// This Conv2D then `pool` as one kernel op (`kernels::conv::conv2d` with a pool),
     /// where it applies: CPU, groups 1, relu or no activation, a 2D pooling.
     /// None: run the two layers one after the other.
     pub(crate) fn forward_pooled(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx, pool: &super::pooling::Pooling) -> Option<CResult<Tensor>> {
@@ -289,7 +289,7 @@ impl Conv {
         let bias = if self.use_bias { Some(w[1].as_tensor()) } else { None };
         let p = kernels::conv::Pool { size: pair(&pool.pool_size, 1), strides: pair(&pool.strides, 1), padding: pool.padding, max: pool.max };
         let relu = self.activation == Activation::Relu;
-        Some(kernels::conv::conv2d_pool(&inputs[0], w[0].as_tensor(), bias, relu, s, d, self.padding, ctx.train, p))
+        Some(kernels::conv::conv2d(&inputs[0], w[0].as_tensor(), bias, relu, s, d, self.padding, ctx.train, Some(p)))
     }
 
     /// `fast`: nnrun's NHWC kernel where it applies (CPU, f32/f64, groups 1);
@@ -307,7 +307,7 @@ impl Conv {
             let act = if ctx.logits { Activation::Linear } else { self.activation };
             let relu = act == Activation::Relu;
             let bias = if self.use_bias { Some(w[1].as_tensor()) } else { None };
-            let mut y = kernels::conv::conv2d(&x, &k, bias, relu, s, d, self.padding, ctx.train)?;
+            let mut y = kernels::conv::conv2d(&x, &k, bias, relu, s, d, self.padding, ctx.train, None)?;
             if self.dims == 1 {
                 y = y.squeeze(2)?;
             }
