@@ -499,8 +499,16 @@ impl CustomOp3 for Conv2dOp {
     fn bwd(&self, x: &Tensor, k: &Tensor, _b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dz = if self.relu { y.apply_op2_no_bwd(&dy, &ReluMask)? } else { dy };
+        self.grads(x, k, &dz)
+    }
+}
+
+impl Conv2dOp {
+    /// The gradients from `dz`, the output gradient already through the relu.
+    #[allow(clippy::type_complexity)]
+    fn grads(&self, x: &Tensor, k: &Tensor, dz: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dx = if self.need_dx { Some(dz.apply_op2_no_bwd(k, &GradInput(self.g))?) } else { None };
-        let dk = if self.need_dk { Some(x.apply_op2_no_bwd(&dz, &GradKernel(self.g, self.cols.clone()))?) } else { None };
+        let dk = if self.need_dk { Some(x.apply_op2_no_bwd(dz, &GradKernel(self.g, self.cols.clone()))?) } else { None };
         let db = if self.need_db { Some(dz.apply_op1_no_bwd(&GradBias(self.g))?) } else { None };
         Ok((dx, dk, db))
     }
@@ -546,8 +554,9 @@ impl CustomOp3 for ConvPoolOp {
             // Not a training forward (or already used): compute it again.
             _ => x.apply_op3_no_bwd(k, b, &Conv2dOp { cols: None, ..self.conv.clone() })?,
         };
-        let dy = y.apply_op3_no_bwd(res, &grad_res.contiguous()?, &super::pool::Pool2dGrad(self.pool))?;
-        self.conv.bwd(x, k, b, &y, &dy)
+        // Through the pooling and the relu in one pass.
+        let dz = y.apply_op3_no_bwd(res, &grad_res.contiguous()?, &super::pool::Pool2dGrad { g: self.pool, relu: self.conv.relu })?;
+        self.conv.grads(x, k, &dz)
     }
 }
 

@@ -9,6 +9,8 @@
 //! code) and host access to tensor data.
 
 use super::gemm::{matmul as sgemm, Mat};
+use super::sink::{Sink, Slot};
+use std::sync::Arc;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, StorageRef, Tensor, WithDType};
 
 /// An element type the kernels run on.
@@ -184,8 +186,9 @@ pub fn on_cpu_float(ts: &[&Tensor]) -> bool {
 // ---- Dense ------------------------------------------------------------------------
 
 /// `y = x @ w (+ b)`, relu fused when `relu`, over the last axis of `x` (any
-/// rank >= 1), `w` of shape (in, out). Plain candle ops off the CPU.
-pub fn dense(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+/// rank >= 1), `w` of shape (in, out). Plain candle ops off the CPU. With a
+/// `sink`, the backward pass writes the gradients of `w` and `b` there.
+pub fn dense(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool, sink: Option<&Sink>) -> Result<Tensor> {
     let mut all = vec![x, w];
     all.extend(b);
     let (k, n) = w.dims2()?;
@@ -195,7 +198,7 @@ pub fn dense(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<T
     }
     let rows: usize = x.dims()[..x.rank() - 1].iter().product();
     // Decided here: a data leaf (no variable, no op) needs no gradient.
-    let op = DenseOp { relu, input_grad: x.track_op() };
+    let op = DenseOp { relu, input_grad: x.track_op(), sink_w: sink.and_then(|s| s.slot(w)), sink_b: sink.zip(b).and_then(|(s, b)| s.slot(b)) };
     let x2 = x.contiguous()?.reshape((rows, k))?;
     let w = w.contiguous()?;
     let y = match b {
@@ -219,11 +222,14 @@ pub fn dense_plain(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Re
     if relu { y.relu() } else { Ok(y) }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 struct DenseOp {
     relu: bool,
     /// False for a data leaf: its gradient would be thrown away.
     input_grad: bool,
+    /// Where the kernel's and bias's gradients go instead of candle's store.
+    sink_w: Option<Arc<Slot>>,
+    sink_b: Option<Arc<Slot>>,
 }
 
 fn dense_fwd<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, rows: usize, k: usize, n: usize, relu: bool) -> Vec<T> {
@@ -236,48 +242,49 @@ fn dense_fwd<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, rows: usize, k: usize, 
     T::matmul(&mut y, View::new(x, rows, k), View::new(w, k, n), b.is_some());
     if relu {
         // As candle's relu (max(v, 0)): NaN becomes 0.
+        // A select, not a branch: half the signs are random (mispredicts).
         for v in &mut y {
-            if !(*v > T::zero()) {
-                *v = T::zero();
-            }
+            *v = if *v > T::zero() { *v } else { T::zero() };
         }
     }
     y
 }
 
-struct DenseGrads<T> {
-    dx: Option<Vec<T>>,
-    dw: Vec<T>,
-    db: Option<Vec<T>>,
-}
-
+/// `dw = x^T gz` (added into `dw` when `accumulate`), `db` likewise, and the
+/// input gradient when wanted; `gz` is the output gradient through the relu.
 #[allow(clippy::too_many_arguments)]
-fn dense_bwd<T: Real>(x: &[T], w: &[T], y: &[T], g: &[T], rows: usize, k: usize, n: usize, op: DenseOp, bias: bool) -> DenseGrads<T> {
-    // Through the relu: the gradient passes where the output is positive.
-    let masked: Vec<T>;
-    let gz = if op.relu {
-        masked = g.iter().zip(y).map(|(&g, &y)| if y > T::zero() { g } else { T::zero() }).collect();
-        &masked[..]
-    } else {
-        g
-    };
-    let mut dw = vec![T::zero(); k * n];
-    T::matmul(&mut dw, View::new(x, rows, k).t(), View::new(gz, rows, n), false);
-    let db = bias.then(|| {
-        let mut db = vec![T::zero(); n];
+fn dense_bwd<T: Real>(
+    x: &[T],
+    w: &[T],
+    gz: &[T],
+    rows: usize,
+    k: usize,
+    n: usize,
+    input_grad: bool,
+    dw: (&mut [T], bool),
+    db: Option<(&mut [T], bool)>,
+) -> Option<Vec<T>> {
+    T::matmul(dw.0, View::new(x, rows, k).t(), View::new(gz, rows, n), dw.1);
+    if let Some((db, accumulate)) = db {
+        if !accumulate {
+            db.fill(T::zero());
+        }
         for r in gz.chunks_exact(n.max(1)) {
             for (d, &v) in db.iter_mut().zip(r) {
                 *d += v;
             }
         }
-        db
-    });
-    let dx = op.input_grad.then(|| {
+    }
+    input_grad.then(|| {
         let mut dx = vec![T::zero(); rows * k];
         T::matmul(&mut dx, View::new(gz, rows, n), View::new(w, k, n).t(), false);
         dx
-    });
-    DenseGrads { dx, dw, db }
+    })
+}
+
+/// The output gradient through the relu: it passes where the output is positive.
+fn relu_masked<T: Real>(g: &[T], y: &[T]) -> Vec<T> {
+    g.iter().zip(y).map(|(&g, &y)| if y > T::zero() { g } else { T::zero() }).collect()
 }
 
 impl DenseOp {
@@ -302,16 +309,40 @@ impl DenseOp {
         }
     }
 
-    fn grads(&self, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
-        fn run<T: Real>(op: &DenseOp, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    /// (dx, dw, db) for candle; dw and db are None where a sink slot took them.
+    #[allow(clippy::type_complexity)]
+    fn grads(&self, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        fn run<T: Real>(op: &DenseOp, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             let (k, n) = w.dims2()?;
             let rows = x.dim(0)?;
             let g = grad.contiguous()?;
             let (hx, hw, hy, hg) = (Host::of(x)?, Host::of(w)?, Host::of(res)?, Host::of(&g)?);
-            let d = dense_bwd(hx.slice::<T>()?, hw.slice::<T>()?, hy.slice::<T>()?, hg.slice::<T>()?, rows, k, n, *op, bias);
-            let dx = d.dx.map(|v| tensor_from(v, x.shape(), x)).transpose()?;
-            let db = d.db.map(|v| tensor_from(v, n, x)).transpose()?;
-            Ok((dx, tensor_from(d.dw, (k, n), x)?, db))
+            let (xs, ws) = (hx.slice::<T>()?, hw.slice::<T>()?);
+            let masked;
+            let gz = if op.relu {
+                masked = relu_masked(hg.slice::<T>()?, hy.slice::<T>()?);
+                &masked[..]
+            } else {
+                hg.slice::<T>()?
+            };
+            let mut dx = None;
+            let (mut dw, mut db) = (None, None);
+            match (&op.sink_w, bias.then_some(&op.sink_b)) {
+                // The weights' gradients straight into their buffers.
+                (Some(sw), None) => sw.write::<T, _>(|dwv, acc| dx = dense_bwd(xs, ws, gz, rows, k, n, op.input_grad, (dwv, acc), None))?,
+                (Some(sw), Some(Some(sb))) => sw.write::<T, _>(|dwv, acc| {
+                    sb.write::<T, _>(|dbv, bacc| dx = dense_bwd(xs, ws, gz, rows, k, n, op.input_grad, (dwv, acc), Some((dbv, bacc))))
+                })??,
+                _ => {
+                    let mut dwv = vec![T::zero(); k * n];
+                    let mut dbv = vec![T::zero(); if bias { n } else { 0 }];
+                    dx = dense_bwd(xs, ws, gz, rows, k, n, op.input_grad, (&mut dwv, false), bias.then_some((&mut dbv[..], false)));
+                    dw = Some(tensor_from(dwv, (k, n), x)?);
+                    db = bias.then(|| tensor_from(dbv, n, x)).transpose()?;
+                }
+            }
+            let dx = dx.map(|v| tensor_from(v, x.shape(), x)).transpose()?;
+            Ok((dx, dw, db))
         }
         match x.dtype() {
             DType::F32 => run::<f32>(self, x, w, bias, res, grad),
@@ -330,7 +361,7 @@ impl CustomOp2 for DenseOp {
     }
     fn bwd(&self, x: &Tensor, w: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, _) = self.grads(x, w, false, res, grad)?;
-        Ok((dx, Some(dw)))
+        Ok((dx, dw))
     }
 }
 
@@ -342,8 +373,7 @@ impl CustomOp3 for DenseOp {
         self.cpu((s1, l1), (s2, l2), Some((s3, l3)))
     }
     fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.grads(x, w, true, res, grad)?;
-        Ok((dx, Some(dw), db))
+        self.grads(x, w, true, res, grad)
     }
 }
 
@@ -416,7 +446,7 @@ mod tests {
                             vars.push(var(&[fout], 3, dt));
                         }
                         let what = format!("{dt:?} {batch}x{fin}->{fout} relu={relu} bias={bias}");
-                        compare(&vars, |t| dense(&t[0], &t[1], t.get(2), relu).unwrap(), |t| dense_plain(&t[0], &t[1], t.get(2), relu).unwrap(), tol, &what);
+                        compare(&vars, |t| dense(&t[0], &t[1], t.get(2), relu, None).unwrap(), |t| dense_plain(&t[0], &t[1], t.get(2), relu).unwrap(), tol, &what);
                     }
                 }
             }
@@ -429,10 +459,10 @@ mod tests {
         let w = var(&[5, 6], 2, DType::F32);
         let b = var(&[6], 3, DType::F32);
         let vars = [x, w, b];
-        compare(&vars, |t| dense(&t[0], &t[1], Some(&t[2]), true).unwrap(), |t| dense_plain(&t[0], &t[1], Some(&t[2]), true).unwrap(), 1e-5, "rank 3");
+        compare(&vars, |t| dense(&t[0], &t[1], Some(&t[2]), true, None).unwrap(), |t| dense_plain(&t[0], &t[1], Some(&t[2]), true).unwrap(), 1e-5, "rank 3");
         // A non-contiguous input (transposed) gives the same values.
         let xt = random(&[3, 5, 4], 9, DType::F32).transpose(1, 2).unwrap();
-        let (a, b) = (dense(&xt, &vars[1], None, false).unwrap(), dense_plain(&xt, &vars[1], None, false).unwrap());
+        let (a, b) = (dense(&xt, &vars[1], None, false, None).unwrap(), dense_plain(&xt, &vars[1], None, false).unwrap());
         assert_close(&flat(&a), &flat(&b), 1e-5, "transposed input");
     }
 
@@ -454,11 +484,39 @@ mod tests {
         assert_eq!(Real::tanh(0.0f32), 0.0);
     }
 
+    /// With a sink, the weights' gradients land there (summed over both uses
+    /// of a shared layer), bit for bit what candle's store gets without one,
+    /// and candle's store gets none.
+    #[test]
+    fn sink_takes_the_weight_gradients_candle_would_get() {
+        for bias in [false, true] {
+            let x = random(&[5, 4], 1, DType::F32);
+            let w = var(&[4, 4], 2, DType::F32);
+            let b = var(&[4], 3, DType::F32);
+            let loss = |sink: Option<&Sink>| {
+                let bb = bias.then_some(b.as_tensor());
+                let h = dense(&x, &w, bb, true, sink).unwrap();
+                dense(&h, &w, bb, false, sink).unwrap().sqr().unwrap().sum_all().unwrap()
+            };
+            let plain = loss(None).backward().unwrap();
+            let vars = [w.clone(), b.clone()];
+            let sink = Sink::new(&vars);
+            let grads = loss(Some(&sink)).backward().unwrap();
+            for v in &vars {
+                assert!(grads.get(v).is_none(), "candle's store keeps no weight gradient");
+                match plain.get(v) {
+                    Some(want) => assert_eq!(flat(&sink.take(v).unwrap()), flat(want), "bias={bias}"),
+                    None => assert!(sink.take(v).is_none() && !bias),
+                }
+            }
+        }
+    }
+
     #[test]
     fn data_leaf_gets_no_gradient_but_weights_do() {
         let x = random(&[4, 3], 1, DType::F32);
         let w = var(&[3, 2], 2, DType::F32);
-        let grads = dense(&x, &w, None, false).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = dense(&x, &w, None, false, None).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none());
         // d/dw sum(x @ w) = column sums of x, repeated per output.
         let want: Vec<f64> = (0..3).flat_map(|i| {
@@ -472,17 +530,17 @@ mod tests {
     fn shape_errors_are_errors_not_panics() {
         let x = random(&[4, 3], 1, DType::F32);
         let w = Var::from_tensor(&random(&[5, 2], 2, DType::F32)).unwrap();
-        assert!(dense(&x, &w, None, false).is_err());
+        assert!(dense(&x, &w, None, false, None).is_err());
         let w = Var::from_tensor(&random(&[3, 2], 2, DType::F32)).unwrap();
-        assert!(dense(&x, &w, Some(&random(&[3], 3, DType::F32)), false).is_err());
+        assert!(dense(&x, &w, Some(&random(&[3], 3, DType::F32)), false, None).is_err());
         // Mixed dtypes take the plain path, which rejects them.
-        assert!(dense(&x.to_dtype(DType::F64).unwrap(), &w, None, false).is_err());
+        assert!(dense(&x.to_dtype(DType::F64).unwrap(), &w, None, false, None).is_err());
         // Empty batches and zero features give empty or zero outputs.
-        let y = dense(&random(&[0, 3], 1, DType::F32), &w, None, true).unwrap();
+        let y = dense(&random(&[0, 3], 1, DType::F32), &w, None, true, None).unwrap();
         assert_eq!(y.dims(), &[0, 2]);
         let w0 = Var::from_tensor(&random(&[0, 2], 2, DType::F32)).unwrap();
         let b = Var::from_tensor(&random(&[2], 3, DType::F32)).unwrap();
-        let y = dense(&random(&[4, 0], 1, DType::F32), &w0, Some(&b), false).unwrap();
+        let y = dense(&random(&[4, 0], 1, DType::F32), &w0, Some(&b), false, None).unwrap();
         assert_eq!(flat(&y), flat(b.as_tensor()).repeat(4));
         let _ = Device::Cpu;
     }

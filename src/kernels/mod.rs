@@ -12,3 +12,4 @@ pub mod optim;
 pub mod pool;
 pub mod rnn;
 pub mod sgemm;
+pub mod sink;

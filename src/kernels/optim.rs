@@ -187,7 +187,7 @@ impl Pass {
 }
 
 /// The mutable values of a CPU storage of type `T`.
-fn dst_slice<T: Real>(s: &mut CpuStorage) -> Result<&mut [T]> {
+pub(crate) fn dst_slice<T: Real>(s: &mut CpuStorage) -> Result<&mut [T]> {
     // Through Any: WithDType offers no mutable slice accessor.
     let any: &mut dyn std::any::Any = match s {
         CpuStorage::F32(v) => v,

@@ -115,8 +115,11 @@ pub(crate) fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
     y
 }
 
-/// dx from the input, the pooled output and its gradient.
-fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+/// dx from the input, the pooled output and its gradient. `relu`: the input
+/// is a relu's output and dx is taken on through it (0 where the input is
+/// not positive), which saves the conv+pool backward a pass over its largest
+/// tensor.
+fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
     let c = g.c;
     let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
     let mut dx = vec![T::from_f64(0.0); g.x_len()];
@@ -127,6 +130,7 @@ fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom) -> Vec<T> {
         // by scanning the cells backwards with selects over channels (u32 lanes,
         // like f32 ones), so it vectorizes and never mispredicts.
         let mut first = vec![0u32; c];
+        let zero = T::from_f64(0.0);
         g.each_window(|o, cells| {
             let (grad, best) = (&dy[o..o + c], &y[o..o + c]);
             if g.max {
@@ -136,14 +140,15 @@ fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom) -> Vec<T> {
                         *f = if v == m { i as u32 } else { *f };
                     }
                 }
-                for (ch, (&f, &gv)) in first.iter().zip(grad).enumerate() {
-                    dx[cells[f as usize] + ch] += gv;
+                // The maximum is the relu's output at the cell it came from.
+                for (ch, ((&f, &gv), &m)) in first.iter().zip(grad).zip(best).enumerate() {
+                    dx[cells[f as usize] + ch] += if relu && !(m > zero) { zero } else { gv };
                 }
             } else {
                 let inv = T::from_f64(1.0 / cells.len().max(1) as f64);
                 for &cell in cells {
-                    for (d, &gv) in dx[cell..cell + c].iter_mut().zip(grad) {
-                        *d += gv * inv;
+                    for ((d, &gv), &v) in dx[cell..cell + c].iter_mut().zip(grad).zip(&x[cell..cell + c]) {
+                        *d += if relu && !(v > zero) { zero } else { gv * inv };
                     }
                 }
             }
@@ -173,12 +178,15 @@ impl CustomOp1 for Pool2dOp {
     }
 
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op3_no_bwd(y, &dy.contiguous()?, &Pool2dGrad(self.0))?))
+        Ok(Some(x.apply_op3_no_bwd(y, &dy.contiguous()?, &Pool2dGrad { g: self.0, relu: false })?))
     }
 }
 
-/// (x, y, dy) -> dx.
-pub(crate) struct Pool2dGrad(pub(crate) Geom);
+/// (x, y, dy) -> dx; `relu`: through the relu that produced x as well.
+pub(crate) struct Pool2dGrad {
+    pub(crate) g: Geom,
+    pub(crate) relu: bool,
+}
 
 impl CustomOp3 for Pool2dGrad {
     fn name(&self) -> &'static str {
@@ -186,7 +194,7 @@ impl CustomOp3 for Pool2dGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
+        let (g, relu) = (self.g, self.relu);
         let sizes = (l1.shape().elem_count(), l2.shape().elem_count(), l3.shape().elem_count());
         if sizes != (g.x_len(), g.y_len(), g.y_len()) {
             bail!("pool2d backward: unexpected sizes {sizes:?}");
@@ -194,10 +202,10 @@ impl CustomOp3 for Pool2dGrad {
         let what = "pool2d backward";
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g))
+                CpuStorage::F32(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g, relu))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g))
+                CpuStorage::F64(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g, relu))
             }
             _ => bail!("{what}: unsupported dtypes"),
         };
@@ -275,7 +283,7 @@ mod timing {
         let mut times = Vec::new();
         for _ in 0..30 {
             let t = std::time::Instant::now();
-            std::hint::black_box(backward(&xs, &y, &y, &g));
+            std::hint::black_box(backward(&xs, &y, &y, &g, false));
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);

@@ -92,7 +92,7 @@ impl Layer for Dense {
     fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
         let relu = self.activation == Activation::Relu && !ctx.logits;
         let bias = if self.use_bias { Some(w[1].as_tensor()) } else { None };
-        let y = crate::kernels::dense::dense(&inputs[0], w[0].as_tensor(), bias, relu)?;
+        let y = crate::kernels::dense::dense(&inputs[0], w[0].as_tensor(), bias, relu, ctx.grads)?;
         if ctx.logits || relu { Ok(y) } else { self.activation.apply(&y) }
     }
 }
@@ -482,13 +482,13 @@ mod tests {
         let table = Var::from_vec(vec![0f64, 1., 10., 11., 20., 21., 30., 31.], (4, 2), &candle_core::Device::Cpu).unwrap();
         let x = Tensor::new(&[[3f64, 0.], [1., 1.]], &candle_core::Device::Cpu).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng, logits: false }).unwrap();
+        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).unwrap();
         assert_eq!(y.dims(), &[2, 2, 2]);
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![30., 31., 0., 1., 10., 11., 10., 11.]);
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(table.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![1., 1., 2., 2., 0., 0., 1., 1.]);
         let bad = Tensor::new(&[[4f64, 0.]], &candle_core::Device::Cpu).unwrap();
-        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng, logits: false }).is_err());
+        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).is_err());
     }
 
     #[test]

@@ -177,6 +177,9 @@ pub struct Ctx<'a> {
     /// leaves its activation out, so the loss can fuse softmax or sigmoid
     /// with the crossentropy. Set only for output layers.
     pub logits: bool,
+    /// Training's weight-gradient buffers (`kernels::sink`): kernels write
+    /// their weights' gradients there instead of into candle's store.
+    pub grads: Option<&'a crate::kernels::sink::Sink>,
 }
 
 /// A layer type as the spec names it.
@@ -511,7 +514,7 @@ pub mod testutil {
 
     fn run(layer: &dyn Layer, xs: &[Var], vars: &[Var], train: bool) -> Tensor {
         let mut rng = StdRng::seed_from_u64(5);
-        let mut ctx = Ctx { train, rng: &mut rng, logits: false };
+        let mut ctx = Ctx { train, rng: &mut rng, logits: false, grads: None };
         let xs: Vec<Tensor> = xs.iter().map(|v| v.as_tensor().clone()).collect();
         layer.forward(&xs, vars, &mut ctx).unwrap()
     }

@@ -318,7 +318,7 @@ mod tests {
     fn run(l: &dyn Layer, x: &[f64], dims: &[usize], w: &[Var], train: bool) -> Vec<f64> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
-        let y = l.forward(&[x], w, &mut Ctx { train, rng: &mut rng, logits: false }).unwrap();
+        let y = l.forward(&[x], w, &mut Ctx { train, rng: &mut rng, logits: false, grads: None }).unwrap();
         y.flatten_all().unwrap().to_vec1().unwrap()
     }
 

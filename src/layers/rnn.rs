@@ -218,7 +218,7 @@ impl Recurrent {
         // step's slice is contiguous.
         let xt = x.transpose(0, 1)?.contiguous()?.reshape((t * b, f))?;
         let xp = if kernels {
-            crate::kernels::dense::dense(&xt, kernel, in_bias.as_ref(), false)?
+            crate::kernels::dense::dense(&xt, kernel, in_bias.as_ref(), false, None)?
         } else {
             crate::kernels::dense::dense_plain(&xt, kernel, in_bias.as_ref(), false)?
         };
@@ -532,7 +532,7 @@ mod tests {
             shapes.iter().zip(ws).map(|(s, v)| Var::from_vec(v.to_vec(), s.shape.clone(), &Device::Cpu).unwrap()).collect();
         let x = Tensor::from_vec(x.to_vec(), (x.len() / (tf.0 * tf.1), tf.0, tf.1), &Device::Cpu).unwrap();
         let mut rng = StdRng::seed_from_u64(0);
-        let y = layer.forward(&[x], &vars, &mut Ctx { train, rng: &mut rng, logits: false }).unwrap();
+        let y = layer.forward(&[x], &vars, &mut Ctx { train, rng: &mut rng, logits: false, grads: None }).unwrap();
         y.flatten_all().unwrap().to_vec1::<f64>().unwrap()
     }
 
@@ -614,7 +614,7 @@ mod tests {
                 move |ts: &[Tensor]| {
                     // The same seed: both paths draw the same dropout masks.
                     let mut rng = StdRng::seed_from_u64(3);
-                    let mut ctx = Ctx { train: true, rng: &mut rng, logits: false };
+                    let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
                     rec.run_with(&ts[0], &ts_vars(ts), &mut ctx, fused).unwrap()
                 }
             };

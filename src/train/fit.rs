@@ -7,6 +7,7 @@ use super::metrics::{self, Metric};
 use super::optim::{Optimizer, OptimizerScalars};
 use super::progress::Progress;
 use crate::data::{Array, Split};
+use crate::kernels::sink::Sink;
 use crate::layers::{Activation, Ctx};
 use crate::model::Net;
 use candle_core::{Device, Tensor};
@@ -185,7 +186,7 @@ impl Evaluator {
 pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, rng: &mut StdRng) -> Result<Vec<(String, f64)>, TrainError> {
     let mut ev = Evaluator::new(net, cfg);
     let idx: Vec<usize> = (0..split.n).collect();
-    let mut ctx = Ctx { train: false, rng, logits: false };
+    let mut ctx = Ctx { train: false, rng, logits: false, grads: None };
     for chunk in idx.chunks(cfg.batch_size.max(256)) {
         ev.batch(net, split, chunk, &mut ctx)?;
     }
@@ -266,6 +267,8 @@ pub fn fit(
     progress: &mut dyn Progress,
 ) -> Result<FitOutcome, TrainError> {
     let mut opt = Optimizer::new(&cfg.optimizer, net.trainable_vars())?;
+    // Kernels write the weights' gradients here, the optimizer reads them.
+    let sink = Sink::new(&net.trainable_vars());
     if let Some((scalars, tensors)) = &resume.optimizer {
         opt.restore(scalars, |name| tensors.get(name).cloned()).map_err(TrainError::Resume)?;
     }
@@ -309,14 +312,14 @@ pub fn fit(
         let mut running: Vec<(String, f64)> = Vec::new();
         let mut refreshed: Option<std::time::Instant> = None;
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
-            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false };
+            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: Some(&sink) };
             let loss = ev.batch(net, train, idx, &mut ctx)?;
             let value = ev.mean_loss();
             if !value.is_finite() {
                 return Err(TrainError::Diverged { epoch, step: step + 1, value });
             }
             let grads = loss.backward()?;
-            opt.step(&grads)?;
+            opt.step_with(&grads, Some(&sink))?;
             steps += 1;
             if refreshed.is_none_or(|t| t.elapsed().as_millis() >= 100) || step + 1 == steps_per_epoch {
                 running = ev.results(net, "");

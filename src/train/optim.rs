@@ -10,6 +10,7 @@
 use crate::diag::{suggestion, Diagnostic};
 use crate::spec::args::{ArgDoc, Args};
 use crate::spec::yaml::{Node, Value};
+use crate::kernels::sink::Sink;
 use candle_core::backprop::GradStore;
 use crate::kernels::optim::{self as kernels, Pass};
 use candle_core::{Result, Tensor, Var};
@@ -435,9 +436,19 @@ impl Optimizer {
     /// One Keras step over the variables that have a gradient in `grads`.
     /// `iterations` advances even when none has.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_with(grads, None)
+    }
+
+    /// `step` with the gradients the kernels wrote into `sink` besides
+    /// candle's (summed where a variable has both).
+    pub fn step_with(&mut self, grads: &GradStore, sink: Option<&Sink>) -> Result<()> {
         let mut items: Vec<(usize, Tensor)> = Vec::with_capacity(self.vars.len());
         for (i, v) in self.vars.iter().enumerate() {
-            if let Some(g) = grads.get(v.as_tensor()) {
+            let g = match (grads.get(v.as_tensor()), sink.and_then(|s| s.take(v.as_tensor()))) {
+                (Some(a), Some(b)) => Some((a + b)?),
+                (a, b) => a.cloned().or(b),
+            };
+            if let Some(g) = g {
                 items.push((i, g.detach()));
             }
         }
