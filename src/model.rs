@@ -159,7 +159,10 @@ mod tests {
             }
             out
         };
-        assert_eq!(run(true), run(false));
+        let fused = run(true);
+        assert_eq!(fused, run(false));
+        // The second run's conv outputs and im2col matrices reuse the first's buffers.
+        assert_eq!(run(true), fused);
     }
 
     /// Every example spec runs forward, and each layer's real output shape

@@ -11,6 +11,7 @@
 //! dX = col2im(dZ @ K^T), skipped when X needs no gradient.
 //! f32 runs on the gemm crate; f64 (finite-difference tests) on a plain loop.
 
+use super::dense::Host;
 use super::gemm::{matmul, Mat};
 use candle_core::backend::BackendStorage;
 use std::cell::RefCell;
@@ -172,6 +173,11 @@ pub(crate) trait Elem: WithDType {
     fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
         f(&mut vec![Self::from_f64(0.0); n])
     }
+    /// A buffer of `n` elements with unspecified (finite or not) contents,
+    /// for outputs that are written whole.
+    fn buffer(n: usize) -> Vec<Self> {
+        vec![Self::from_f64(0.0); n]
+    }
 }
 
 /// A strided matrix view over any element type.
@@ -221,6 +227,9 @@ impl Elem for f32 {
             // Already lent out further up the stack: a fresh buffer.
             Err(_) => f(&mut vec![0.0; n]),
         })
+    }
+    fn buffer(n: usize) -> Vec<f32> {
+        spare(n)
     }
 }
 
@@ -367,12 +376,40 @@ fn sample_runs(g: &Geom) -> impl Iterator<Item = (usize, Geom)> + '_ {
 }
 
 /// The im2col matrix of a training step's forward pass, kept for its
-/// backward pass (f32 only; taken, and so freed, by the kernel gradient).
+/// backward pass (f32 only; taken by the kernel gradient, which hands the
+/// buffer back for the next step's forward pass).
 type Cols = std::sync::Arc<std::sync::Mutex<Option<Vec<f32>>>>;
+
+/// Buffers of kept im2col matrices and conv outputs, back from the backward
+/// pass. A fresh one per step costs a zero-fill of its whole size (9 MB for
+/// mnist_cnn's second conv's im2col) before the kernel writes every value.
+static SPARE: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// A buffer of `n` values: the smallest spare one that holds them, else new.
+/// Its values are whatever it held before.
+fn spare(n: usize) -> Vec<f32> {
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    let best = spare.iter().enumerate().filter(|(_, v)| v.capacity() >= n).min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i);
+    let mut v = best.map(|i| spare.swap_remove(i)).unwrap_or_default();
+    v.resize(n, 0.0);
+    v
+}
+
+/// Keeps a few buffers (two per conv layer of a small net, 64 MB in all at
+/// most); frees the rest.
+fn give_back(v: Vec<f32>) {
+    const MAX_FLOATS: usize = 16 << 20;
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    let held: usize = spare.iter().map(Vec::capacity).sum();
+    if spare.len() < 6 && held + v.capacity() <= MAX_FLOATS {
+        spare.push(v);
+    }
+}
 
 /// `keep`: build the whole batch's im2col matrix and leave it there.
 fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Option<&mut Vec<T>>) -> Vec<T> {
-    let mut y = vec![T::from_f64(0.0); g.rows() * g.f];
+    // Every value is written by a gemm that doesn't read it.
+    let mut y = T::buffer(g.rows() * g.f);
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
     if let Some(col) = keep {
         col.resize(g.rows() * g.taps(), T::from_f64(0.0));
@@ -480,7 +517,7 @@ impl CustomOp3 for Conv2dOp {
         let s = match (s1.dtype(), s2.dtype(), s3.dtype()) {
             (DType::F32, DType::F32, DType::F32) => {
                 let (x, k, b) = (slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?, slice(s3, l3, "conv2d")?);
-                let mut kept = self.cols.as_ref().map(|_| Vec::new());
+                let mut kept = self.cols.as_ref().map(|_| spare(g.rows() * g.taps()));
                 let y = forward::<f32>(x, k, b, relu, &g, kept.as_mut());
                 if let (Some(cols), Some(col)) = (&self.cols, kept) {
                     *cols.lock().unwrap_or_else(|e| e.into_inner()) = Some(col);
@@ -538,8 +575,10 @@ impl CustomOp3 for ConvPoolOp {
             CpuStorage::F64(v) => CpuStorage::F64(super::pool::forward(v, &self.pool)),
             _ => bail!("conv2d: unsupported dtype"),
         };
-        if let Some(keep) = &self.y {
-            *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(y);
+        match (&self.y, y) {
+            (Some(keep), y) => *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(y),
+            (None, CpuStorage::F32(v)) => give_back(v),
+            _ => {}
         }
         Ok((pooled, Shape::from_dims(&self.pool.out_dims())))
     }
@@ -548,6 +587,15 @@ impl CustomOp3 for ConvPoolOp {
         let g = self.conv.g;
         let dims = (g.b, g.h.out, g.w.out, g.f);
         let kept = self.y.as_ref().and_then(|y| y.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let pool_grad = super::pool::Pool2dGrad { g: self.pool, relu: self.conv.relu };
+        if let Some(CpuStorage::F32(y)) = kept {
+            // On the host: the conv output's buffer goes back for the next step.
+            let grad_res = grad_res.contiguous()?;
+            let (r, gr) = (Host::of(res)?, Host::of(&grad_res)?);
+            let dz = pool_grad.run(&y, r.slice::<f32>()?, gr.slice::<f32>()?)?;
+            give_back(y);
+            return self.conv.grads(x, k, &Tensor::from_vec(dz, dims, x.device())?);
+        }
         let y = match kept {
             Some(CpuStorage::F32(v)) => Tensor::from_vec(v, dims, x.device())?,
             Some(CpuStorage::F64(v)) => Tensor::from_vec(v, dims, x.device())?,
@@ -555,7 +603,7 @@ impl CustomOp3 for ConvPoolOp {
             _ => x.apply_op3_no_bwd(k, b, &Conv2dOp { cols: None, ..self.conv.clone() })?,
         };
         // Through the pooling and the relu in one pass.
-        let dz = y.apply_op3_no_bwd(res, &grad_res.contiguous()?, &super::pool::Pool2dGrad { g: self.pool, relu: self.conv.relu })?;
+        let dz = y.apply_op3_no_bwd(res, &grad_res.contiguous()?, &pool_grad)?;
         self.conv.grads(x, k, &dz)
     }
 }
@@ -637,6 +685,9 @@ impl CustomOp2 for GradKernel {
         check_len("conv2d output gradient", l2.shape().elem_count(), g.rows() * g.f)?;
         let kept = self.1.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).filter(|c| c.len() == g.rows() * g.taps());
         let s = dispatch2("conv2d backward", s1, l1, s2, l2, |x, dy| Ok(grad_kernel(x, dy, &g, kept.as_deref())), |x, dy| Ok(grad_kernel(x, dy, &g, None)))?;
+        if let Some(cols) = kept {
+            give_back(cols);
+        }
         Ok((s, Shape::from_dims(&[g.h.k, g.w.k, g.c, g.f])))
     }
 }
@@ -823,5 +874,24 @@ mod tests {
         assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid", false, None).is_err());
         assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same", false, None).is_err());
         assert!(Axis::new(5, 2, 1, 1, "full").is_err());
+    }
+
+    /// Outputs and im2col matrices are written whole: spare buffers full of
+    /// NaN (what a diverged step leaves) change no number.
+    #[test]
+    fn reused_buffers_hold_nothing_over() {
+        let x = Tensor::from_vec((0..2 * 12 * 12 * 3).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect::<Vec<_>>(), (2, 12, 12, 3), &Device::Cpu).unwrap();
+        let k = Var::from_tensor(&Tensor::from_vec((0..3 * 3 * 3 * 4).map(|i| (i % 7) as f32 / 7.0 - 0.5).collect::<Vec<_>>(), (3, 3, 3, 4), &Device::Cpu).unwrap()).unwrap();
+        let run = || {
+            let pool = Pool { size: [2, 2], strides: [2, 2], padding: "valid", max: true };
+            let y = conv2d(&x, k.as_tensor(), None, true, [1, 1], [1, 1], "valid", true, Some(pool)).unwrap();
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g.get(k.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        };
+        let want = run();
+        for _ in 0..3 {
+            give_back(vec![f32::NAN; 2 * 10 * 10 * 27]);
+        }
+        assert_eq!(run(), want);
     }
 }

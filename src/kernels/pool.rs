@@ -188,6 +188,18 @@ pub(crate) struct Pool2dGrad {
     pub(crate) relu: bool,
 }
 
+impl Pool2dGrad {
+    /// dx from host slices of x, y and dy.
+    pub(crate) fn run<T: WithDType>(&self, x: &[T], y: &[T], dy: &[T]) -> Result<Vec<T>> {
+        let g = self.g;
+        let sizes = (x.len(), y.len(), dy.len());
+        if sizes != (g.x_len(), g.y_len(), g.y_len()) {
+            bail!("pool2d backward: unexpected sizes {sizes:?}");
+        }
+        Ok(backward(x, y, dy, &g, self.relu))
+    }
+}
+
 impl CustomOp3 for Pool2dGrad {
     fn name(&self) -> &'static str {
         "nnrun-pool2d-grad"

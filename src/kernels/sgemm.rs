@@ -70,11 +70,12 @@ pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
 /// Whether `sgemm` beats the `gemm` crate on this product, by shape class
 /// (measured with examples/gemm_bench.rs on a 2-core Zen 3, see
 /// bench/results/2026-11-27-sgemm.md). Ours wins where its layout handling
-/// differs: A stored transposed with a moderate k (weight gradients of dense
-/// layers: 1.1-1.7x), B stored transposed (input gradients: 1.0-1.5x), tiny
+/// differs: A stored transposed with a moderate k or m >= 64 (weight
+/// gradients of dense layers: 1.1-1.7x; mnist_cnn's second conv, 288 x 7744
+/// x 64 on two threads: 1.25x, 2026-11-28), B stored transposed (input gradients: 1.0-1.5x), tiny
 /// k (conv1's im2col product, k = 9: 1.1-1.5x). The microkernels are on a
 /// par, so plain row-major products with a long k (forward passes: 0.8-1.0x),
-/// conv weight gradients (k = batch * H * W: 0.6-1.0x) and small products
+/// thin conv weight gradients (m = 9, k = batch * H * W: 0.6-1.0x) and small products
 /// (LSTM steps, the n = 10 dense layer, under 2^22 flops: 0.3-1.07x, very
 /// load-dependent) stay on the gemm crate.
 pub fn wins(a: Mat, b: Mat) -> bool {
@@ -84,7 +85,7 @@ pub fn wins(a: Mat, b: Mat) -> bool {
     }
     let a_transposed = a.rs == 1 && a.cs != 1;
     let b_transposed = b.cs != 1;
-    (a_transposed && k <= 2048) || (b_transposed && !a_transposed) || k <= 16
+    (a_transposed && (k <= 2048 || m >= 64)) || (b_transposed && !a_transposed) || k <= 16
 }
 
 /// `sgemm` whatever `wins` says (tests and benchmarks).
