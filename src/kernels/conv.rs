@@ -269,10 +269,9 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
 }
 
 /// Runs `f(sample, x of the sample, its rows of out)` for every sample, on
-/// the rayon pool when there is enough to copy. Samples touch disjoint
+/// the kernels' pool when there is enough to copy. Samples touch disjoint
 /// memory, so the result doesn't depend on the split.
 fn per_sample<T: Elem, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl Fn(usize, &X, &mut [T]) + Sync) {
-    use rayon::prelude::*;
     let per = out.len() / g.b.max(1);
     if per == 0 {
         return;
@@ -280,7 +279,7 @@ fn per_sample<T: Elem, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl
     if out.len() < 1 << 16 {
         out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, x, o));
     } else {
-        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, x, o));
+        super::par::pieces(out, per, |i, o| f(i, x, o));
     }
 }
 

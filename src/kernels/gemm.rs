@@ -31,18 +31,6 @@ impl<'a> Mat<'a> {
     }
 }
 
-fn parallelism(flops: usize) -> Parallelism {
-    let threads = rayon_threads();
-    // Small products cost more to fan out than to compute.
-    if threads > 1 && flops >= 1 << 18 { Parallelism::Rayon(threads) } else { Parallelism::None }
-}
-
-/// Read once: candle's get_num_threads parses /proc/cpuinfo on every call
-/// unless RAYON_NUM_THREADS is set.
-fn rayon_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(candle_core::utils::get_num_threads)
-}
 
 /// Checks the shapes and handles empty products; false: nothing is left to do.
 fn prepare(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> bool {
@@ -63,7 +51,7 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         return;
     }
     // Our kernel where it measured faster, else the gemm crate.
-    if super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, rayon_threads()) {
+    if super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, super::par::threads()) {
         return;
     }
     matmul_gemm_crate(dst, a, b, accumulate);
@@ -77,29 +65,47 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         return;
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    // SAFETY: bounds of all three views are checked above; dst is exclusive.
+    // Small products cost more to fan out than to compute.
+    let parts = if 2 * m * n * k >= 1 << 18 { 2 } else { 1 };
+    // Two halves of C (rows or columns), each the crate's single-thread
+    // product, on the kernels' pool. Always two halves, whatever the thread
+    // count, so the bits don't depend on it.
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let job = |i: usize| {
+        let (lo, hi) = (len * i / parts, len * (i + 1) / parts);
+        if lo == hi {
+            return;
+        }
+        let c = dst_ptr.get();
+        // SAFETY: the views were bounds-checked by prepare; the parts write
+        // disjoint rows (columns) of dst, which is borrowed mutably.
+        unsafe {
+            if by_rows {
+                raw(c.add(lo * n), n, (hi - lo, k, n), (a.data.as_ptr().add(lo * a.rs), a.rs, a.cs), (b.data.as_ptr(), b.rs, b.cs), accumulate);
+            } else {
+                raw(c.add(lo), n, (m, k, hi - lo), (a.data.as_ptr(), a.rs, a.cs), (b.data.as_ptr().add(lo * b.cs), b.rs, b.cs), accumulate);
+            }
+        }
+    };
+    super::par::run(parts, super::par::threads(), &job);
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: shared only by the parts of one product, which write disjoint parts.
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The gemm crate, one thread: C (row stride `crs`) = (acc ? C : 0) + A B;
+/// A and B as (pointer, row stride, column stride).
+unsafe fn raw(c: *mut f32, crs: usize, (m, k, n): (usize, usize, usize), a: (*const f32, usize, usize), b: (*const f32, usize, usize), accumulate: bool) {
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(2 * m * n * k),
-        );
+        gemm::gemm(m, n, k, c, 1, crs as isize, accumulate, a.0, a.2 as isize, a.1 as isize, b.0, b.2 as isize, b.1 as isize, 1.0, 1.0, false, false, false, Parallelism::None);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod dense;
 pub mod gemm;
 pub mod loss;
 pub mod optim;
+pub mod par;
 pub mod pool;
 pub mod rnn;
 pub mod sgemm;

@@ -171,8 +171,10 @@ impl Pass {
             // the copy traffic outweighs waking the pool (a 784x512 kernel).
             const PIECE: usize = 1 << 16;
             if dst.len() >= 2 * PIECE {
-                use rayon::prelude::*;
-                dst.par_chunks_mut(PIECE).zip(a.par_chunks(PIECE)).zip(b.par_chunks(PIECE)).for_each(|((d, a), b)| p.run_fast(d, a, b));
+                super::par::pieces(dst, PIECE, |i, d| {
+                    let at = i * PIECE;
+                    p.run_fast(d, &a[at..at + d.len()], &b[at..at + d.len()])
+                });
             } else {
                 p.run_fast(dst, a, b);
             }
@@ -243,7 +245,7 @@ mod tests {
     #[test]
     fn passes_equal_the_candle_op_formulas_bit_for_bit() {
         for dt in [DType::F32, DType::F64] {
-            // 300k: split across the rayon pool.
+            // 300k: split across the kernels' pool.
             for n in [1usize, 7, 1000, 300_000] {
                 let d = random(&[n], 1, dt);
                 let a = random(&[n], 2, dt);

@@ -72,11 +72,10 @@ impl Geom {
         }
     }
 
-    /// Runs `f(sample, its slice of out)` for every sample, on the rayon
+    /// Runs `f(sample, its slice of out)` for every sample, on the kernels'
     /// pool when there is enough work: samples never share a window, so the
     /// result is the same however they are split.
     fn per_sample<T: Send>(&self, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
-        use rayon::prelude::*;
         let per = out.len() / self.b.max(1);
         if per == 0 {
             return;
@@ -84,7 +83,7 @@ impl Geom {
         if out.len() < 1 << 15 {
             out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
         } else {
-            out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+            super::par::pieces(out, per, f);
         }
     }
 }

@@ -218,7 +218,7 @@ impl Recurrent {
         // step's slice is contiguous.
         let xt = x.transpose(0, 1)?.contiguous()?.reshape((t * b, f))?;
         let xp = if kernels {
-            crate::kernels::dense::dense(&xt, kernel, in_bias.as_ref(), false, None)?
+            crate::kernels::dense::dense(&xt, kernel, in_bias.as_ref(), false, ctx.grads)?
         } else {
             crate::kernels::dense::dense_plain(&xt, kernel, in_bias.as_ref(), false)?
         };
