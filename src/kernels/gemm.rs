@@ -65,8 +65,9 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         return;
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    // Small products cost more to fan out than to compute.
-    let parts = if 2 * m * n * k >= 1 << 18 { 2 } else { 1 };
+    // Small products cost more to fan out than to compute (LSTM steps,
+    // 32 x 128 x 32: waking the helper dozens of times a step).
+    let parts = if 2 * m * n * k >= 1 << 20 { 2 } else { 1 };
     // Two halves of C (rows or columns), each the crate's single-thread
     // product, on the kernels' pool. Always two halves, whatever the thread
     // count, so the bits don't depend on it.
