@@ -411,6 +411,10 @@ def main():
         # a smoke run never overwrites the day's real results
         suffix = "-smoke" if a.smoke else ""
         base = os.path.join(ROOT, "bench", "results", f"{day}-{meta['machine_slug']}{suffix}")
+        # nor an earlier run of the same day: -2, -3, ...
+        n, first = 2, base
+        while os.path.exists(base + ".jsonl") or os.path.exists(base + ".md"):
+            base, n = f"{first}-{n}", n + 1
         os.makedirs(os.path.dirname(base), exist_ok=True)
         with open(base + ".jsonl", "w") as fh:
             for l in lines:
