@@ -31,7 +31,6 @@ impl<'a> Mat<'a> {
     }
 }
 
-
 /// Checks the shapes and handles empty products; false: nothing is left to do.
 fn prepare(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -65,14 +64,14 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         return;
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    // Small products cost more to fan out than to compute (LSTM steps,
-    // 32 x 128 x 32: waking the helper dozens of times a step).
-    let parts = if 2 * m * n * k >= 1 << 20 { 2 } else { 1 };
-    // Two halves of C (rows or columns), each the crate's single-thread
-    // product, on the kernels' pool. Always two halves, whatever the thread
-    // count, so the bits don't depend on it.
+    // One part of C (rows or columns) per thread, each the crate's
+    // single-thread product, on the kernels' pool. Small products cost more
+    // to fan out than to compute (LSTM steps, 32 x 128 x 32: waking the
+    // helper dozens of times a step).
+    let threads = super::par::threads();
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
+    let parts = if 2 * m * n * k >= 1 << 20 { threads.clamp(1, len) } else { 1 };
     let dst_ptr = SendPtr(dst.as_mut_ptr());
     let job = |i: usize| {
         let (lo, hi) = (len * i / parts, len * (i + 1) / parts);
@@ -90,7 +89,7 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
             }
         }
     };
-    super::par::run(parts, super::par::threads(), &job);
+    super::par::run(parts, threads, &job);
 }
 
 struct SendPtr(*mut f32);
