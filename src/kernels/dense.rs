@@ -266,13 +266,15 @@ fn dense_bwd<T: Real>(
 ) -> Option<Vec<T>> {
     T::matmul(dw.0, View::new(x, rows, k).t(), View::new(gz, rows, n), dw.1);
     if let Some((db, accumulate)) = db {
-        if !accumulate {
-            db.fill(T::zero());
-        }
+        // This op's sum first, then onto what is there: candle's order.
+        let mut sum = vec![T::zero(); n];
         for r in gz.chunks_exact(n.max(1)) {
-            for (d, &v) in db.iter_mut().zip(r) {
+            for (d, &v) in sum.iter_mut().zip(r) {
                 *d += v;
             }
+        }
+        for (d, s) in db.iter_mut().zip(sum) {
+            *d = if accumulate { *d + s } else { s };
         }
     }
     input_grad.then(|| {
@@ -485,8 +487,9 @@ mod tests {
     }
 
     /// With a sink, the weights' gradients land there (summed over both uses
-    /// of a shared layer), bit for bit what candle's store gets without one,
-    /// and candle's store gets none.
+    /// of a shared layer), bit for bit what candle's store gets without one
+    /// (at sizes where the product's depth fits one sgemm block), and
+    /// candle's store gets none.
     #[test]
     fn sink_takes_the_weight_gradients_candle_would_get() {
         for bias in [false, true] {

@@ -6,7 +6,9 @@
 //! freshly allocated result. With a sink, a kernel writes its weight gradient
 //! straight into a buffer kept from step to step, tells candle it has none,
 //! and the optimizer takes it from here. A weight that a kernel writes twice
-//! in a step (a shared layer) gets the sum, as in candle.
+//! in a step (a shared layer) gets the sum, as in candle (a deep product
+//! may associate that sum differently: sgemm adds each depth block into
+//! the buffer).
 //!
 //! Only `fit` makes a sink, for the trainable variables; everything else
 //! (tests, other devices, candle-op layers) keeps candle's gradients.
