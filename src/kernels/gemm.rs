@@ -72,7 +72,7 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
     let parts = if 2 * m * n * k >= 1 << 20 { threads.clamp(1, len) } else { 1 };
-    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let dst_ptr = super::par::SendPtr(dst.as_mut_ptr());
     let job = |i: usize| {
         let (lo, hi) = (len * i / parts, len * (i + 1) / parts);
         if lo == hi {
@@ -90,15 +90,6 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         }
     };
     super::par::run(parts, threads, &job);
-}
-
-struct SendPtr(*mut f32);
-// SAFETY: shared only by the parts of one product, which write disjoint parts.
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// The gemm crate, one thread: C (row stride `crs`) = (acc ? C : 0) + A B;

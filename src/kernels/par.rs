@@ -160,11 +160,11 @@ pub fn threads() -> usize {
 
 /// A raw pointer handed to the parts of one job, each of which touches only
 /// its own elements.
-struct SendPtr<T>(*mut T);
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 // SAFETY: shared between the parts of one `run`, which write disjoint ranges.
 unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
-    fn get(&self) -> *mut T {
+    pub(crate) fn get(&self) -> *mut T {
         self.0
     }
 }
