@@ -205,19 +205,11 @@ impl CustomOp3 for Pool2dGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (g, relu) = (self.g, self.relu);
-        let sizes = (l1.shape().elem_count(), l2.shape().elem_count(), l3.shape().elem_count());
-        if sizes != (g.x_len(), g.y_len(), g.y_len()) {
-            bail!("pool2d backward: unexpected sizes {sizes:?}");
-        }
+        let g = self.g;
         let what = "pool2d backward";
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g, relu))
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(backward(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?, &g, relu))
-            }
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?)?),
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?)?),
             _ => bail!("{what}: unsupported dtypes"),
         };
         Ok((out, Shape::from_dims(&[g.b, g.h.len, g.w.len, g.c])))
