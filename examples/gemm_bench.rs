@@ -9,7 +9,7 @@
 //! sample by sample; the median GFLOP/s of each is printed, and which one
 //! `kernels::gemm::matmul` uses for that shape (`sgemm::wins`).
 
-use nnrun::kernels::gemm::{matmul_gemm_crate, Mat};
+use nnrun::kernels::gemm::{Mat, matmul_gemm_crate};
 use nnrun::kernels::sgemm;
 use std::time::Instant;
 

@@ -45,13 +45,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>, pos: Pos, path: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            message: message.into(),
-            pos,
-            path: path.into(),
-            hint: None,
-        }
+        Diagnostic { severity: Severity::Error, message: message.into(), pos, path: path.into(), hint: None }
     }
     pub fn warning(message: impl Into<String>, pos: Pos, path: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message, pos, path) }
@@ -82,13 +76,7 @@ pub struct DiagnosticJson<'a> {
 impl<'a> From<&'a Diagnostic> for DiagnosticJson<'a> {
     fn from(d: &'a Diagnostic) -> Self {
         let known = d.pos.is_known();
-        DiagnosticJson {
-            message: &d.message,
-            line: known.then_some(d.pos.line),
-            column: known.then_some(d.pos.col),
-            path: &d.path,
-            hint: d.hint.as_deref(),
-        }
+        DiagnosticJson { message: &d.message, line: known.then_some(d.pos.line), column: known.then_some(d.pos.col), path: &d.path, hint: d.hint.as_deref() }
     }
 }
 
@@ -166,8 +154,7 @@ pub fn suggestion(word: &str, candidates: &[&str]) -> Option<String> {
     if let Some(m) = did_you_mean(word, candidates.iter().copied()) {
         return Some(format!("did you mean '{m}'?"));
     }
-    (candidates.len() <= 16 && !candidates.is_empty())
-        .then(|| format!("expected one of: {}", candidates.join(", ")))
+    (candidates.len() <= 16 && !candidates.is_empty()).then(|| format!("expected one of: {}", candidates.join(", ")))
 }
 
 #[cfg(test)]
@@ -177,13 +164,9 @@ mod tests {
     #[test]
     fn renders_caret_under_token() {
         let src = "model:\n  layers:\n    - type: Dense\n      units: 0\n";
-        let d = Diagnostic::error("bad units", Pos::new(4, 14, 1), "model.layers[0].units")
-            .with_hint("use a positive number");
+        let d = Diagnostic::error("bad units", Pos::new(4, 14, 1), "model.layers[0].units").with_hint("use a positive number");
         let text = render(&d, "s.yaml", src, Style::default());
-        assert_eq!(
-            text,
-            "error: bad units\n --> s.yaml:4:14\n  |\n4 |       units: 0\n  |              ^\nhint: use a positive number\n"
-        );
+        assert_eq!(text, "error: bad units\n --> s.yaml:4:14\n  |\n4 |       units: 0\n  |              ^\nhint: use a positive number\n");
     }
 
     #[test]

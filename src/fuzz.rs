@@ -45,7 +45,8 @@ pub fn checkpoint(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// The model of the checkpoint seeds (specs/iris_named.yaml's).
-const CHECKPOINT_SPEC: &str = "model: {input_shape: [4], layers: [{type: Dense, units: 16, activation: relu}, {type: Dropout, rate: 0.1}, {type: Dense, units: 3, activation: softmax}]}";
+const CHECKPOINT_SPEC: &str =
+    "model: {input_shape: [4], layers: [{type: Dense, units: 16, activation: relu}, {type: Dropout, rate: 0.1}, {type: Dense, units: 3, activation: softmax}]}";
 
 /// Model specs whose data files the fuzzer replaces: `{file}` is the name.
 const CSV_SPECS: [&str; 3] = [

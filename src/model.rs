@@ -2,7 +2,7 @@
 //! forward pass over the layers in topological order.
 
 use crate::graph::{Model, Src};
-use crate::layers::{init, Activation, Ctx};
+use crate::layers::{Activation, Ctx, init};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
@@ -121,9 +121,7 @@ impl Net {
             .layers
             .iter()
             .zip(&self.vars)
-            .flat_map(|(node, vars)| {
-                node.weights.iter().zip(vars).map(move |(w, v)| (format!("{}.{}", node.name, w.name), v.as_tensor().clone()))
-            })
+            .flat_map(|(node, vars)| node.weights.iter().zip(vars).map(move |(w, v)| (format!("{}.{}", node.name, w.name), v.as_tensor().clone())))
             .collect()
     }
 }
@@ -151,7 +149,8 @@ mod tests {
         let x = Tensor::from_vec((0..3 * 180).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect::<Vec<_>>(), (3, 9, 10, 2), &Device::Cpu).unwrap();
         let run = |fuse: bool| {
             let mut rng = StdRng::seed_from_u64(1);
-            let y = net.forward_with(std::slice::from_ref(&x), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }, &[], fuse).unwrap().remove(0);
+            let y =
+                net.forward_with(std::slice::from_ref(&x), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }, &[], fuse).unwrap().remove(0);
             let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             let mut out = vec![y.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
             for v in net.vars.iter().flatten() {

@@ -106,7 +106,8 @@ pub fn render(runs: &[(String, History)]) -> Result<String, PlotError> {
     }
     panels.retain(|&f| {
         f != "learning_rate" || {
-            let vals: Vec<f64> = runs.iter().flat_map(|(_, h)| h.columns.iter().enumerate().filter(|(_, n)| *n == f).flat_map(|(c, _)| h.series(c))).map(|p| p.1).collect();
+            let vals: Vec<f64> =
+                runs.iter().flat_map(|(_, h)| h.columns.iter().enumerate().filter(|(_, n)| *n == f).flat_map(|(c, _)| h.series(c))).map(|p| p.1).collect();
             vals.iter().any(|v| *v != vals[0])
         }
     });
@@ -188,11 +189,15 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, family_nam
     for (text, colour, dashed, pts) in lines {
         let style = colour.stroke_width(2);
         if dashed {
-            chart.draw_series(DashedLineSeries::new(pts, 6, 4, style)).map_err(draw_err)?
+            chart
+                .draw_series(DashedLineSeries::new(pts, 6, 4, style))
+                .map_err(draw_err)?
                 .label(text)
                 .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 20, y)], 6, 4, style));
         } else {
-            chart.draw_series(LineSeries::new(pts, style)).map_err(draw_err)?
+            chart
+                .draw_series(LineSeries::new(pts, style))
+                .map_err(draw_err)?
                 .label(text)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }

@@ -7,14 +7,8 @@ use crate::spec::args::Args;
 use crate::spec::training::LOSSES;
 use std::fmt::Write as _;
 
-const FAMILIES: &[(&str, &str)] = &[
-    ("core", "Core"),
-    ("conv", "Convolution"),
-    ("pooling", "Pooling"),
-    ("norm", "Normalization"),
-    ("rnn", "Recurrent"),
-    ("merge", "Merging"),
-];
+const FAMILIES: &[(&str, &str)] =
+    &[("core", "Core"), ("conv", "Convolution"), ("pooling", "Pooling"), ("norm", "Normalization"), ("rnn", "Recurrent"), ("merge", "Merging")];
 
 /// Markdown listing every layer with its arguments and Keras defaults.
 pub fn layers_markdown() -> String {

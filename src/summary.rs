@@ -2,7 +2,7 @@
 
 use crate::diag::{Diagnostic, DiagnosticJson, Severity};
 use crate::graph::{Model, Src};
-use crate::layers::{fmt_shape, Shape};
+use crate::layers::{Shape, fmt_shape};
 use serde::Serialize;
 
 /// f32 weights.
@@ -51,9 +51,8 @@ pub fn text(model: &Model) -> String {
     };
     // Param # is right-aligned, the rest left-aligned.
     let line = |cells: &[String], bar: &str| {
-        let parts: Vec<String> = (0..ncol)
-            .map(|i| if i == 2 { format!(" {:>w$} ", cells[i], w = width[i]) } else { format!(" {:<w$} ", cells[i], w = width[i]) })
-            .collect();
+        let parts: Vec<String> =
+            (0..ncol).map(|i| if i == 2 { format!(" {:>w$} ", cells[i], w = width[i]) } else { format!(" {:<w$} ", cells[i], w = width[i]) }).collect();
         format!("{bar}{}{bar}\n", parts.join(bar))
     };
 

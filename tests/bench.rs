@@ -7,17 +7,48 @@ use serde_json::Value;
 use std::process::Command;
 
 const RUN_KEYS: &[&str] = &[
-    "workload", "spec", "rep", "seed", "threads", "epochs", "batch_size", "n_train", "train_seconds", "fit_seconds",
-    "between_epochs_seconds", "train_samples_per_s", "fit_samples_per_s", "steady_samples_per_s", "first_epoch_seconds",
-    "metric", "metric_value", "final_train_loss", "peak_rss_mb", "process_wall_seconds", "cpu_seconds", "cpu_util",
+    "workload",
+    "spec",
+    "rep",
+    "seed",
+    "threads",
+    "epochs",
+    "batch_size",
+    "n_train",
+    "train_seconds",
+    "fit_seconds",
+    "between_epochs_seconds",
+    "train_samples_per_s",
+    "fit_samples_per_s",
+    "steady_samples_per_s",
+    "first_epoch_seconds",
+    "metric",
+    "metric_value",
+    "final_train_loss",
+    "peak_rss_mb",
+    "process_wall_seconds",
+    "cpu_seconds",
+    "cpu_util",
     "rss_source",
 ];
 const POSITIVE_RUN_KEYS: &[&str] =
     &["n_train", "train_seconds", "fit_seconds", "train_samples_per_s", "fit_samples_per_s", "first_epoch_seconds", "peak_rss_mb", "process_wall_seconds"];
 const SUMMARY_KEYS: &[&str] = &[
-    "workload", "runs", "train_samples_per_s", "steady_samples_per_s", "metric", "metric_value", "peak_rss_mb",
-    "process_wall_seconds", "peers", "best_peer", "best_peer_train_samples_per_s", "ratio_train_vs_best_peer",
-    "ratio_steady_vs_best_peer", "least_peer_rss_mb", "ratio_rss_vs_least_peer",
+    "workload",
+    "runs",
+    "train_samples_per_s",
+    "steady_samples_per_s",
+    "metric",
+    "metric_value",
+    "peak_rss_mb",
+    "process_wall_seconds",
+    "peers",
+    "best_peer",
+    "best_peer_train_samples_per_s",
+    "ratio_train_vs_best_peer",
+    "ratio_steady_vs_best_peer",
+    "least_peer_rss_mb",
+    "ratio_rss_vs_least_peer",
 ];
 const STARTUP_KEYS: &[&str] = &["validate_ms_median", "validate_ms_min", "help_ms_median", "help_ms_min"];
 
@@ -67,7 +98,8 @@ fn smoke_run_prints_the_documented_json_lines() {
         let value = run["metric_value"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&value) && run[metric].as_f64() == Some(value), "{line}");
         // One epoch: the training time is that epoch, and the process outlives it.
-        let (train, first, wall) = (run["train_seconds"].as_f64().unwrap(), run["first_epoch_seconds"].as_f64().unwrap(), run["process_wall_seconds"].as_f64().unwrap());
+        let (train, first, wall) =
+            (run["train_seconds"].as_f64().unwrap(), run["first_epoch_seconds"].as_f64().unwrap(), run["process_wall_seconds"].as_f64().unwrap());
         assert!((train - first).abs() < 1e-3 && train < wall, "{line}");
     }
 

@@ -54,7 +54,11 @@ fn write_data(dir: &Path, stem: &str, n: usize, seed: u64) -> Vec<String> {
         labels.push(toks.iter().map(|&t| TOKENS[t]).collect::<Vec<_>>().join(" "));
     }
     std::fs::write(dir.join(format!("{stem}-images.idx")), idx3(n, &pixels)).unwrap();
-    std::fs::write(dir.join(format!("{stem}-labels.csv")), format!("id,text\n{}", labels.iter().enumerate().map(|(i, l)| format!("{i},{l}\n")).collect::<String>())).unwrap();
+    std::fs::write(
+        dir.join(format!("{stem}-labels.csv")),
+        format!("id,text\n{}", labels.iter().enumerate().map(|(i, l)| format!("{i},{l}\n")).collect::<String>()),
+    )
+    .unwrap();
     labels
 }
 
@@ -97,7 +101,8 @@ fn trains_predicts_and_evaluates_token_sequences() {
     let l = losses(&out);
     assert_eq!(l.len(), 25, "{out}");
     assert!(l[24] < l[0] / 4.0, "the loss falls: {l:?}");
-    let test_acc: f64 = out.lines().find(|l| l.starts_with("Test")).unwrap().split("test_sequence_accuracy: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let test_acc: f64 =
+        out.lines().find(|l| l.starts_with("Test")).unwrap().split("test_sequence_accuracy: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(test_acc >= 0.9, "{out}");
 
     // predict: one decoded string per image, in the labels' own form.
@@ -128,7 +133,16 @@ fn trains_predicts_and_evaluates_token_sequences() {
     assert!((v["sequence_accuracy"].as_f64().unwrap() - right as f64 / 60.0).abs() < 1e-9, "{ev}");
     assert!((v["sequence_accuracy"].as_f64().unwrap() - test_acc).abs() < 1e-4, "{ev}");
     assert!(v["cer"].as_f64().unwrap() < 0.1, "{ev}");
-    let (code, ev, err) = nnrun(&["evaluate", model.to_str().unwrap(), "--data", images.to_str().unwrap(), "--labels", dir.join("test-labels.csv").to_str().unwrap(), "--beam-width", "3"]);
+    let (code, ev, err) = nnrun(&[
+        "evaluate",
+        model.to_str().unwrap(),
+        "--data",
+        images.to_str().unwrap(),
+        "--labels",
+        dir.join("test-labels.csv").to_str().unwrap(),
+        "--beam-width",
+        "3",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(ev.contains("sequence_accuracy: ") && ev.contains("cer: "), "{ev}");
 }
@@ -181,7 +195,10 @@ fn data_errors_and_the_time_axis_warning() {
     let spec = spec(&dir, "{type: Dense, units: 3, activation: softmax}", "");
     let (code, _, err) = nnrun(&["train", spec.to_str().unwrap(), "--out", dir.join("r2").to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("column 'text' holds 3 distinct tokens (1, 2, 3) but output 'dense_1' has 3 classes, one of them the ctc blank; give it 4 units"), "{err}");
+    assert!(
+        err.contains("column 'text' holds 3 distinct tokens (1, 2, 3) but output 'dense_1' has 3 classes, one of them the ctc blank; give it 4 units"),
+        "{err}"
+    );
 
     // A target longer than 24 steps allow: warned when the data is known;
     // the loss is infinite unless zero_infinity skips such samples.

@@ -7,7 +7,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -90,7 +90,8 @@ fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {
             }
             3 => {
                 let i = at(rng, b.len());
-                let v: [u8; 8] = *[u64::MAX, u32::MAX as u64, 1 << 40, 0, 0x7fff_ffff_0000_0000].get(rng.random_range(0..5)).unwrap().to_le_bytes().as_array().unwrap();
+                let v: [u8; 8] =
+                    *[u64::MAX, u32::MAX as u64, 1 << 40, 0, 0x7fff_ffff_0000_0000].get(rng.random_range(0..5)).unwrap().to_le_bytes().as_array().unwrap();
                 let big_endian = rng.random_bool(0.5);
                 for (k, x) in v.iter().enumerate() {
                     if let Some(dst) = b.get_mut(i + k) {

@@ -159,7 +159,8 @@ fn windowed_model_forecasts_after_each_window() {
     let (header, rows) = predict(&model, "data/timeseries/sunspots.csv", &[]);
     assert_eq!(header, ["line", "prediction"]);
     // 309 yearly values give 298 windows of 12; the first ends on line 13.
-    let series: Vec<f64> = std::fs::read_to_string("data/timeseries/sunspots.csv").unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    let series: Vec<f64> =
+        std::fs::read_to_string("data/timeseries/sunspots.csv").unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     assert_eq!(rows.len(), series.len() - 12 + 1);
     assert_eq!(rows[0][0], "13");
     assert_eq!(rows.last().unwrap()[0], (series.len() + 1).to_string());

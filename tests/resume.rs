@@ -96,15 +96,8 @@ fn early_stopping_stops_and_restores_the_best_weights() {
 #[test]
 fn a_missing_monitor_warns_once() {
     let dir = out_dir("warn");
-    let stdout = ok(&[
-        "specs/iris_named.yaml",
-        "--epochs",
-        "3",
-        "--out",
-        dir.to_str().unwrap(),
-        "--set",
-        "training.callbacks=[{type: EarlyStopping, patience: 1}]",
-    ]);
+    let stdout =
+        ok(&["specs/iris_named.yaml", "--epochs", "3", "--out", dir.to_str().unwrap(), "--set", "training.callbacks=[{type: EarlyStopping, patience: 1}]"]);
     assert_eq!(stdout.matches("warning: EarlyStopping monitors `val_loss`").count(), 1, "{stdout}");
     assert!(stdout.contains("no validation data"), "{stdout}");
 }

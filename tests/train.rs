@@ -130,12 +130,8 @@ fn json_log_lines() {
 #[test]
 fn divergence_stops_with_a_clear_message() {
     let dir = out_dir("nan");
-    let (code, _, stderr) = train(&[
-        "specs/sunspots_lstm.yaml",
-        "--epochs", "3",
-        "--set", "training.optimizer={type: sgd, learning_rate: 1.0e30}",
-        "--out", dir.to_str().unwrap(),
-    ]);
+    let (code, _, stderr) =
+        train(&["specs/sunspots_lstm.yaml", "--epochs", "3", "--set", "training.optimizer={type: sgd, learning_rate: 1.0e30}", "--out", dir.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("training diverged"), "{stderr}");
     assert!(stderr.contains("hint: lower the learning rate"), "{stderr}");
@@ -171,7 +167,10 @@ fn cuda_without_the_feature_is_a_clear_error() {
     }
     let (code, _, stderr) = train(&["specs/breast_cancer.yaml", "--device", "cuda", "--out", out_dir("cuda").to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("error: --device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda`"), "{stderr}");
+    assert!(
+        stderr.contains("error: --device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda`"),
+        "{stderr}"
+    );
     let (code, _, stderr) = nnrun(&["predict", "no-such-model.safetensors", "--input", "x.csv", "--device", "cuda"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("built without CUDA support"), "{stderr}");

@@ -90,8 +90,7 @@ fn keras_parameter_counts() {
 fn json_has_the_documented_keys() {
     let (code, out) = run(&["validate", "--format", "json", "specs/mnist_cnn.yaml", "tests/specs/typos.yaml"]);
     assert_eq!(code, 1);
-    let lines: Vec<serde_json::Value> =
-        out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "one JSON object per spec file, one per line");
     for v in &lines {
         for key in ["valid", "layers", "total_params", "trainable_params", "non_trainable_params", "errors", "warnings"] {

@@ -5,14 +5,14 @@ use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
 use crate::artifact::{self, ArtifactError, Restored};
 use crate::data::{self, DataError, Split};
 use crate::layers::Ctx;
-use crate::spec::data::{resolve, SourceSpec};
 use crate::spec::Named;
+use crate::spec::data::{SourceSpec, resolve};
 use crate::train::config::{self, TrainConfig};
 use crate::train::fit;
 use crate::train::losses::Loss;
 use candle_core::{DType, Tensor};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +139,13 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
     let files = |s: &SourceSpec| s.paths().iter().map(|p| resolve(&spec_dir, &p.name).display().to_string()).collect::<Vec<_>>().join(" and ");
     // Training's paths are relative to where it ran.
     let located = |e: DataError| match e {
-        DataError::Open { .. } => (EXIT_INVALID, format!("{e}\nhint: the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE", spec_dir.display())),
+        DataError::Open { .. } => (
+            EXIT_INVALID,
+            format!(
+                "{e}\nhint: the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE",
+                spec_dir.display()
+            ),
+        ),
         e => invalid(e),
     };
     warn_changed(r, spec, &spec_dir);
@@ -153,7 +159,9 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
         let limit = r.file.metadata.get("nnrun.limit").and_then(|s| s.parse().ok());
         let p = data::load(spec, &spec_dir, &io, seed, limit).map_err(located)?;
         if p.prep != r.prep {
-            eprintln!("warning: the training data differs from when the model was trained (other statistics or classes); the test split may not be the one training held out");
+            eprintln!(
+                "warning: the training data differs from when the model was trained (other statistics or classes); the test split may not be the one training held out"
+            );
         }
         let limited = limit.map_or(String::new(), |n: usize| format!(" (first {n} samples)"));
         let what = format!("the test split (test_split {} of {}{limited}, seed {seed})", spec.test_split, files(&spec.train));

@@ -41,7 +41,15 @@ fn name_of(v: &impl serde::Serialize) -> String {
 
 /// Training values first, then validation, then test; names sorted within.
 fn metric_order(key: &str) -> (u8, &str) {
-    let group = if key.starts_with("val_") { 1 } else if key.starts_with("test_") { 2 } else if key == "learning_rate" { 3 } else { 0 };
+    let group = if key.starts_with("val_") {
+        1
+    } else if key.starts_with("test_") {
+        2
+    } else if key == "learning_rate" {
+        3
+    } else {
+        0
+    };
     (group, key)
 }
 
@@ -56,7 +64,14 @@ pub fn text(r: &Restored) -> String {
     }
 
     let p = &r.prep;
-    let _ = writeln!(s, "\nPreprocessing:\n  source: {}, scale: {}, normalize: {}, missing: {}", name_of(&p.source), p.scale, name_of(&p.normalize), name_of(&p.missing));
+    let _ = writeln!(
+        s,
+        "\nPreprocessing:\n  source: {}, scale: {}, normalize: {}, missing: {}",
+        name_of(&p.source),
+        p.scale,
+        name_of(&p.normalize),
+        name_of(&p.missing)
+    );
     if let Some(w) = &p.window {
         let _ = writeln!(s, "  window: {} values of column '{}'", w.size, w.column);
     }

@@ -77,7 +77,8 @@ impl DeviceArg {
         match self {
             DeviceArg::Cpu => Ok(candle_core::Device::Cpu),
             DeviceArg::Cuda if !cfg!(feature = "cuda") => {
-                Err("--device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit)".into())
+                Err("--device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit)"
+                    .into())
             }
             DeviceArg::Cuda => candle_core::Device::new_cuda(0).map_err(|e| format!("--device cuda: cannot open GPU 0: {e}")),
         }

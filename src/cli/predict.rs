@@ -61,7 +61,8 @@ pub fn run(args: &Args) -> u8 {
 
 fn predict(args: &Args) -> Result<(), Fail> {
     let device = args.device.open().map_err(|e| Fail(EXIT_IO, e))?;
-    let r = artifact::restore(&args.model, &device).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let r =
+        artifact::restore(&args.model, &device).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
     let prep = &r.prep;
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
@@ -110,10 +111,27 @@ fn predict(args: &Args) -> Result<(), Fail> {
 
 /// Raw samples, a batch at a time: per model input, `n * width` values.
 enum Reader {
-    Csv { rdr: csv::Reader<std::fs::File>, file: String, headers: Vec<String>, cols: Vec<Vec<usize>>, fill: bool },
-    Idx { stream: data::idx::Stream<Box<dyn std::io::Read>> },
+    Csv {
+        rdr: csv::Reader<std::fs::File>,
+        file: String,
+        headers: Vec<String>,
+        cols: Vec<Vec<usize>>,
+        fill: bool,
+    },
+    Idx {
+        stream: data::idx::Stream<Box<dyn std::io::Read>>,
+    },
     /// Sliding windows over one column; `lines` holds each window's last line.
-    Window { rdr: csv::Reader<std::fs::File>, file: String, column: String, col: usize, missing: Missing, size: usize, recent: std::collections::VecDeque<f32>, lines: Vec<usize> },
+    Window {
+        rdr: csv::Reader<std::fs::File>,
+        file: String,
+        column: String,
+        col: usize,
+        missing: Missing,
+        size: usize,
+        recent: std::collections::VecDeque<f32>,
+        lines: Vec<usize>,
+    },
 }
 
 fn csv_fail(file: &str, e: csv::Error) -> Fail {
@@ -236,7 +254,10 @@ impl Reader {
                     }
                 }
                 if n == 0 && recent.len() < *size {
-                    return Err(invalid(format!("{file}: {} values of column '{column}' make no window; the model forecasts from {size} consecutive values", recent.len())));
+                    return Err(invalid(format!(
+                        "{file}: {} values of column '{column}' make no window; the model forecasts from {size} consecutive values",
+                        recent.len()
+                    )));
                 }
                 Ok((n, vec![out]))
             }

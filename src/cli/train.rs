@@ -1,17 +1,17 @@
 //! `nnrun train`: lower the spec, load its data, fit, and write the run directory.
 
-use crate::train::losses::Loss;
-use super::{color_for, EXIT_INVALID, EXIT_IO, EXIT_OK};
+use super::{EXIT_INVALID, EXIT_IO, EXIT_OK, color_for};
 use crate::artifact;
 use crate::data;
-use crate::diag::{render, Diagnostic, Style};
+use crate::diag::{Diagnostic, Style, render};
 use crate::graph;
 use crate::model::Net;
-use crate::spec::{overrides, yaml, Source};
+use crate::spec::{Source, overrides, yaml};
+use crate::train::losses::Loss;
 use crate::train::{config, fit, progress};
 use candle_core::DType;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -133,7 +133,9 @@ pub fn run(args: &Args) -> u8 {
     };
     let mut sets = args.set.clone();
     // CLI flags are overrides like any other, so the saved spec shows them.
-    for (flag, key) in [(args.epochs.map(|v| v.to_string()), "epochs"), (args.batch_size.map(|v| v.to_string()), "batch_size"), (args.seed.map(|v| v.to_string()), "seed")] {
+    for (flag, key) in
+        [(args.epochs.map(|v| v.to_string()), "epochs"), (args.batch_size.map(|v| v.to_string()), "batch_size"), (args.seed.map(|v| v.to_string()), "seed")]
+    {
         if let Some(v) = flag {
             sets.push(format!("training.{key}={v}"));
         }
@@ -154,7 +156,10 @@ pub fn run(args: &Args) -> u8 {
     let cfg = built.as_ref().and_then(|(spec, model)| config::read(spec, model, &mut diags));
     let data_spec = built.as_ref().and_then(|(spec, _)| spec.data.clone());
     if built.is_some() && data_spec.is_none() && !diags.iter().any(Diagnostic::is_error) {
-        diags.push(Diagnostic::error("the spec has no `data` section", Default::default(), "data").with_hint("add `data:` with a `train` source; see specs/mnist_mlp.yaml"));
+        diags.push(
+            Diagnostic::error("the spec has no `data` section", Default::default(), "data")
+                .with_hint("add `data:` with a `train` source; see specs/mnist_mlp.yaml"),
+        );
     }
     let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.is_error()).cloned().collect();
     if !errors.is_empty() {
@@ -278,7 +283,9 @@ pub fn run(args: &Args) -> u8 {
         Err(e) => {
             eprintln!("error: {e}");
             if matches!(e, fit::TrainError::Diverged { value, .. } if value.is_infinite()) && cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { .. })) {
-                eprintln!("hint: a ctc target longer than the output's time axis allows has an infinite loss; see the warning above, or set `training.zero_infinity: true`");
+                eprintln!(
+                    "hint: a ctc target longer than the output's time axis allows has an infinite loss; see the warning above, or set `training.zero_infinity: true`"
+                );
             } else if matches!(e, fit::TrainError::Diverged { .. }) {
                 eprintln!("hint: lower the learning rate (--set training.optimizer.learning_rate=...), or normalize the inputs (data.normalize: standard)");
             }
@@ -297,7 +304,8 @@ pub fn run(args: &Args) -> u8 {
         match args.log_format {
             progress::LogFormat::Text => println!("Test - {}", text.join(" - ")),
             progress::LogFormat::Json => {
-                let obj: serde_json::Map<String, serde_json::Value> = t.iter().map(|(k, v)| (k.clone(), (*v).into())).chain([("event".to_string(), "test".into())]).collect();
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    t.iter().map(|(k, v)| (k.clone(), (*v).into())).chain([("event".to_string(), "test".into())]).collect();
                 println!("{}", serde_json::Value::Object(obj));
             }
         }
@@ -336,8 +344,7 @@ struct ModelMeta<'a> {
 fn model_bytes(net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<Vec<u8>> {
     let spec_yaml = overrides::to_yaml(m.root);
     let last = history.last().map(|h| h.values.clone()).unwrap_or_default();
-    let metrics: serde_json::Map<String, serde_json::Value> =
-        last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
+    let metrics: serde_json::Map<String, serde_json::Value> = last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
     let mut meta = BTreeMap::from([
         ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
         ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),

@@ -1,7 +1,7 @@
 //! `nnrun validate`: static checks and the model summary, in milliseconds.
 
-use super::{color_for, EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::diag::{render, Diagnostic, Style};
+use super::{EXIT_INVALID, EXIT_IO, EXIT_OK, color_for};
+use crate::diag::{Diagnostic, Style, render};
 use crate::graph;
 use crate::spec::Source;
 use crate::summary::{self, JsonReport};

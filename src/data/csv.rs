@@ -4,8 +4,8 @@
 use super::prep::{Column, Table, Values};
 use super::{DataError, DataFile, ModelIo, SourceKind};
 use crate::diag::did_you_mean;
-use crate::spec::data::{DataSpec, Feature, Missing};
 use crate::spec::Named;
+use crate::spec::data::{DataSpec, Feature, Missing};
 
 /// Column indices per model input, and one per output.
 struct Selection {
@@ -21,7 +21,10 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
         return Err(DataError::file(file, "line 1 should be a header row with column names, but it looks like data; add a header row (e.g. `x1,x2,target`)"));
     }
     if let Some((i, h)) = headers.iter().enumerate().find(|(i, h)| headers[..*i].contains(h)) {
-        return Err(DataError::file(file, format!("column '{h}' appears twice in the header (columns {} and {}); rename one", headers.iter().position(|x| x == h).unwrap() + 1, i + 1)));
+        return Err(DataError::file(
+            file,
+            format!("column '{h}' appears twice in the header (columns {} and {}); rename one", headers.iter().position(|x| x == h).unwrap() + 1, i + 1),
+        ));
     }
     let sel = select(file, &headers, spec, io)?;
 
@@ -80,7 +83,10 @@ pub(crate) fn read_labels(f: &DataFile, target: Option<&Named>) -> Result<(Strin
         })?,
         (None, 1) => 0,
         (None, _) => {
-            return Err(DataError::file(file, format!("has {} columns ({}); name the label column with `target: <column>` in the data section", headers.len(), headers.join(", "))));
+            return Err(DataError::file(
+                file,
+                format!("has {} columns ({}); name the label column with `target: <column>` in the data section", headers.len(), headers.join(", ")),
+            ));
         }
     };
     let mut out = Vec::new();
@@ -116,11 +122,10 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
 
     if let Some(w) = &spec.window {
         if io.inputs.len() != 1 || io.outputs.len() != 1 {
-            return Err(DataError::file(file, format!(
-                "`window` feeds one input and one output, but the model has {} inputs and {} outputs",
-                io.inputs.len(),
-                io.outputs.len()
-            )));
+            return Err(DataError::file(
+                file,
+                format!("`window` feeds one input and one output, but the model has {} inputs and {} outputs", io.inputs.len(), io.outputs.len()),
+            ));
         }
         return Ok(Selection { inputs: vec![vec![find(&w.column, "data.window.column")?]], targets: Vec::new() });
     }
@@ -128,12 +133,15 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
     let target_names = spec.target.as_deref().unwrap_or_default();
     if target_names.len() != io.outputs.len() {
         let outs: Vec<&str> = io.outputs.iter().map(|o| o.name.as_str()).collect();
-        return Err(DataError::file(file, format!(
-            "`target` names {} column(s) but the model has {} output(s) ({}); give one column per output, in output order",
-            target_names.len(),
-            outs.len(),
-            outs.join(", ")
-        )));
+        return Err(DataError::file(
+            file,
+            format!(
+                "`target` names {} column(s) but the model has {} output(s) ({}); give one column per output, in output order",
+                target_names.len(),
+                outs.len(),
+                outs.join(", ")
+            ),
+        ));
     }
     let targets = target_names.iter().map(|n| find(n, "data.target")).collect::<Result<Vec<_>, _>>()?;
 
@@ -146,7 +154,10 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
                     let a = find(&Named { name: first.clone(), pos: *pos }, key)?;
                     let b = find(&Named { name: last.clone(), pos: *pos }, key)?;
                     if a > b {
-                        return Err(DataError::file(file, format!("range '{first}:{last}' (`{key}`, line {} of the spec) runs backwards: '{first}' comes after '{last}'", pos.line)));
+                        return Err(DataError::file(
+                            file,
+                            format!("range '{first}:{last}' (`{key}`, line {} of the spec) runs backwards: '{first}' comes after '{last}'", pos.line),
+                        ));
                     }
                     cols.extend(a..=b);
                 }
@@ -158,10 +169,15 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
         for (k, _) in map {
             if !io.inputs.iter().any(|(n, _)| *n == k.name) {
                 let dym = did_you_mean(&k.name, io.inputs.iter().map(|(n, _)| n.as_str())).map_or(String::new(), |m| format!("did you mean '{m}'? "));
-                return Err(DataError::file(file, format!(
-                    "`data.inputs` names '{}' (line {} of the spec), which is not a model input; {dym}the inputs are: {}",
-                    k.name, k.pos.line, names(&io.inputs)
-                )));
+                return Err(DataError::file(
+                    file,
+                    format!(
+                        "`data.inputs` names '{}' (line {} of the spec), which is not a model input; {dym}the inputs are: {}",
+                        k.name,
+                        k.pos.line,
+                        names(&io.inputs)
+                    ),
+                ));
             }
         }
         let mut v = Vec::new();
@@ -173,12 +189,15 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
         }
         (v, "its features in `data.inputs`")
     } else if io.inputs.len() > 1 {
-        return Err(DataError::file(file, format!(
-            "the model has {} inputs ({}); give each its columns with `inputs: {{{}: [...], ...}}` instead of `features`",
-            io.inputs.len(),
-            names(&io.inputs),
-            io.inputs[0].0
-        )));
+        return Err(DataError::file(
+            file,
+            format!(
+                "the model has {} inputs ({}); give each its columns with `inputs: {{{}: [...], ...}}` instead of `features`",
+                io.inputs.len(),
+                names(&io.inputs),
+                io.inputs[0].0
+            ),
+        ));
     } else if let Some(f) = &spec.features {
         (vec![resolve(f, "data.features")?], "`features`")
     } else {
@@ -187,14 +206,20 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
 
     for ((name, shape), cols) in io.inputs.iter().zip(&inputs) {
         if let Some(c) = cols.iter().find(|c| targets.contains(c)) {
-            return Err(DataError::file(file, format!("column '{}' is both a feature of input '{name}' and a target; remove it from the features", headers[*c])));
+            return Err(DataError::file(
+                file,
+                format!("column '{}' is both a feature of input '{name}' and a target; remove it from the features", headers[*c]),
+            ));
         }
         let want: usize = shape.iter().product();
         if cols.len() != want {
-            return Err(DataError::file(file, format!(
-                "input '{name}' has shape {shape:?} ({want} values per sample) but {what} select {} column(s); select {want} columns or change the input shape",
-                cols.len()
-            )));
+            return Err(DataError::file(
+                file,
+                format!(
+                    "input '{name}' has shape {shape:?} ({want} values per sample) but {what} select {} column(s); select {want} columns or change the input shape",
+                    cols.len()
+                ),
+            ));
         }
     }
     Ok(Selection { inputs, targets })
@@ -228,10 +253,7 @@ mod tests {
     #[test]
     fn ranges_and_multi_input() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let io2 = io(
-            &[("image", &[8, 8, 1]), ("meta", &[4])],
-            &[("digit", &[10], "sparse_categorical_crossentropy"), ("odd", &[1], "binary_crossentropy")],
-        );
+        let io2 = io(&[("image", &[8, 8, 1]), ("meta", &[4])], &[("digit", &[10], "sparse_categorical_crossentropy"), ("odd", &[1], "binary_crossentropy")]);
         let src = "train: data/tabular/digits_dag.csv\ntarget: [target, odd]\ninputs: {meta: \"ink_top:ink_right\", image: \"p0:p63\"}\nscale: 1/16\n";
         let p = load_in(repo, src, &io2).unwrap();
         assert_eq!(p.train.n, 1797);
@@ -248,7 +270,9 @@ mod tests {
     #[test]
     fn string_targets_become_sorted_classes() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let p = load_in(repo, "train: data/tabular/wine_named.csv\ntarget: class\n", &io(&[("input", &[13])], &[("o", &[3], "sparse_categorical_crossentropy")])).unwrap();
+        let p =
+            load_in(repo, "train: data/tabular/wine_named.csv\ntarget: class\n", &io(&[("input", &[13])], &[("o", &[3], "sparse_categorical_crossentropy")]))
+                .unwrap();
         assert_eq!(p.prep.outputs[0].classes.as_deref().unwrap(), ["class_0", "class_1", "class_2"]);
         assert_eq!(p.train.targets[0].data[0], 0.0);
         assert_eq!(p.train.targets[0].data[177], 2.0);
@@ -266,7 +290,10 @@ mod tests {
         let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: drop\n", &io1).unwrap();
         assert_eq!((p.train.n, p.train.inputs[0].data.clone()), (1, vec![1., 10.]));
         // mean: the training mean fills features; an empty target stays an error.
-        assert_eq!(err(load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1)), format!("{f}: row 5, column 'y': the target is empty (set `missing: drop` to skip rows without a target)"));
+        assert_eq!(
+            err(load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1)),
+            format!("{f}: row 5, column 'y': the target is empty (set `missing: drop` to skip rows without a target)")
+        );
         write(&d, "m.csv", "age,w,y\n1,10,0\nabc,20,1\n3,,2\n5,40,3\n");
         let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1).unwrap();
         assert_eq!(p.train.inputs[0].data, vec![1., 10., 3., 20., 3., 70. / 3., 5., 40.]);
@@ -285,18 +312,33 @@ mod tests {
             e("train: e.csv\ntarget: wieght\n", &io1),
             format!("{f}: no column 'wieght' (from `data.target` at line 2 of the spec); did you mean 'weight'? The columns are: age, weight, y")
         );
-        assert!(e("train: e.csv\ntarget: y\nfeatures: [age, zzz]\n", &io1).contains("no column 'zzz' (from `data.features` at line 3 of the spec). The columns are"));
-        assert!(e("train: e.csv\ntarget: y\nfeatures: \"weight:age\"\n", &io1).contains("range 'weight:age' (`data.features`, line 3 of the spec) runs backwards"));
-        assert!(e("train: e.csv\ntarget: y\nfeatures: [age, y]\n", &io1).ends_with("column 'y' is both a feature of input 'input' and a target; remove it from the features"));
-        assert!(e("train: e.csv\ntarget: y\n", &io(&[("input", &[3])], REG))
-            .ends_with("input 'input' has shape [3] (3 values per sample) but all non-target columns select 2 column(s); select 3 columns or change the input shape"));
+        assert!(
+            e("train: e.csv\ntarget: y\nfeatures: [age, zzz]\n", &io1)
+                .contains("no column 'zzz' (from `data.features` at line 3 of the spec). The columns are")
+        );
+        assert!(
+            e("train: e.csv\ntarget: y\nfeatures: \"weight:age\"\n", &io1).contains("range 'weight:age' (`data.features`, line 3 of the spec) runs backwards")
+        );
+        assert!(
+            e("train: e.csv\ntarget: y\nfeatures: [age, y]\n", &io1)
+                .ends_with("column 'y' is both a feature of input 'input' and a target; remove it from the features")
+        );
+        assert!(e("train: e.csv\ntarget: y\n", &io(&[("input", &[3])], REG)).ends_with(
+            "input 'input' has shape [3] (3 values per sample) but all non-target columns select 2 column(s); select 3 columns or change the input shape"
+        ));
         let two = io(&[("a", &[1]), ("b", &[1])], REG);
         assert!(e("train: e.csv\ntarget: y\n", &two).contains("the model has 2 inputs (a, b); give each its columns with `inputs: {a: [...], ...}`"));
-        assert!(e("train: e.csv\ntarget: y\ninputs: {a: age, c: weight}\n", &two).contains("`data.inputs` names 'c' (line 3 of the spec), which is not a model input; the inputs are: a, b"));
+        assert!(
+            e("train: e.csv\ntarget: y\ninputs: {a: age, c: weight}\n", &two)
+                .contains("`data.inputs` names 'c' (line 3 of the spec), which is not a model input; the inputs are: a, b")
+        );
         assert!(e("train: e.csv\ntarget: y\ninputs: {a: age}\n", &two).contains("model input 'b' has no features in `data.inputs`"));
         assert!(e("train: e.csv\ntarget: [y, age]\n", &io1).contains("`target` names 2 column(s) but the model has 1 output(s) (out)"));
         write(&d, "e.csv", "1,2,3\n4,5,6\n");
-        assert!(e("train: e.csv\ntarget: y\n", &io1).ends_with("line 1 should be a header row with column names, but it looks like data; add a header row (e.g. `x1,x2,target`)"));
+        assert!(
+            e("train: e.csv\ntarget: y\n", &io1)
+                .ends_with("line 1 should be a header row with column names, but it looks like data; add a header row (e.g. `x1,x2,target`)")
+        );
         write(&d, "e.csv", "a,a,y\n1,2,3\n");
         assert!(e("train: e.csv\ntarget: y\n", &io1).ends_with("column 'a' appears twice in the header (columns 1 and 2); rename one"));
     }

@@ -118,12 +118,15 @@ impl<R: Read> Stream<R> {
         let mut data = Vec::with_capacity(want.min(1 << 24));
         (&mut self.r).take(want as u64).read_to_end(&mut data).map_err(|e| DataError::file(&self.file, format!("cannot read: {e}")))?;
         if data.len() < want {
-            return Err(DataError::file(&self.file, format!(
-                "truncated: the header announces {:?} ({} bytes of data) but the file holds {} bytes after the header",
-                self.dims,
-                self.bytes,
-                self.consumed + data.len()
-            )));
+            return Err(DataError::file(
+                &self.file,
+                format!(
+                    "truncated: the header announces {:?} ({} bytes of data) but the file holds {} bytes after the header",
+                    self.dims,
+                    self.bytes,
+                    self.consumed + data.len()
+                ),
+            ));
         }
         self.consumed += want;
         self.left -= n;
@@ -146,7 +149,10 @@ impl<R: Read> Stream<R> {
         let mut extra = [0u8; 1];
         let got = read_full(&mut self.r, &mut extra).map_err(|e| DataError::file(&self.file, format!("cannot read: {e}")))?;
         if self.left == 0 && got > 0 {
-            return Err(DataError::file(&self.file, format!("the file holds more data than its header {:?} announces ({} bytes); is the header wrong?", self.dims, self.bytes)));
+            return Err(DataError::file(
+                &self.file,
+                format!("the file holds more data than its header {:?} announces ({} bytes); is the header wrong?", self.dims, self.bytes),
+            ));
         }
         Ok(())
     }
@@ -168,11 +174,14 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// file, or a CSV (`csv_labels`) whose column `target` names.
 pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, csv_labels: bool, target: Option<&Named>, io: &ModelIo) -> Result<Table, DataError> {
     if io.inputs.len() != 1 || io.outputs.len() != 1 {
-        return Err(DataError::file(&images.name, format!(
-            "IDX data for a model with {} inputs and {} outputs is not supported yet (only one of each); use CSV data with `inputs` and `target`",
-            io.inputs.len(),
-            io.outputs.len()
-        )));
+        return Err(DataError::file(
+            &images.name,
+            format!(
+                "IDX data for a model with {} inputs and {} outputs is not supported yet (only one of each); use CSV data with `inputs` and `target`",
+                io.inputs.len(),
+                io.outputs.len()
+            ),
+        ));
     }
     let x = read(&images.path, &images.name)?;
     let (column, n_labels) = if csv_labels {
@@ -190,11 +199,14 @@ pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, csv_labels: bool, 
     let (name, shape) = &io.inputs[0];
     let width: usize = x.dims[1..].iter().product();
     if width != shape.iter().product::<usize>() {
-        return Err(DataError::file(&images.name, format!(
-            "images have shape {:?} ({width} values) but input '{name}' has shape {shape:?} ({} values); make the input shape match the images",
-            &x.dims[1..],
-            shape.iter().product::<usize>()
-        )));
+        return Err(DataError::file(
+            &images.name,
+            format!(
+                "images have shape {:?} ({width} values) but input '{name}' has shape {shape:?} ({} values); make the input shape match the images",
+                &x.dims[1..],
+                shape.iter().product::<usize>()
+            ),
+        ));
     }
     let n = x.dims[0];
     Ok(Table {
@@ -277,7 +289,10 @@ mod tests {
 
     #[test]
     fn damaged_files_are_errors() {
-        assert_eq!(parse_err(&idx(0x08, &[2, 3], &[1, 2, 3])), "x.idx: truncated: the header announces [2, 3] (6 bytes of data) but the file holds 3 bytes after the header");
+        assert_eq!(
+            parse_err(&idx(0x08, &[2, 3], &[1, 2, 3])),
+            "x.idx: truncated: the header announces [2, 3] (6 bytes of data) but the file holds 3 bytes after the header"
+        );
         assert!(parse_err(&idx(0x08, &[1], &[1, 2])).contains("more data than its header [1] announces"));
         assert!(parse_err(b"\x1f\x8b\x08\x00").starts_with("x.idx: not an IDX file: it starts with [1f, 8b, 08, 00]"));
         assert!(parse_err(&[0, 0, 0x08, 200, 0, 0]).contains("the header announces 200 dimensions but the file ends inside them"));
@@ -306,7 +321,10 @@ mod tests {
         let e = err(load_in(&d, "train: {images: img, labels: bad.lab}\n", &io1));
         assert_eq!(e, format!("{}: record 2: label 7 is not a class index in 0..3 (output 'out' has 3 units)", d.join("bad.lab").display()));
         std::fs::write(d.join("two.lab"), idx(0x08, &[2], &[2, 0])).unwrap();
-        assert!(err(load_in(&d, "train: {images: img, labels: two.lab}\n", &io1)).ends_with(&format!("holds 3 images but {} holds 2 labels; they must pair up", d.join("two.lab").display())));
+        assert!(
+            err(load_in(&d, "train: {images: img, labels: two.lab}\n", &io1))
+                .ends_with(&format!("holds 3 images but {} holds 2 labels; they must pair up", d.join("two.lab").display()))
+        );
         let e = err(load_in(&d, "train: {images: img, labels: lab.raw}\n", &io(&[("input", &[5])], &[("out", &[3], "categorical_crossentropy")])));
         assert!(e.ends_with("images have shape [2, 2] (4 values) but input 'input' has shape [5] (5 values); make the input shape match the images"), "{e}");
         let e = err(load_in(&d, "train: {images: img, labels: lab.raw}\n", &io(&[("a", &[4]), ("b", &[4])], &[("out", &[3], "categorical_crossentropy")])));
@@ -318,7 +336,15 @@ mod tests {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let x = read(&repo.join("data/digits/images-idx3-ubyte"), "digits").unwrap();
         assert_eq!(x.dims, vec![1797, 8, 8]);
-        let first: Vec<f32> = std::fs::read_to_string(repo.join("data/tabular/digits.csv")).unwrap().lines().nth(1).unwrap().split(',').take(64).map(|v| v.parse().unwrap()).collect();
+        let first: Vec<f32> = std::fs::read_to_string(repo.join("data/tabular/digits.csv"))
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .take(64)
+            .map(|v| v.parse().unwrap())
+            .collect();
         assert_eq!(x.data[..64], first[..]);
     }
 }

@@ -6,8 +6,8 @@ pub mod csv;
 pub mod idx;
 pub mod prep;
 
-use crate::spec::data::{resolve, DataSpec, Missing, Normalize, SourceSpec};
 use crate::spec::Named;
+use crate::spec::data::{DataSpec, Missing, Normalize, SourceSpec, resolve};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -171,9 +171,7 @@ fn open(spec_dir: &Path, p: &Named) -> Result<DataFile, DataError> {
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => Ok(DataFile { path, name }),
         Ok(_) => Err(DataError::Open { file: name, line: p.pos.line, msg: "is not a file".into() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(DataError::Open { file: name, line: p.pos.line, msg: "no such file".into() })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DataError::Open { file: name, line: p.pos.line, msg: "no such file".into() }),
         Err(e) => Err(DataError::Open { file: name, line: p.pos.line, msg: e.to_string() }),
     }
 }

@@ -5,9 +5,9 @@
 use super::{Array, DataError, InputPrep, ModelIo, OutputIo, OutputPrep, PrepState, Prepared, SourceKind, Split, WindowPrep};
 use crate::spec::data::{DataSpec, Missing, Normalize};
 use crate::spec::training::canonical_loss;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 
 /// Samples as read from one source, before any preparation.
 #[derive(Clone, Debug)]
@@ -85,7 +85,9 @@ impl Table {
     fn error_at(&self, file: &str, i: usize, column: &str, msg: String) -> DataError {
         match self.kind {
             // A labels CSV beside IDX images: record i sits on line i + 2.
-            SourceKind::Idx if file.to_ascii_lowercase().ends_with(".csv") => DataError::Cell { file: file.into(), row: self.rows[i] + 2, column: column.into(), msg },
+            SourceKind::Idx if file.to_ascii_lowercase().ends_with(".csv") => {
+                DataError::Cell { file: file.into(), row: self.rows[i] + 2, column: column.into(), msg }
+            }
             SourceKind::Csv => DataError::Cell { file: file.into(), row: self.rows[i], column: column.into(), msg },
             SourceKind::Idx => DataError::file(file, format!("record {}: {msg}", self.rows[i])),
         }
@@ -96,10 +98,7 @@ impl Table {
 pub fn windows(t: Table, size: usize) -> Result<Table, DataError> {
     let v = &t.inputs[0];
     if v.len() <= size {
-        return Err(DataError::file(
-            &t.file,
-            format!("{} values make no window of size {size} (a window needs size + 1 values)", v.len()),
-        ));
+        return Err(DataError::file(&t.file, format!("{} values make no window of size {size} (a window needs size + 1 values)", v.len())));
     }
     let n = v.len() - size;
     Ok(Table {
@@ -117,14 +116,7 @@ fn held_out(n: usize, frac: f64) -> usize {
     n - (n as f64 * (1.0 - frac)).floor() as usize
 }
 
-pub fn prepare(
-    spec: &DataSpec,
-    io: &ModelIo,
-    all: Table,
-    validation: Option<Table>,
-    test: Option<Table>,
-    seed: u64,
-) -> Result<Prepared, DataError> {
+pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Table>, test: Option<Table>, seed: u64) -> Result<Prepared, DataError> {
     let file = all.file.clone();
     let empty = |what: &str, key: &str, frac: f64, n: usize| {
         DataError::file(&file, format!("{key} {frac} of {n} samples leaves {what} empty; change `{key}` or give more data"))
@@ -301,7 +293,10 @@ fn fill_missing(missing: Missing, train: &mut Table, others: &mut [Table]) -> Re
         let m = means(&train.inputs[i], train.widths[i]);
         if let Some(j) = m.iter().position(Option::is_none) {
             let col = train.features[i].get(j).cloned().unwrap_or_else(|| format!("#{j}"));
-            return Err(DataError::file(&train.file, format!("column '{col}' has no value in the training split, so `missing: mean` has no mean to fill with")));
+            return Err(DataError::file(
+                &train.file,
+                format!("column '{col}' has no value in the training split, so `missing: mean` has no mean to fill with"),
+            ));
         }
         let m: Vec<f32> = m.into_iter().flatten().collect();
         for t in std::iter::once(&mut *train).chain(others.iter_mut()) {
@@ -369,7 +364,10 @@ fn typed_targets(tables: &[&Table], o: usize, out: &OutputIo) -> Result<Typed, D
             &col.file,
             first_text,
             &col.name,
-            format!("'{}' is text, but output '{}' is trained with {}, a regression loss; use a numeric column or a classification loss", train[first_text], out.name, out.loss),
+            format!(
+                "'{}' is text, but output '{}' is trained with {}, a regression loss; use a numeric column or a classification loss",
+                train[first_text], out.name, out.loss
+            ),
         ));
     }
     let mut classes: Vec<String> = train.iter().filter(|s| !s.is_empty()).cloned().collect();
@@ -394,7 +392,9 @@ fn numeric_targets(t: &Table, o: usize, train_col: &str) -> Result<Vec<f32>, Dat
                 if s.is_empty() {
                     return Err(missing_target(t, o, i));
                 }
-                parse_num(s).ok_or_else(|| t.error_at(&t.targets[o].file, i, train_col, format!("'{s}' is not a number, but the training values of this column are numbers")))
+                parse_num(s).ok_or_else(|| {
+                    t.error_at(&t.targets[o].file, i, train_col, format!("'{s}' is not a number, but the training values of this column are numbers"))
+                })
             })
             .collect(),
     }
@@ -412,9 +412,9 @@ fn class_indices(t: &Table, o: usize, classes: &[String]) -> Result<Vec<f32>, Da
             if s.is_empty() {
                 return Err(missing_target(t, o, i));
             }
-            let c = classes.binary_search(s).map_err(|_| {
-                t.error_at(&col.file, i, &col.name, format!("class '{s}' does not occur in the training data (classes: {})", list(classes)))
-            })?;
+            let c = classes
+                .binary_search(s)
+                .map_err(|_| t.error_at(&col.file, i, &col.name, format!("class '{s}' does not occur in the training data (classes: {})", list(classes))))?;
             Ok(c as f32)
         })
         .collect()
@@ -460,7 +460,10 @@ pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, Dat
 fn ctc_cells(t: &Table, o: usize) -> Result<&[String], DataError> {
     match &t.targets[o].values {
         Values::Str(v) => Ok(v),
-        Values::Num(_) => Err(DataError::file(&t.targets[o].file, "ctc needs label sequences as text: give the labels as a CSV column of space-separated tokens (`3 1 4`)".to_string())),
+        Values::Num(_) => Err(DataError::file(
+            &t.targets[o].file,
+            "ctc needs label sequences as text: give the labels as a CSV column of space-separated tokens (`3 1 4`)".to_string(),
+        )),
     }
 }
 
@@ -484,14 +487,17 @@ fn ctc_vocabulary(train: &Table, o: usize, out: &OutputIo) -> Result<Vec<String>
     }
     let classes = out.shape.last().copied().unwrap_or(0);
     if vocab.len() + 1 > classes {
-        return Err(DataError::file(&col.file, format!(
-            "column '{}' holds {} distinct tokens ({}) but output '{}' has {classes} classes, one of them the ctc blank; give it {} units",
-            col.name,
-            vocab.len(),
-            list(&vocab),
-            out.name,
-            vocab.len() + 1
-        )));
+        return Err(DataError::file(
+            &col.file,
+            format!(
+                "column '{}' holds {} distinct tokens ({}) but output '{}' has {classes} classes, one of them the ctc blank; give it {} units",
+                col.name,
+                vocab.len(),
+                list(&vocab),
+                out.name,
+                vocab.len() + 1
+            ),
+        ));
     }
     Ok(vocab)
 }
@@ -544,21 +550,31 @@ fn encode(t: &Table, o: usize, out: &OutputIo, values: Vec<f32>, classes: Option
             if let Some(c) = classes
                 && c.len() > limit
             {
-                let hint = if binary { "binary_crossentropy takes two classes; use categorical_crossentropy with a softmax output for more".to_string() } else { format!("give output '{}' {} units", out.name, c.len()) };
+                let hint = if binary {
+                    "binary_crossentropy takes two classes; use categorical_crossentropy with a softmax output for more".to_string()
+                } else {
+                    format!("give output '{}' {} units", out.name, c.len())
+                };
                 return Err(shape_err(format!(
                     "column '{}' has {} classes ({}) but output '{}' has {units} units; {hint}",
-                    col.name, c.len(), list(c), out.name
+                    col.name,
+                    c.len(),
+                    list(c),
+                    out.name
                 )));
             }
             for (i, &v) in values.iter().enumerate() {
                 let ok = v.fract() == 0.0 && v >= 0.0 && (v as usize) < limit;
                 if !ok {
                     let s = i / col.width;
-                    return Err(bad(s, if binary {
-                        format!("label {v} is not 0 or 1, as binary_crossentropy needs")
-                    } else {
-                        format!("label {v} is not a class index in 0..{units} (output '{}' has {units} units)", out.name)
-                    }));
+                    return Err(bad(
+                        s,
+                        if binary {
+                            format!("label {v} is not 0 or 1, as binary_crossentropy needs")
+                        } else {
+                            format!("label {v} is not a class index in 0..{units} (output '{}' has {units} units)", out.name)
+                        },
+                    ));
                 }
             }
             Ok(match out.loss.as_str() {
@@ -696,8 +712,10 @@ mod tests {
         assert!(err(one("mean_squared_error", 1, "s")).contains("row 2, column 's': 'b' is text, but output 'out' is trained with mean_squared_error"));
         assert!(err(one("binary_crossentropy", 3, "s")).contains("output 'out' has 3 units but the target 's' has 1 value(s) per sample"));
         write(&d, "f.csv", "x,y\n1,0.5\n");
-        assert!(err(load_in(&d, "train: f.csv\ntarget: y\n", &io(&[("input", &[1])], &[("out", &[2], "sparse_categorical_crossentropy")])))
-            .contains("label 0.5 is not a class index"));
+        assert!(
+            err(load_in(&d, "train: f.csv\ntarget: y\n", &io(&[("input", &[1])], &[("out", &[2], "sparse_categorical_crossentropy")])))
+                .contains("label 0.5 is not a class index")
+        );
     }
 
     #[test]
@@ -729,7 +747,10 @@ mod tests {
         // Text tokens sort as text; 4 classes hold at most 3 tokens and the blank.
         write(&d, "w.csv", "x,seq\n1,a b\n2,c d\n");
         let e = err(load_in(&d, "train: w.csv\ntarget: seq\n", &io(&[("input", &[1])], &[("out", &[5, 4], "ctc")])));
-        assert!(e.ends_with("column 'seq' holds 4 distinct tokens (a, b, c, d) but output 'out' has 4 classes, one of them the ctc blank; give it 5 units"), "{e}");
+        assert!(
+            e.ends_with("column 'seq' holds 4 distinct tokens (a, b, c, d) but output 'out' has 4 classes, one of them the ctc blank; give it 5 units"),
+            "{e}"
+        );
         // Evaluation data keeps the training vocabulary.
         let spec = spec("train: t.csv\ntarget: seq\n");
         write(&d, "e.csv", "x,seq\n1,9 9 9 9\n");
@@ -755,7 +776,12 @@ mod tests {
         assert_eq!(p.train.n, 297);
         assert_eq!(p.train.inputs[0].shape, vec![12, 1]);
         // Inputs and target scaled alike; window 0 = years 1700..1711, target 1712.
-        let raw: Vec<f32> = std::fs::read_to_string(repo.join("data/timeseries/sunspots.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+        let raw: Vec<f32> = std::fs::read_to_string(repo.join("data/timeseries/sunspots.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
         assert_eq!(p.train.inputs[0].sample(0), raw[..12].iter().map(|v| v * 0.005).collect::<Vec<_>>().as_slice());
         assert_eq!(p.train.targets[0].data[0], raw[12] * 0.005);
         let mut back = vec![p.train.targets[0].data[296]];

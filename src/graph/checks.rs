@@ -4,7 +4,7 @@
 use super::Model;
 use crate::diag::Diagnostic;
 use crate::layers::Activation;
-use crate::spec::training::{canonical_loss, Losses};
+use crate::spec::training::{Losses, canonical_loss};
 use crate::spec::{Named, Spec};
 
 pub fn run(model: &Model, spec: &Spec, diags: &mut Vec<Diagnostic>) {
@@ -23,8 +23,12 @@ fn single_unit_softmax(model: &Model, diags: &mut Vec<Diagnostic>) {
         let (Some(layer), Some(shape)) = (&l.layer, &l.output_shape) else { continue };
         if layer.activation() == Some(Activation::Softmax) && shape.last() == Some(&1) {
             diags.push(
-                Diagnostic::warning(format!("{} applies softmax over a single unit, which always outputs 1.0", l.display()), l.spec.type_pos, l.spec.path.clone())
-                    .with_hint("for two classes use `units: 1` with `activation: sigmoid`, or 2 units with softmax"),
+                Diagnostic::warning(
+                    format!("{} applies softmax over a single unit, which always outputs 1.0", l.display()),
+                    l.spec.type_pos,
+                    l.spec.path.clone(),
+                )
+                .with_hint("for two classes use `units: 1` with `activation: sigmoid`, or 2 units with softmax"),
             );
         }
     }
@@ -55,13 +59,20 @@ fn ctc_fits_output(l: &super::LayerNode, loss: &Named, diags: &mut Vec<Diagnosti
         )),
         2 => match l.layer.as_ref().and_then(|x| x.activation()) {
             Some(a) if !matches!(a, Activation::Softmax | Activation::Linear) => Some(
-                Diagnostic::warning(format!("ctc expects a softmax over the classes (or logits), but '{}' applies {}", l.name, a.name()), loss.pos, "training.loss")
-                    .with_hint(format!("use `activation: softmax` on '{}'", l.name)),
+                Diagnostic::warning(
+                    format!("ctc expects a softmax over the classes (or logits), but '{}' applies {}", l.name, a.name()),
+                    loss.pos,
+                    "training.loss",
+                )
+                .with_hint(format!("use `activation: softmax` on '{}'", l.name)),
             ),
             _ => None,
         },
         0 | 1 => Some(err(
-            format!("ctc needs a per-timestep output of shape (time, classes), but '{}' outputs {shown}: one vector per sample, as a classifier or regressor does", l.name),
+            format!(
+                "ctc needs a per-timestep output of shape (time, classes), but '{}' outputs {shown}: one vector per sample, as a classifier or regressor does",
+                l.name
+            ),
             "keep the time axis to the end (e.g. `return_sequences: true` on the last LSTM) and finish with a Dense of one unit per token plus one for the blank",
         )),
         _ => Some(err(
@@ -80,8 +91,12 @@ pub fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagno
             if v.len() != model.outputs.len() {
                 let pos = v.first().map(|n| n.pos).unwrap_or_default();
                 diags.push(
-                    Diagnostic::error(format!("`training.loss` lists {} losses but the model has {} outputs", v.len(), model.outputs.len()), pos, "training.loss")
-                        .with_hint("give one loss per output, in the order of `model.outputs`"),
+                    Diagnostic::error(
+                        format!("`training.loss` lists {} losses but the model has {} outputs", v.len(), model.outputs.len()),
+                        pos,
+                        "training.loss",
+                    )
+                    .with_hint("give one loss per output, in the order of `model.outputs`"),
                 );
                 return Vec::new();
             }
@@ -95,8 +110,12 @@ pub fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagno
                     None => {
                         let outs: Vec<&str> = model.outputs.iter().map(|&o| model.layers[o].name.as_str()).collect();
                         diags.push(
-                            Diagnostic::error(format!("`training.loss` names '{}', which is not a model output", name.name), name.pos, format!("training.loss.{}", name.name))
-                                .with_hint(format!("outputs: {}", outs.join(", "))),
+                            Diagnostic::error(
+                                format!("`training.loss` names '{}', which is not a model output", name.name),
+                                name.pos,
+                                format!("training.loss.{}", name.name),
+                            )
+                            .with_hint(format!("outputs: {}", outs.join(", "))),
                         );
                     }
                 }
@@ -134,22 +153,17 @@ fn loss_fits_output(model: &Model, out: usize, loss: &Named, diags: &mut Vec<Dia
             format!("{name} after a sigmoid on {what}: it expects a softmax distribution over the classes"),
             "use `activation: softmax` on the output, or binary_crossentropy for independent yes/no labels",
         )),
-        ("categorical_crossentropy" | "sparse_categorical_crossentropy", _) if units == 1 => Some(warn(
-            format!("{name} on {what}: with one unit there is only one class"),
-            "for two classes use binary_crossentropy with one sigmoid unit",
-        )),
-        ("mean_squared_error" | "mean_absolute_error" | "huber", Activation::Softmax) => Some(warn(
-            format!("{name} on a softmax classifier {what}"),
-            "for classification use categorical_crossentropy; for regression use a linear output",
-        )),
+        ("categorical_crossentropy" | "sparse_categorical_crossentropy", _) if units == 1 => {
+            Some(warn(format!("{name} on {what}: with one unit there is only one class"), "for two classes use binary_crossentropy with one sigmoid unit"))
+        }
+        ("mean_squared_error" | "mean_absolute_error" | "huber", Activation::Softmax) => {
+            Some(warn(format!("{name} on a softmax classifier {what}"), "for classification use categorical_crossentropy; for regression use a linear output"))
+        }
         ("binary_crossentropy", a) | ("categorical_crossentropy" | "sparse_categorical_crossentropy", a)
             if !matches!(a, Activation::Sigmoid | Activation::Softmax) =>
         {
             let fix = if name == "binary_crossentropy" { "sigmoid" } else { "softmax" };
-            Some(warn(
-                format!("{name} expects probabilities, but {what} does not output them"),
-                &format!("add `activation: {fix}` to '{}'", l.name),
-            ))
+            Some(warn(format!("{name} expects probabilities, but {what} does not output them"), &format!("add `activation: {fix}` to '{}'", l.name)))
         }
         _ => None,
     };

@@ -5,10 +5,10 @@
 
 pub mod checks;
 
-use crate::diag::{did_you_mean, Diagnostic, Pos};
+use crate::diag::{Diagnostic, Pos, did_you_mean};
 use crate::layers::{self, Layer, Shape, Weight};
 use crate::spec::args::Args;
-use crate::spec::{InputSpec, LayerSpec, Named, Spec, LAYER_KEYS};
+use crate::spec::{InputSpec, LAYER_KEYS, LayerSpec, Named, Spec};
 use std::collections::HashMap;
 
 /// Where a layer's input comes from.
@@ -155,8 +155,7 @@ fn build_layer(ls: &LayerSpec, name: &str, diags: &mut Vec<Diagnostic>) -> (Stri
         };
         let hint = hint.or_else(|| Some("see docs/spec-reference.md for the supported layers".into()));
         diags.push(
-            Diagnostic::error(format!("layer '{name}': unknown layer type '{}'", ls.type_name), ls.type_pos, format!("{}.type", ls.path))
-                .with_hint_opt(hint),
+            Diagnostic::error(format!("layer '{name}': unknown layer type '{}'", ls.type_name), ls.type_pos, format!("{}.type", ls.path)).with_hint_opt(hint),
         );
         return (ls.type_name.clone(), None);
     };
@@ -238,13 +237,11 @@ fn resolve_outputs(layers: &[LayerNode], inputs: &[InputSpec], outputs: Option<&
         let hint = if inputs.iter().any(|i| i.name == o.name) {
             "an output must be a layer, not a model input".to_string()
         } else {
-            did_you_mean(&o.name, layers.iter().map(|l| l.name.as_str()))
-                .map(|m| format!("did you mean '{m}'?"))
-                .unwrap_or_else(|| {
-                    let mut names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-                    names.dedup();
-                    format!("layers: {}", names.join(", "))
-                })
+            did_you_mean(&o.name, layers.iter().map(|l| l.name.as_str())).map(|m| format!("did you mean '{m}'?")).unwrap_or_else(|| {
+                let mut names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                names.dedup();
+                format!("layers: {}", names.join(", "))
+            })
         };
         diags.push(Diagnostic::error(format!("output '{}' names no layer", o.name), o.pos, "model.outputs").with_hint(hint));
     }
@@ -355,9 +352,10 @@ fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
                 let mut msg = format!("{}: {}", node.display(), e.message);
                 if node.inputs.len() == 1
                     && let Src::Layer(j) = node.inputs[0]
-                        && !msg.contains(&format!("'{}'", model.layers[j].name)) {
-                            msg.push_str(&format!(" from '{}'", model.layers[j].name));
-                        }
+                    && !msg.contains(&format!("'{}'", model.layers[j].name))
+                {
+                    msg.push_str(&format!(" from '{}'", model.layers[j].name));
+                }
                 let hint = e.hint.map(|h| h.replace("{name}", &node.name));
                 diags.push(Diagnostic::error(msg, pos, path).with_hint_opt(hint));
             }
@@ -398,7 +396,6 @@ fn check_connectivity(model: &Model, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-
 /// The one path from spec text to model graph, shared by every command.
 /// Returns `None` when the spec is too broken to build a graph; the reasons
 /// are in `diags` either way.
@@ -428,7 +425,9 @@ mod tests {
 
     #[test]
     fn auto_names_skip_names_the_spec_uses() {
-        let (m, d) = load("model:\n  input_shape: [4]\n  layers:\n    - {type: Dense, units: 3}\n    - {type: Dense, units: 3, name: dense_1}\n    - {type: Dense, units: 2}\n");
+        let (m, d) = load(
+            "model:\n  input_shape: [4]\n  layers:\n    - {type: Dense, units: 3}\n    - {type: Dense, units: 3, name: dense_1}\n    - {type: Dense, units: 2}\n",
+        );
         assert!(d.is_empty(), "{d:?}");
         let names: Vec<_> = m.unwrap().layers.iter().map(|l| l.name.clone()).collect();
         assert_eq!(names, ["dense", "dense_1", "dense_2"]);
@@ -436,7 +435,9 @@ mod tests {
 
     #[test]
     fn topological_order_follows_references_not_spec_order() {
-        let (m, d) = load("model:\n  inputs: {x: [4]}\n  layers:\n    - {name: out, type: Dense, units: 1, inputs: mid}\n    - {name: mid, type: Dense, units: 3, inputs: x}\n  outputs: out\n");
+        let (m, d) = load(
+            "model:\n  inputs: {x: [4]}\n  layers:\n    - {name: out, type: Dense, units: 1, inputs: mid}\n    - {name: mid, type: Dense, units: 3, inputs: x}\n  outputs: out\n",
+        );
         assert!(d.is_empty(), "{d:?}");
         let m = m.unwrap();
         assert_eq!(m.order, vec![1, 0]);
@@ -445,7 +446,9 @@ mod tests {
 
     #[test]
     fn cycles_are_named_in_data_flow_order() {
-        let (_, d) = load("model:\n  inputs: {x: [4]}\n  layers:\n    - {name: a, type: Add, inputs: [x, c]}\n    - {name: b, type: Dense, units: 4, inputs: a}\n    - {name: c, type: Dense, units: 4, inputs: b}\n");
+        let (_, d) = load(
+            "model:\n  inputs: {x: [4]}\n  layers:\n    - {name: a, type: Add, inputs: [x, c]}\n    - {name: b, type: Dense, units: 4, inputs: a}\n    - {name: c, type: Dense, units: 4, inputs: b}\n",
+        );
         let cycle = d.iter().find(|d| d.message.contains("cycle")).expect("a cycle error");
         assert_eq!(cycle.message, "the layers form a cycle: a -> b -> c -> a");
         assert_eq!((cycle.pos.line, cycle.pos.col), (4, 40));

@@ -12,10 +12,10 @@
 //! f32 runs on the gemm crate; f64 (finite-difference tests) on a plain loop.
 
 use super::dense::Host;
-use super::gemm::{matmul, Mat};
+use super::gemm::{Mat, matmul};
 use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, bail};
 use std::cell::RefCell;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
 /// One spatial axis of a sliding window, with Keras's padding rules
 /// (the same arithmetic as `layers::conv::fit_axis`).
@@ -135,13 +135,7 @@ pub fn conv2d(
     if x.dtype() != kernel.dtype() || x.dtype() != bias.dtype() {
         bail!("conv2d: input is {:?}, kernel {:?}, bias {:?}", x.dtype(), kernel.dtype(), bias.dtype());
     }
-    let g = Geom {
-        b,
-        c,
-        f,
-        h: Axis::new(h, kh, strides[0], dilation[0], padding)?,
-        w: Axis::new(w, kw, strides[1], dilation[1], padding)?,
-    };
+    let g = Geom { b, c, f, h: Axis::new(h, kh, strides[0], dilation[0], padding)?, w: Axis::new(w, kw, strides[1], dilation[1], padding)? };
     // Recorded now: the data batch (no variable, no op) needs no gradient.
     let need_dk = kernel.track_op();
     let cols = (train && need_dk && !g.pointwise()).then(Cols::default);
@@ -695,7 +689,7 @@ impl CustomOp2 for GradKernel {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
 
     fn random(dims: &[usize], seed: u64) -> Vec<f64> {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -880,7 +874,10 @@ mod tests {
     #[test]
     fn reused_buffers_hold_nothing_over() {
         let x = Tensor::from_vec((0..2 * 12 * 12 * 3).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect::<Vec<_>>(), (2, 12, 12, 3), &Device::Cpu).unwrap();
-        let k = Var::from_tensor(&Tensor::from_vec((0..3 * 3 * 3 * 4).map(|i| (i % 7) as f32 / 7.0 - 0.5).collect::<Vec<_>>(), (3, 3, 3, 4), &Device::Cpu).unwrap()).unwrap();
+        let k = Var::from_tensor(
+            &Tensor::from_vec((0..3 * 3 * 3 * 4).map(|i| (i % 7) as f32 / 7.0 - 0.5).collect::<Vec<_>>(), (3, 3, 3, 4), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
         let run = || {
             let pool = Pool { size: [2, 2], strides: [2, 2], padding: "valid", max: true };
             let y = conv2d(&x, k.as_tensor(), None, true, [1, 1], [1, 1], "valid", true, Some(pool)).unwrap();

@@ -8,10 +8,10 @@
 //! (f32 for training, f64 for the finite-difference tests, through the same
 //! code) and host access to tensor data.
 
-use super::gemm::{matmul as sgemm, Mat};
+use super::gemm::{Mat, matmul as sgemm};
 use super::sink::{Sink, Slot};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, StorageRef, Tensor, WithDType, bail};
 use std::sync::Arc;
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, StorageRef, Tensor, WithDType};
 
 /// An element type the kernels run on.
 pub trait Real: WithDType + std::ops::Neg<Output = Self> {
@@ -314,7 +314,14 @@ impl DenseOp {
     /// (dx, dw, db) for candle; dw and db are None where a sink slot took them.
     #[allow(clippy::type_complexity)]
     fn grads(&self, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        fn run<T: Real>(op: &DenseOp, x: &Tensor, w: &Tensor, bias: bool, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        fn run<T: Real>(
+            op: &DenseOp,
+            x: &Tensor,
+            w: &Tensor,
+            bias: bool,
+            res: &Tensor,
+            grad: &Tensor,
+        ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             let (k, n) = w.dims2()?;
             let rows = x.dim(0)?;
             let g = grad.contiguous()?;
@@ -384,7 +391,7 @@ impl CustomOp3 for DenseOp {
 #[cfg(test)]
 pub mod testing {
     use candle_core::{DType, Device, Tensor, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
 
     pub fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -448,7 +455,13 @@ mod tests {
                             vars.push(var(&[fout], 3, dt));
                         }
                         let what = format!("{dt:?} {batch}x{fin}->{fout} relu={relu} bias={bias}");
-                        compare(&vars, |t| dense(&t[0], &t[1], t.get(2), relu, None).unwrap(), |t| dense_plain(&t[0], &t[1], t.get(2), relu).unwrap(), tol, &what);
+                        compare(
+                            &vars,
+                            |t| dense(&t[0], &t[1], t.get(2), relu, None).unwrap(),
+                            |t| dense_plain(&t[0], &t[1], t.get(2), relu).unwrap(),
+                            tol,
+                            &what,
+                        );
                     }
                 }
             }
@@ -522,10 +535,12 @@ mod tests {
         let grads = dense(&x, &w, None, false, None).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none());
         // d/dw sum(x @ w) = column sums of x, repeated per output.
-        let want: Vec<f64> = (0..3).flat_map(|i| {
-            let s: f64 = flat(&x).chunks(3).map(|r| r[i]).sum();
-            [s, s]
-        }).collect();
+        let want: Vec<f64> = (0..3)
+            .flat_map(|i| {
+                let s: f64 = flat(&x).chunks(3).map(|r| r[i]).sum();
+                [s, s]
+            })
+            .collect();
         assert_close(&flat(grads.get(&w).unwrap()), &want, 1e-6, "dw");
     }
 

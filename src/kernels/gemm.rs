@@ -96,7 +96,27 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
 /// A and B as (pointer, row stride, column stride).
 unsafe fn raw(c: *mut f32, crs: usize, (m, k, n): (usize, usize, usize), a: (*const f32, usize, usize), b: (*const f32, usize, usize), accumulate: bool) {
     unsafe {
-        gemm::gemm(m, n, k, c, 1, crs as isize, accumulate, a.0, a.2 as isize, a.1 as isize, b.0, b.2 as isize, b.1 as isize, 1.0, 1.0, false, false, false, Parallelism::None);
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            crs as isize,
+            accumulate,
+            a.0,
+            a.2 as isize,
+            a.1 as isize,
+            b.0,
+            b.2 as isize,
+            b.1 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
     }
 }
 

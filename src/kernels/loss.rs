@@ -4,8 +4,8 @@
 //! backward, each allocating. Numerics as `train::losses` on logits (no
 //! clipping there: the fused forms are finite for any logits).
 
-use super::dense::{on_cpu_float, tensor_from, Host, Real};
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use super::dense::{Host, Real, on_cpu_float, tensor_from};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FromLogits {
@@ -221,15 +221,33 @@ mod tests {
                 for soft in [false, true] {
                     let t = targets(rows, classes, 5, soft, dt);
                     let what = format!("{dt:?} categorical {rows}x{classes} soft={soft}");
-                    compare(&xs, |v| mean_loss(FromLogits::SoftmaxCrossentropy, &v[0], &t).unwrap().unwrap(), |v| Loss::CategoricalCrossentropy.compute_ops(&v[0], &t, true).unwrap(), tol, &what);
+                    compare(
+                        &xs,
+                        |v| mean_loss(FromLogits::SoftmaxCrossentropy, &v[0], &t).unwrap().unwrap(),
+                        |v| Loss::CategoricalCrossentropy.compute_ops(&v[0], &t, true).unwrap(),
+                        tol,
+                        &what,
+                    );
                 }
                 let t = targets(rows, classes, 6, false, dt);
                 let idx = t.argmax(1).unwrap().to_dtype(dt).unwrap();
                 let what = format!("{dt:?} sparse {rows}x{classes}");
-                compare(&xs, |v| mean_loss(FromLogits::SparseSoftmaxCrossentropy, &v[0], &idx).unwrap().unwrap(), |v| Loss::SparseCategoricalCrossentropy.compute_ops(&v[0], &idx, true).unwrap(), tol, &what);
+                compare(
+                    &xs,
+                    |v| mean_loss(FromLogits::SparseSoftmaxCrossentropy, &v[0], &idx).unwrap().unwrap(),
+                    |v| Loss::SparseCategoricalCrossentropy.compute_ops(&v[0], &idx, true).unwrap(),
+                    tol,
+                    &what,
+                );
                 let tb = random(&[rows, classes], 7, dt).ge(0.0).unwrap().to_dtype(dt).unwrap();
                 let what = format!("{dt:?} binary {rows}x{classes}");
-                compare(&xs, |v| mean_loss(FromLogits::SigmoidBinaryCrossentropy, &v[0], &tb).unwrap().unwrap(), |v| Loss::BinaryCrossentropy.compute_ops(&v[0], &tb, true).unwrap(), tol, &what);
+                compare(
+                    &xs,
+                    |v| mean_loss(FromLogits::SigmoidBinaryCrossentropy, &v[0], &tb).unwrap().unwrap(),
+                    |v| Loss::BinaryCrossentropy.compute_ops(&v[0], &tb, true).unwrap(),
+                    tol,
+                    &what,
+                );
             }
         }
     }

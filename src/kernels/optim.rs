@@ -8,8 +8,8 @@
 //! candle ops in `train::optim` (a scalar multiply is candle's affine
 //! `x * c + 0`, an added scalar `x * 1 + c`), so both give the same bits.
 
-use super::dense::{cpu_slice, on_cpu_float, Real};
-use candle_core::{bail, CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+use super::dense::{Real, cpu_slice, on_cpu_float};
+use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
 
 /// One in-place pass. `dst` is the tensor rewritten; `a`, `b` the sources
 /// named in each variant. `decay` is decoupled weight decay, `1 - wd * lr`.
@@ -256,7 +256,8 @@ mod tests {
                     Some(x) => (d * x).unwrap(),
                     None => d.clone(),
                 };
-                let cases: Vec<(Pass, Box<dyn Fn() -> candle_core::Result<Tensor>>)> = vec![
+                type Expected<'a> = Box<dyn Fn() -> candle_core::Result<Tensor> + 'a>;
+                let cases: Vec<(Pass, Expected)> = vec![
                     (Pass::Sgd { lr: 0.01, decay: None }, Box::new(|| &d - (&a * 0.01)?)),
                     (Pass::Sgd { lr: 0.01, decay: dec }, Box::new(|| decayed(&d, dec) - (&a * 0.01)?)),
                     (Pass::Momentum { lr: 0.1, momentum: 0.9 }, Box::new(|| (&d * 0.9)? - (&a * 0.1)?)),

@@ -76,7 +76,7 @@ fn helper(pool: &'static Pool) {
         while pool.posted.load(Ordering::Acquire) == seen {
             spins = spins.wrapping_add(1);
             // The clock only every 64 spins: reading it was most of the spinning.
-            if spins % 64 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
             } else {
                 std::thread::park_timeout(Duration::from_millis(100));
@@ -148,7 +148,6 @@ pub fn run(parts: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
     }
     assert!(!helper_panicked, "nnrun kernels: a part panicked on a helper thread");
 }
-
 
 /// Threads for the kernels: RAYON_NUM_THREADS (set by `--threads`), else
 /// the CPUs. Read once: candle's get_num_threads parses /proc/cpuinfo on

@@ -6,8 +6,8 @@
 //! the average. Max backward sends each window's gradient to its first
 //! maximum (TensorFlow's choice): the first cell equal to the output.
 
-use super::conv::{slice, Axis};
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use super::conv::{Axis, slice};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, bail};
 
 /// Whether `pool2d` can run on `x` (else use plain candle ops).
 pub fn supports(x: &Tensor) -> bool {
@@ -141,13 +141,13 @@ fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> V
                 }
                 // The maximum is the relu's output at the cell it came from.
                 for (ch, ((&f, &gv), &m)) in first.iter().zip(grad).zip(best).enumerate() {
-                    dx[cells[f as usize] + ch] += if relu && !(m > zero) { zero } else { gv };
+                    dx[cells[f as usize] + ch] += if relu && m.partial_cmp(&zero) != Some(std::cmp::Ordering::Greater) { zero } else { gv };
                 }
             } else {
                 let inv = T::from_f64(1.0 / cells.len().max(1) as f64);
                 for &cell in cells {
                     for ((d, &gv), &v) in dx[cell..cell + c].iter_mut().zip(grad).zip(&x[cell..cell + c]) {
-                        *d += if relu && !(v > zero) { zero } else { gv * inv };
+                        *d += if relu && v.partial_cmp(&zero) != Some(std::cmp::Ordering::Greater) { zero } else { gv * inv };
                     }
                 }
             }
@@ -208,8 +208,12 @@ impl CustomOp3 for Pool2dGrad {
         let g = self.g;
         let what = "pool2d backward";
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?)?),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?)?),
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(self.run(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?)?)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(self.run(slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?)?)
+            }
             _ => bail!("{what}: unsupported dtypes"),
         };
         Ok((out, Shape::from_dims(&[g.b, g.h.len, g.w.len, g.c])))

@@ -8,8 +8,8 @@
 //! forward trace (gates, cells) for its backward pass: tanh and sigmoid are
 //! most of the cost, and recomputing them would double it.
 
-use super::dense::{cpu_slice, on_cpu_float, tensor_from, Host, Real, View};
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use super::dense::{Host, Real, View, cpu_slice, on_cpu_float, tensor_from};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
@@ -88,7 +88,7 @@ impl LstmOp {
             let hm = &mut tr.hm[ts * bu..(ts + 1) * bu];
             hm.copy_from_slice(&tr.hs[s * bu..(s + 1) * bu]);
             if let Some(m) = mask {
-                hm.iter_mut().zip(m).for_each(|(h, &m)| *h = *h * m);
+                hm.iter_mut().zip(m).for_each(|(h, &m)| *h *= m);
             }
             // h_0 = 0 adds nothing.
             if s > 0 {
@@ -177,7 +177,7 @@ impl LstmOp {
             if s > 0 {
                 T::matmul(&mut dh_next, View::new(dz, b, 4 * u), View::new(rk, u, 4 * u).t(), false);
                 if let Some(m) = mask {
-                    dh_next.iter_mut().zip(m).for_each(|(a, &m)| *a = *a * m);
+                    dh_next.iter_mut().zip(m).for_each(|(a, &m)| *a *= m);
                 }
             }
         }
@@ -197,7 +197,12 @@ impl LstmOp {
     }
 
     fn cpu(&self, xp: (&CpuStorage, &Layout), rk: (&CpuStorage, &Layout), mask: Option<(&CpuStorage, &Layout)>) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Real>(op: &LstmOp, xp: (&CpuStorage, &Layout), rk: (&CpuStorage, &Layout), mask: Option<(&CpuStorage, &Layout)>) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Real>(
+            op: &LstmOp,
+            xp: (&CpuStorage, &Layout),
+            rk: (&CpuStorage, &Layout),
+            mask: Option<(&CpuStorage, &Layout)>,
+        ) -> Result<(CpuStorage, Shape)> {
             let d = LstmOp::dims(xp.1)?;
             let mask = match mask {
                 Some((s, l)) => Some(cpu_slice::<T>(s, l)?),

@@ -98,19 +98,8 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
     {
         let (m, k, n) = (a.rows, a.cols, b.cols);
         debug_assert!(m > 0 && n > 0 && k > 0 && b.rows == k && dst.len() == m * n);
-        let p = Problem {
-            a: a.data.as_ptr(),
-            ars: a.rs,
-            acs: a.cs,
-            b: b.data.as_ptr(),
-            brs: b.rs,
-            bcs: b.cs,
-            c: dst.as_mut_ptr(),
-            crs: n,
-            ccs: 1,
-            k,
-            accumulate,
-        };
+        let p =
+            Problem { a: a.data.as_ptr(), ars: a.rs, acs: a.cs, b: b.data.as_ptr(), brs: b.rs, bcs: b.cs, c: dst.as_mut_ptr(), crs: n, ccs: 1, k, accumulate };
         // Few columns (n = 10) pad the 16-wide tiles more than few rows pad
         // the 6-high ones: compute C^T = B^T A^T instead, when A is stored
         // transposed (else packing B' = A^T would gather every element).
@@ -134,7 +123,13 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
         // Splitting rows makes every part read all of B, splitting columns
         // all of A: duplicate the smaller one (k huge and m, n small in the
         // conv weight gradients: a third of the traffic either way).
-        let by_rows = if mp < parts { false } else if np < parts { true } else { m >= n };
+        let by_rows = if mp < parts {
+            false
+        } else if np < parts {
+            true
+        } else {
+            m >= n
+        };
         let panels = if by_rows { mp } else { np };
         let (unit, len) = if by_rows { (MR, m) } else { (NR, n) };
         let range = |i: usize| {
@@ -146,13 +141,7 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
             let (lo, hi) = range(i);
             if lo < hi {
                 // SAFETY: as above; parts cover disjoint rows (columns) of C.
-                unsafe {
-                    if by_rows {
-                        x86::block(&p, lo, hi, 0, n)
-                    } else {
-                        x86::block(&p, 0, m, lo, hi)
-                    }
-                }
+                unsafe { if by_rows { x86::block(&p, lo, hi, 0, n) } else { x86::block(&p, 0, m, lo, hi) } }
             }
         };
         super::par::run(parts, threads, &job);
@@ -167,11 +156,12 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
 
 /// C elements computed for an m x n product, padding included.
 fn padded(m: usize, n: usize) -> usize {
-    let cols = n / NR * NR + match n % NR {
-        0 => 0,
-        1..=8 => 8,
-        _ => NR,
-    };
+    let cols = n / NR * NR
+        + match n % NR {
+            0 => 0,
+            1..=8 => 8,
+            _ => NR,
+        };
     m.div_ceil(MR) * MR * cols
 }
 
@@ -197,7 +187,7 @@ unsafe impl Sync for Problem {}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Problem, KC, MC, MR, NC, NR};
+    use super::{KC, MC, MR, NC, NR, Problem};
     use std::arch::x86_64::*;
     use std::cell::RefCell;
 
@@ -521,10 +511,7 @@ mod tests {
                         let mut dst = if accumulate { init.clone() } else { vec![f32::NAN; m * n] };
                         assert!(force(&mut dst, av, bv, accumulate, threads));
                         for (idx, (x, y)) in dst.iter().zip(&want).enumerate() {
-                            assert!(
-                                (*x as f64 - y).abs() <= tol,
-                                "{m}x{k}x{n} a{ai} b{bi} acc={accumulate} threads={threads} at {idx}: {x} vs {y}"
-                            );
+                            assert!((*x as f64 - y).abs() <= tol, "{m}x{k}x{n} a{ai} b{bi} acc={accumulate} threads={threads} at {idx}: {x} vs {y}");
                         }
                         // Same bits whatever the number of threads.
                         match &first {
@@ -560,7 +547,20 @@ mod tests {
     fn training_shapes() {
         // The exact products of mnist_mlp, mnist_cnn and sunspots_lstm,
         // scaled down where the reference would be slow.
-        for &(m, k, n) in &[(128, 784, 10), (128, 10, 512), (512, 128, 10), (64, 1600, 10), (1000, 9, 32), (9, 3000, 32), (300, 288, 64), (288, 500, 64), (500, 64, 288), (32, 32, 128), (32, 128, 32), (32, 384, 128)] {
+        for &(m, k, n) in &[
+            (128, 784, 10),
+            (128, 10, 512),
+            (512, 128, 10),
+            (64, 1600, 10),
+            (1000, 9, 32),
+            (9, 3000, 32),
+            (300, 288, 64),
+            (288, 500, 64),
+            (500, 64, 288),
+            (32, 32, 128),
+            (32, 128, 32),
+            (32, 384, 128),
+        ] {
             check(m, k, n);
         }
     }

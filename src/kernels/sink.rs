@@ -15,7 +15,7 @@
 
 use super::dense::Real;
 use super::optim::dst_slice;
-use candle_core::{bail, CpuStorage, InplaceOp1, Layout, Result, Tensor, TensorId, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor, TensorId, Var, bail};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -83,10 +83,8 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(vars: &[Var]) -> Sink {
-        let slots = vars
-            .iter()
-            .map(|v| (v.id(), Arc::new(Slot { like: v.as_tensor().clone(), grad: Mutex::new(None), written: AtomicBool::new(false) })))
-            .collect();
+        let slots =
+            vars.iter().map(|v| (v.id(), Arc::new(Slot { like: v.as_tensor().clone(), grad: Mutex::new(None), written: AtomicBool::new(false) }))).collect();
         Sink { slots }
     }
 

@@ -3,7 +3,7 @@
 
 use super::activation::{read_activation, read_initializer};
 use super::core::channels_last;
-use super::{expect_rank, fmt_shape, Activation, Ctx, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{Activation, Ctx, Layer, LayerType, Shape, ShapeError, Weight, expect_rank, fmt_shape};
 use crate::kernels;
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
@@ -134,11 +134,8 @@ pub fn fit_axis(x: &Tensor, axis: usize, span: usize, stride: usize, padding: &s
         "causal" => span - 1,
         _ => 0,
     };
-    let x = if len + before >= need {
-        pad_axis(x, axis, before, 0, fill)?.narrow(axis, 0, need)?
-    } else {
-        pad_axis(x, axis, before, need - len - before, fill)?
-    };
+    let x =
+        if len + before >= need { pad_axis(x, axis, before, 0, fill)?.narrow(axis, 0, need)? } else { pad_axis(x, axis, before, need - len - before, fill)? };
     Ok((x, Fit { out, before, len }))
 }
 
@@ -170,12 +167,8 @@ pub static CONV1D: LayerType = LayerType {
     build: |a| Box::new(Conv::read(a, 1)),
 };
 
-pub static CONV2D: LayerType = LayerType {
-    name: "Conv2D",
-    family: "conv",
-    summary: "2D convolution over (height, width, channels).",
-    build: |a| Box::new(Conv::read(a, 2)),
-};
+pub static CONV2D: LayerType =
+    LayerType { name: "Conv2D", family: "conv", summary: "2D convolution over (height, width, channels).", build: |a| Box::new(Conv::read(a, 2)) };
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
@@ -215,7 +208,9 @@ impl Conv {
             );
             a.error("dilation_rate", node, what, Some("set strides: 1 or dilation_rate: 1".into()));
         }
-        if !filters.is_multiple_of(groups) && let Some(node) = a.node("groups") {
+        if !filters.is_multiple_of(groups)
+            && let Some(node) = a.node("groups")
+        {
             let what = format!("{groups} must divide filters ({filters}) evenly");
             a.error("groups", node, what, None);
         }
@@ -331,11 +326,23 @@ impl Conv {
         let (x, [h, wf]) = fit_2d(x, span, s, self.padding, 0.0)?;
         // candle takes one dilation and one stride for both axes; an axis with
         // a single tap or a single output doesn't care which.
-        let dil = if ks[1] == 1 || d[0] == d[1] { d[0] } else if ks[0] == 1 { d[1] } else { 1 };
+        let dil = if ks[1] == 1 || d[0] == d[1] {
+            d[0]
+        } else if ks[0] == 1 {
+            d[1]
+        } else {
+            1
+        };
         if dil == 1 {
             k = dilate(&dilate(&k, 0, d[0])?, 1, d[1])?;
         }
-        let stride = if s[0] == s[1] || wf.out == 1 { s[0] } else if h.out == 1 { s[1] } else { 1 };
+        let stride = if s[0] == s[1] || wf.out == 1 {
+            s[0]
+        } else if h.out == 1 {
+            s[1]
+        } else {
+            1
+        };
         let xn = x.permute((0, 3, 1, 2))?.contiguous()?;
         let kn = k.permute((3, 2, 0, 1))?.contiguous()?;
         let mut y = xn.conv2d(&kn, 0, stride, dil, self.groups)?.permute((0, 2, 3, 1))?;
@@ -628,7 +635,13 @@ pub(super) mod tests {
         let dil = apply("Conv2D", "{filters: 1, kernel_size: 2, dilation_rate: [2, 1], use_bias: false}", &x, &[1, 4, 4, 1], &[k]);
         assert_eq!(dil, (vec![1, 2, 3, 1], vec![62.0, 72.0, 82.0, 102.0, 112.0, 122.0]));
         // Groups: a 1x1 kernel of (1, 1, 1, 2) scales each channel by its own weight.
-        let g = apply("Conv2D", "{filters: 2, kernel_size: 1, groups: 2, use_bias: false}", &[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2], &[(&[10.0, 100.0], &[1, 1, 1, 2])]);
+        let g = apply(
+            "Conv2D",
+            "{filters: 2, kernel_size: 1, groups: 2, use_bias: false}",
+            &[1.0, 2.0, 3.0, 4.0],
+            &[1, 1, 2, 2],
+            &[(&[10.0, 100.0], &[1, 1, 1, 2])],
+        );
         assert_eq!(g.1, vec![10.0, 200.0, 30.0, 400.0]);
         // Activation is applied last.
         let relu = apply("Conv2D", "{filters: 1, kernel_size: 2, activation: relu}", &x, &[1, 4, 4, 1], &[k, (&[-60.0], &[1])]).1;
@@ -686,11 +699,17 @@ pub(super) mod tests {
     #[ignore]
     fn conv2d_timing() {
         // The first conv sees the data batch (no input gradient), the second a hidden layer.
-        for (yaml, dims, data) in [("{filters: 32, kernel_size: 3, activation: relu}", [64, 28, 28, 1], true), ("{filters: 64, kernel_size: 3, activation: relu}", [64, 13, 13, 32], false)] {
+        for (yaml, dims, data) in [
+            ("{filters: 32, kernel_size: 3, activation: relu}", [64, 28, 28, 1], true),
+            ("{filters: 64, kernel_size: 3, activation: relu}", [64, 13, 13, 32], false),
+        ] {
             let conv = conv_layer("Conv2D", yaml);
             let x = Var::randn(0f32, 1.0, &dims[..], &Device::Cpu).unwrap();
             let x = if data { x.as_tensor().detach() } else { x.as_tensor().clone() };
-            let w = vec![Var::randn(0f32, 0.1, (3, 3, dims[3], conv.filters), &Device::Cpu).unwrap(), Var::zeros(conv.filters, candle_core::DType::F32, &Device::Cpu).unwrap()];
+            let w = vec![
+                Var::randn(0f32, 0.1, (3, 3, dims[3], conv.filters), &Device::Cpu).unwrap(),
+                Var::zeros(conv.filters, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            ];
             let mut rng = rand::rngs::StdRng::seed_from_u64(0);
             let out: usize = conv.output_shape(&[dims[1..].to_vec()]).unwrap().iter().product();
             let r = Tensor::randn(0f32, 1.0, (dims[0] * out, 1), &Device::Cpu).unwrap();
@@ -711,7 +730,12 @@ pub(super) mod tests {
             println!(
                 "Conv2D{yaml} on {dims:?}{}: forward old {:.2} ms new {:.2} ms ({:.1}x); forward+backward old {:.2} ms new {:.2} ms ({:.1}x)",
                 if data { " (data input)" } else { "" },
-                of * 1e3, nf * 1e3, of / nf, ob * 1e3, nb * 1e3, ob / nb
+                of * 1e3,
+                nf * 1e3,
+                of / nf,
+                ob * 1e3,
+                nb * 1e3,
+                ob / nb
             );
         }
     }
@@ -762,7 +786,11 @@ pub(super) mod tests {
             }
         }
         let [[of, ob], [nf, nb]] = times.map(|t| t.map(median));
-        println!("mnist_cnn step (batch 64): forward old {of:.1} ms new {nf:.1} ms ({:.1}x); forward+backward old {ob:.1} ms new {nb:.1} ms ({:.1}x)", of / nf, ob / nb);
+        println!(
+            "mnist_cnn step (batch 64): forward old {of:.1} ms new {nf:.1} ms ({:.1}x); forward+backward old {ob:.1} ms new {nb:.1} ms ({:.1}x)",
+            of / nf,
+            ob / nb
+        );
     }
 
     #[test]
@@ -817,7 +845,10 @@ pub(super) mod tests {
         // A kernel exactly the input's size leaves 1; dilation can make it too wide.
         assert_eq!(infer("Conv2D", "{filters: 8, kernel_size: 3}", &[&[3, 3, 8]]).unwrap().0, vec![1, 1, 8]);
         let e = infer("Conv1D", "{filters: 8, kernel_size: 3, dilation_rate: 3}", &[&[6, 2]]).unwrap_err();
-        assert_eq!(e.message, "kernel_size (3,) with dilation_rate (3,) (spanning (7,)) leaves an output size of (0,) with padding 'valid': it is larger than the input (batch, 6, 2)");
+        assert_eq!(
+            e.message,
+            "kernel_size (3,) with dilation_rate (3,) (spanning (7,)) leaves an output size of (0,) with padding 'valid': it is larger than the input (batch, 6, 2)"
+        );
         assert!(infer("Conv2D", "{filters: 8, kernel_size: 5, padding: same}", &[&[3, 3, 8]]).is_ok());
 
         let e = infer("Conv2D", "{filters: 8, kernel_size: 3, groups: 2}", &[&[8, 8, 3]]).unwrap_err();
@@ -830,23 +861,47 @@ pub(super) mod tests {
         assert_eq!(arg_error("Conv2D", "{kernel_size: 3}"), "layer 'x' (Conv2D): missing required argument `filters` (a positive integer)");
         assert_eq!(arg_error("Conv2D", "{filters: 8}"), "layer 'x' (Conv2D): missing required argument `kernel_size` (a positive integer or a list of 2)");
         assert_eq!(arg_error("Conv2D", "{filters: 0, kernel_size: 3}"), "layer 'x' (Conv2D): `filters` must be a positive integer, received 0");
-        assert_eq!(arg_error("Conv2D", "{filters: 8, kernel_size: 0}"), "layer 'x' (Conv2D): `kernel_size` must be a positive integer or a list of 2, received 0");
-        assert_eq!(arg_error("Conv2D", "{filters: 8, kernel_size: [3, 3, 3]}"), "layer 'x' (Conv2D): `kernel_size` must be a positive integer or a list of 2, received [3, 3, 3]");
-        assert_eq!(arg_error("Conv2D", "{filters: 8, kernel_size: 3, strides: 0}"), "layer 'x' (Conv2D): `strides` must be a positive integer or a list of 2, received 0");
-        assert_eq!(arg_error("Conv2D", "{filters: 8, kernel_size: 3, padding: full}"), "layer 'x' (Conv2D): `padding` must be one of valid, same, received \"full\"");
+        assert_eq!(
+            arg_error("Conv2D", "{filters: 8, kernel_size: 0}"),
+            "layer 'x' (Conv2D): `kernel_size` must be a positive integer or a list of 2, received 0"
+        );
+        assert_eq!(
+            arg_error("Conv2D", "{filters: 8, kernel_size: [3, 3, 3]}"),
+            "layer 'x' (Conv2D): `kernel_size` must be a positive integer or a list of 2, received [3, 3, 3]"
+        );
+        assert_eq!(
+            arg_error("Conv2D", "{filters: 8, kernel_size: 3, strides: 0}"),
+            "layer 'x' (Conv2D): `strides` must be a positive integer or a list of 2, received 0"
+        );
+        assert_eq!(
+            arg_error("Conv2D", "{filters: 8, kernel_size: 3, padding: full}"),
+            "layer 'x' (Conv2D): `padding` must be one of valid, same, received \"full\""
+        );
         // Causal padding is Conv1D's only.
-        assert_eq!(arg_error("Conv2D", "{filters: 8, kernel_size: 3, padding: causal}"), "layer 'x' (Conv2D): `padding` must be one of valid, same, received \"causal\"");
-        assert_eq!(arg_error("Conv1D", "{filters: 8, kernel_size: 3, padding: full}"), "layer 'x' (Conv1D): `padding` must be one of valid, same, causal, received \"full\"");
+        assert_eq!(
+            arg_error("Conv2D", "{filters: 8, kernel_size: 3, padding: causal}"),
+            "layer 'x' (Conv2D): `padding` must be one of valid, same, received \"causal\""
+        );
+        assert_eq!(
+            arg_error("Conv1D", "{filters: 8, kernel_size: 3, padding: full}"),
+            "layer 'x' (Conv1D): `padding` must be one of valid, same, causal, received \"full\""
+        );
         let d = build("Conv1D", "{filters: 8, kernel_size: 3, padding: casual}").unwrap_err();
         assert_eq!(d[0].hint.as_deref(), Some("did you mean 'causal'?"));
         assert!(arg_error("Conv2D", "{filters: 8, kernel_size: 3, data_format: channels_first}").contains("channels_last"));
-        assert_eq!(arg_error("Conv2D", "{filters: 8, kernel_size: 3, activation: rleu}"), "layer 'x' (Conv2D): `activation` names an unknown activation \"rleu\"");
+        assert_eq!(
+            arg_error("Conv2D", "{filters: 8, kernel_size: 3, activation: rleu}"),
+            "layer 'x' (Conv2D): `activation` names an unknown activation \"rleu\""
+        );
     }
 
     #[test]
     fn conv_cross_argument_errors() {
         let d = build("Conv2D", "{filters: 8, kernel_size: 3, strides: 2, dilation_rate: 2}").unwrap_err();
-        assert_eq!(d[0].message, "layer 'x' (Conv2D): `dilation_rate` (2, 2) cannot be combined with strides (2, 2): Keras supports dilation_rate > 1 only with strides 1");
+        assert_eq!(
+            d[0].message,
+            "layer 'x' (Conv2D): `dilation_rate` (2, 2) cannot be combined with strides (2, 2): Keras supports dilation_rate > 1 only with strides 1"
+        );
         assert_eq!(d[0].hint.as_deref(), Some("set strides: 1 or dilation_rate: 1"));
         assert_eq!(d[0].path, "layer.dilation_rate");
         assert!(build("Conv1D", "{filters: 8, kernel_size: 3, strides: 2, dilation_rate: 1}").is_ok());

@@ -2,7 +2,7 @@
 //! RepeatVector, Embedding.
 
 use super::activation::{read_activation, read_initializer};
-use super::{expect_rank, fmt_shape, Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight, expect_rank, fmt_shape};
 use crate::spec::args::Args;
 use candle_core::{DType, Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
@@ -28,13 +28,7 @@ pub struct Dense {
 
 impl Default for Dense {
     fn default() -> Self {
-        Dense {
-            units: 1,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: "glorot_uniform",
-            bias_initializer: "zeros",
-        }
+        Dense { units: 1, activation: Activation::Linear, use_bias: true, kernel_initializer: "glorot_uniform", bias_initializer: "zeros" }
     }
 }
 
@@ -80,12 +74,10 @@ impl Layer for Dense {
         if inputs[0].len() < 3 {
             return Vec::new();
         }
-        vec![ShapeError::new(format!(
-            "applied to each position of {}, so it outputs {}",
-            fmt_shape(&inputs[0]),
-            fmt_shape(output)
-        ))
-        .hint("insert a Flatten layer before '{name}' to classify the whole input")]
+        vec![
+            ShapeError::new(format!("applied to each position of {}, so it outputs {}", fmt_shape(&inputs[0]), fmt_shape(output)))
+                .hint("insert a Flatten layer before '{name}' to classify the whole input"),
+        ]
     }
 
     /// One fused op (matmul, bias, relu) on the CPU; see `kernels::dense`.
@@ -151,8 +143,7 @@ impl Layer for Dropout {
             return Ok(x.clone());
         }
         let keep = 1.0 - self.rate;
-        let mask: Vec<f32> =
-            (0..x.elem_count()).map(|_| if ctx.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if ctx.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
         x * mask
     }
@@ -212,9 +203,10 @@ impl Reshape {
     fn read(a: &mut Args) -> Self {
         let target_shape = a.int_list("target_shape", 1, true);
         if target_shape.iter().filter(|&&d| d == -1).count() > 1
-            && let Some(node) = a.node("target_shape") {
-                a.error("target_shape", node, "may contain -1 only once", None);
-            }
+            && let Some(node) = a.node("target_shape")
+        {
+            a.error("target_shape", node, "may contain -1 only once", None);
+        }
         Reshape { target_shape }
     }
 }
@@ -228,15 +220,9 @@ impl Layer for Reshape {
             format!("[{}]", d.join(", "))
         };
         let mismatch = || {
-            ShapeError::new(format!(
-                "cannot reshape {} ({n} values per sample) to target_shape {}",
-                fmt_shape(&inputs[0]),
-                target()
-            ))
-            .hint(format!(
-                "the entries of target_shape must multiply to {n}; write -1 for one entry to have it inferred"
-            ))
-            .at("target_shape")
+            ShapeError::new(format!("cannot reshape {} ({n} values per sample) to target_shape {}", fmt_shape(&inputs[0]), target()))
+                .hint(format!("the entries of target_shape must multiply to {n}; write -1 for one entry to have it inferred"))
+                .at("target_shape")
         };
         if self.target_shape.contains(&-1) {
             if known == 0 || !n.is_multiple_of(known) {
@@ -397,7 +383,10 @@ mod tests {
         assert_eq!(arg_error("Dense", "{units: ten}"), "layer 'x' (Dense): `units` must be a positive integer, received \"ten\"");
         assert_eq!(arg_error("Dense", "{}"), "layer 'x' (Dense): missing required argument `units` (a positive integer)");
         assert_eq!(arg_error("Dense", "{units: 3, activation: rel}"), "layer 'x' (Dense): `activation` names an unknown activation \"rel\"");
-        assert_eq!(arg_error("Dense", "{units: 3, kernel_initializer: foo}").split(',').next().unwrap(), "layer 'x' (Dense): `kernel_initializer` must be one of glorot_uniform");
+        assert_eq!(
+            arg_error("Dense", "{units: 3, kernel_initializer: foo}").split(',').next().unwrap(),
+            "layer 'x' (Dense): `kernel_initializer` must be one of glorot_uniform"
+        );
     }
 
     #[test]
@@ -475,7 +464,7 @@ mod tests {
 
     #[test]
     fn embedding_looks_up_rows() {
-        use crate::layers::{testutil::build, Ctx};
+        use crate::layers::{Ctx, testutil::build};
         use candle_core::{Tensor, Var};
         use rand::SeedableRng;
         let layer = build("Embedding", "{input_dim: 4, output_dim: 2}").unwrap();
@@ -493,10 +482,7 @@ mod tests {
 
     #[test]
     fn embedding_shapes_and_params() {
-        assert_eq!(
-            infer("Embedding", "{input_dim: 1000, output_dim: 64}", &[&[10]]).unwrap(),
-            (vec![10, 64], 64_000, 64_000)
-        );
+        assert_eq!(infer("Embedding", "{input_dim: 1000, output_dim: 64}", &[&[10]]).unwrap(), (vec![10, 64], 64_000, 64_000));
         assert!(arg_error("Embedding", "{input_dim: 10}").contains("missing required argument `output_dim`"));
     }
 }

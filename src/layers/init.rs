@@ -1,8 +1,8 @@
 //! Keras 3 initializers, drawn from nnrun's own seeded generator so that the
 //! same seed gives the same weights bit for bit.
 
-use rand::rngs::StdRng;
 use rand::Rng;
+use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -43,9 +43,7 @@ pub fn sample(init: &Init, shape: &[usize], rng: &mut StdRng) -> Vec<f32> {
     let (fan_in, fan_out) = fans(shape);
     // Variance-scaling initializers: the truncated normal's stddev is corrected
     // by Keras's constant .87962566103423978.
-    let uniform = |rng: &mut StdRng, limit: f64| -> Vec<f32> {
-        (0..n).map(|_| rng.random_range(-limit..=limit) as f32).collect()
-    };
+    let uniform = |rng: &mut StdRng, limit: f64| -> Vec<f32> { (0..n).map(|_| rng.random_range(-limit..=limit) as f32).collect() };
     let normal_t = |rng: &mut StdRng, var: f64| -> Vec<f32> {
         let std = var.sqrt() / 0.879_625_661_034_239_8;
         (0..n).map(|_| truncated(rng, std)).collect()
@@ -62,7 +60,12 @@ pub fn sample(init: &Init, shape: &[usize], rng: &mut StdRng) -> Vec<f32> {
             "lecun_uniform" => uniform(rng, (3.0 / fan_in).sqrt()),
             "lecun_normal" => normal_t(rng, 1.0 / fan_in),
             "random_uniform" | "uniform" => uniform(rng, 0.05),
-            "random_normal" => (0..n).map(|_| { let z: f64 = StandardNormal.sample(rng); (z * 0.05) as f32 }).collect(),
+            "random_normal" => (0..n)
+                .map(|_| {
+                    let z: f64 = StandardNormal.sample(rng);
+                    (z * 0.05) as f32
+                })
+                .collect(),
             "truncated_normal" => (0..n).map(|_| truncated(rng, 0.05)).collect(),
             "orthogonal" => orthogonal(shape, rng),
             other => panic!("initializer {other} is validated by the spec reader"),
@@ -129,11 +132,8 @@ mod tests {
             let w = sample(&Init::Named("orthogonal"), &[rows, cols], &mut rng);
             // Rows are orthonormal when rows <= cols, columns otherwise.
             type Get<'a> = Box<dyn Fn(usize, usize) -> f32 + 'a>;
-            let (outer, inner, get): (usize, usize, Get) = if rows <= cols {
-                (rows, cols, Box::new(|a, k| w[a * cols + k]))
-            } else {
-                (cols, rows, Box::new(|a, k| w[k * cols + a]))
-            };
+            let (outer, inner, get): (usize, usize, Get) =
+                if rows <= cols { (rows, cols, Box::new(|a, k| w[a * cols + k])) } else { (cols, rows, Box::new(|a, k| w[k * cols + a])) };
             for a in 0..outer {
                 for b in 0..outer {
                     let dot: f32 = (0..inner).map(|k| get(a, k) * get(b, k)).sum();

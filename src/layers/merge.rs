@@ -1,7 +1,7 @@
 //! Merge layers: the element-wise Add, Subtract, Multiply, Average, Maximum,
 //! Minimum, and Concatenate. None has weights.
 
-use super::{fmt_shapes, resolve_axis, Arity, Ctx, Layer, LayerType, Shape, ShapeError};
+use super::{Arity, Ctx, Layer, LayerType, Shape, ShapeError, fmt_shapes, resolve_axis};
 use candle_core::{Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
 
@@ -9,12 +9,7 @@ type CResult<T> = candle_core::Result<T>;
 
 macro_rules! elementwise {
     ($static:ident, $name:literal, $kind:ident, $summary:literal) => {
-        pub static $static: LayerType = LayerType {
-            name: $name,
-            family: "merge",
-            summary: $summary,
-            build: |_| Box::new(ElementWise { kind: Kind::$kind }),
-        };
+        pub static $static: LayerType = LayerType { name: $name, family: "merge", summary: $summary, build: |_| Box::new(ElementWise { kind: Kind::$kind }) };
     };
 }
 
@@ -133,12 +128,8 @@ impl Layer for Concatenate {
         let ax = resolve_axis(self.axis, first)?;
         let off_axis = |s: &Shape| s.iter().enumerate().filter(|&(i, _)| i != ax).map(|(_, &d)| d).collect::<Vec<_>>();
         if inputs.iter().any(|s| off_axis(s) != off_axis(first)) {
-            return Err(ShapeError::new(format!(
-                "inputs must match on every axis except axis {}: received {}",
-                self.axis,
-                fmt_shapes(inputs)
-            ))
-            .hint("Flatten the branches before concatenating them, or crop/pad them to the same size"));
+            return Err(ShapeError::new(format!("inputs must match on every axis except axis {}: received {}", self.axis, fmt_shapes(inputs)))
+                .hint("Flatten the branches before concatenating them, or crop/pad them to the same size"));
         }
         let mut out = first.clone();
         out[ax] = inputs.iter().map(|s| s[ax]).sum();
@@ -217,16 +208,10 @@ mod tests {
     #[test]
     fn concatenate_mismatches() {
         let e = infer("Concatenate", "{}", &[&[13, 13, 8], &[12, 12, 8]]).unwrap_err();
-        assert_eq!(
-            e.message,
-            "inputs must match on every axis except axis -1: received (batch, 13, 13, 8) and (batch, 12, 12, 8)"
-        );
+        assert_eq!(e.message, "inputs must match on every axis except axis -1: received (batch, 13, 13, 8) and (batch, 12, 12, 8)");
         assert_eq!(e.hint.as_deref(), Some("Flatten the branches before concatenating them, or crop/pad them to the same size"));
         let e = infer("Concatenate", "{axis: 1}", &[&[2, 5], &[3, 5], &[4, 6]]).unwrap_err();
-        assert_eq!(
-            e.message,
-            "inputs must match on every axis except axis 1: received (batch, 2, 5) and (batch, 3, 5) and (batch, 4, 6)"
-        );
+        assert_eq!(e.message, "inputs must match on every axis except axis 1: received (batch, 2, 5) and (batch, 3, 5) and (batch, 4, 6)");
         let e = infer("Concatenate", "{}", &[&[64], &[4, 4]]).unwrap_err();
         assert_eq!(e.message, "inputs must all have the same rank, received (batch, 64) and (batch, 4, 4)");
         assert!(e.hint.unwrap().contains("Flatten"));

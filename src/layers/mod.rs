@@ -6,8 +6,8 @@
 
 pub mod activation;
 pub mod conv;
-pub mod init;
 pub mod core;
+pub mod init;
 pub mod merge;
 pub mod norm;
 pub mod pooling;
@@ -266,12 +266,7 @@ pub fn expect_rank(input: &Shape, rank: usize, axes: &str) -> Result<(), ShapeEr
     if input.len() == rank {
         return Ok(());
     }
-    Err(ShapeError::new(format!(
-        "expects a {}-D input (batch, {axes}), received {}",
-        rank + 1,
-        fmt_shape(input)
-    ))
-    .hint_opt(rank_hint(input, rank)))
+    Err(ShapeError::new(format!("expects a {}-D input (batch, {axes}), received {}", rank + 1, fmt_shape(input))).hint_opt(rank_hint(input, rank)))
 }
 
 /// Checks a minimum input rank (batch excluded).
@@ -279,11 +274,7 @@ pub fn expect_min_rank(input: &Shape, rank: usize) -> Result<(), ShapeError> {
     if input.len() >= rank {
         return Ok(());
     }
-    Err(ShapeError::new(format!(
-        "expects an input of at least {} dimensions including batch, received {}",
-        rank + 1,
-        fmt_shape(input)
-    )))
+    Err(ShapeError::new(format!("expects an input of at least {} dimensions including batch, received {}", rank + 1, fmt_shape(input))))
 }
 
 /// The usual fix for feeding a layer a tensor of the wrong rank.
@@ -295,10 +286,7 @@ pub fn rank_hint(input: &Shape, want: usize) -> Option<String> {
     };
     match (input.len(), want) {
         (r, 1) if r > 1 => Some("insert a Flatten layer before '{name}'".into()),
-        (1, 2) => Some(format!(
-            "add a time axis before '{{name}}', for example {} (or RepeatVector to repeat the vector)",
-            reshape(vec![n, 1])
-        )),
+        (1, 2) => Some(format!("add a time axis before '{{name}}', for example {} (or RepeatVector to repeat the vector)", reshape(vec![n, 1]))),
         (2, 3) => Some(format!("add a channel axis before '{{name}}': {}", reshape(vec![input[0], input[1], 1]))),
         (1, 3) => {
             let side = (n as f64).sqrt().round() as usize;
@@ -308,10 +296,7 @@ pub fn rank_hint(input: &Shape, want: usize) -> Option<String> {
                 Some("insert a Reshape layer to (height, width, channels) before '{name}'".into())
             }
         }
-        (3, 2) => Some(format!(
-            "insert {} before '{{name}}' to turn rows into time steps",
-            reshape(vec![input[0], input[1] * input[2]])
-        )),
+        (3, 2) => Some(format!("insert {} before '{{name}}' to turn rows into time steps", reshape(vec![input[0], input[1] * input[2]]))),
         (r, 2) if r > 3 => Some("insert a Reshape layer to (steps, features) before '{name}'".into()),
         _ => None,
     }
@@ -324,11 +309,7 @@ pub fn resolve_axis(axis: i64, shape: &Shape) -> Result<usize, ShapeError> {
     let a = if axis < 0 { axis + full } else { axis };
     if a <= 0 || a >= full {
         let why = if a == 0 { " (axis 0 is the batch axis)" } else { "" };
-        return Err(ShapeError::new(format!(
-            "`axis` {axis} is out of range for input {}{why}",
-            fmt_shape(shape)
-        ))
-        .at("axis"));
+        return Err(ShapeError::new(format!("`axis` {axis} is out of range for input {}{why}", fmt_shape(shape))).at("axis"));
     }
     Ok((a - 1) as usize)
 }
@@ -395,7 +376,7 @@ pub mod testutil {
     use crate::diag::Diagnostic;
     use crate::spec::yaml::parse;
     use candle_core::Device;
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
 
     /// Builds layer `ty` from flow-YAML arguments, e.g. `"{units: 3}"`.
     pub fn build(ty: &str, yaml: &str) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {
@@ -473,11 +454,7 @@ pub mod testutil {
                 };
                 let numeric = (probe(eps) - probe(-eps)) / (2.0 * eps);
                 let tol = 1e-6 + 1e-4 * numeric.abs().max(g[k].abs());
-                assert!(
-                    (numeric - g[k]).abs() <= tol,
-                    "{ty} {yaml}: d/d{name}[{k}] analytic {} vs numeric {numeric}",
-                    g[k]
-                );
+                assert!((numeric - g[k]).abs() <= tol, "{ty} {yaml}: d/d{name}[{k}] analytic {} vs numeric {numeric}", g[k]);
             }
         }
     }
@@ -496,11 +473,7 @@ pub mod testutil {
             Var::from_vec(v, dims, &Device::Cpu).unwrap()
         };
         // Non-trivial values everywhere (biases too); statistics stay positive.
-        let vars = layer
-            .weights(&shapes)
-            .iter()
-            .map(|w| if w.trainable { random(&w.shape, -0.5, 0.5) } else { random(&w.shape, 0.5, 1.5) })
-            .collect();
+        let vars = layer.weights(&shapes).iter().map(|w| if w.trainable { random(&w.shape, -0.5, 0.5) } else { random(&w.shape, 0.5, 1.5) }).collect();
         let xs = shapes
             .iter()
             .map(|s| {

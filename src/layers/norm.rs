@@ -1,7 +1,7 @@
 //! Normalization layers: BatchNormalization, LayerNormalization.
 
 use super::activation::read_initializer;
-use super::{fmt_shape, resolve_axis, Ctx, Layer, LayerType, Shape, ShapeError, Weight};
+use super::{Ctx, Layer, LayerType, Shape, ShapeError, Weight, fmt_shape, resolve_axis};
 use crate::spec::args::Args;
 use candle_core::{Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
@@ -166,12 +166,7 @@ impl LayerNormalization {
             let i = resolve_axis(a, input)?;
             if seen.contains(&i) {
                 let list: Vec<String> = self.axis.iter().map(|a| a.to_string()).collect();
-                return Err(ShapeError::new(format!(
-                    "`axis` [{}] names the same axis twice for input {}",
-                    list.join(", "),
-                    fmt_shape(input)
-                ))
-                .at("axis"));
+                return Err(ShapeError::new(format!("`axis` [{}] names the same axis twice for input {}", list.join(", "), fmt_shape(input))).at("axis"));
             }
             seen.push(i);
         }
@@ -266,14 +261,8 @@ mod tests {
 
     #[test]
     fn batch_norm_argument_errors() {
-        assert_eq!(
-            arg_error("BatchNormalization", "{momentum: 1.5}"),
-            "layer 'x' (BatchNormalization): `momentum` must be a number in [0, 1], received 1.5"
-        );
-        assert_eq!(
-            arg_error("BatchNormalization", "{epsilon: 0}"),
-            "layer 'x' (BatchNormalization): `epsilon` must be a number > 0, received 0"
-        );
+        assert_eq!(arg_error("BatchNormalization", "{momentum: 1.5}"), "layer 'x' (BatchNormalization): `momentum` must be a number in [0, 1], received 1.5");
+        assert_eq!(arg_error("BatchNormalization", "{epsilon: 0}"), "layer 'x' (BatchNormalization): `epsilon` must be a number > 0, received 0");
         assert!(arg_error("BatchNormalization", "{epsilon: -0.1}").contains("must be a number > 0"));
         assert!(arg_error("BatchNormalization", "{axis: [1, 2]}").contains("`axis` must be an integer"));
         assert!(arg_error("BatchNormalization", "{gamma_initializer: one}").contains("`gamma_initializer` must be one of"));

@@ -1,6 +1,6 @@
 //! Pooling layers: Max/AveragePooling1D/2D and their Global variants.
 
-use super::conv::{expect_spatial, fit_2d, pair, sliding_window, strided, to_2d, Fit};
+use super::conv::{Fit, expect_spatial, fit_2d, pair, sliding_window, strided, to_2d};
 use super::core::channels_last;
 use super::{Ctx, Layer, LayerType, Shape, ShapeError};
 use crate::kernels;
@@ -86,11 +86,7 @@ impl Pooling {
     pub(crate) fn forward_with(&self, x: &Tensor, fast: bool) -> CResult<Tensor> {
         let x = to_2d(x, self.dims)?;
         let (k, s) = (pair(&self.pool_size, 1), pair(&self.strides, 1));
-        let y = if fast && kernels::pool::supports(&x) {
-            kernels::pool::pool2d(&x, k, s, self.padding, self.max)?
-        } else {
-            self.pool_plain(&x, k, s)?
-        };
+        let y = if fast && kernels::pool::supports(&x) { kernels::pool::pool2d(&x, k, s, self.padding, self.max)? } else { self.pool_plain(&x, k, s)? };
         if self.dims == 1 { y.squeeze(2) } else { Ok(y) }
     }
 
@@ -135,9 +131,7 @@ impl Pooling {
 /// 1 / (real cells in each window), shaped (1, oh, ow, 1): Keras's average
 /// excludes 'same' padding.
 fn inverse_counts(fits: [Fit; 2], k: [usize; 2], s: [usize; 2], like: &Tensor) -> CResult<Tensor> {
-    let counts = |f: Fit, k: usize, s: usize| -> Vec<f64> {
-        (0..f.out).map(|j| ((j * s + k).min(f.before + f.len) - (j * s).max(f.before)) as f64).collect()
-    };
+    let counts = |f: Fit, k: usize, s: usize| -> Vec<f64> { (0..f.out).map(|j| ((j * s + k).min(f.before + f.len) - (j * s).max(f.before)) as f64).collect() };
     let (ch, cw) = (counts(fits[0], k[0], s[0]), counts(fits[1], k[1], s[1]));
     let inv: Vec<f64> = ch.iter().flat_map(|h| cw.iter().map(move |w| 1.0 / (h * w))).collect();
     Tensor::from_vec(inv, (1, ch.len(), cw.len(), 1), like.device())?.to_dtype(like.dtype())
@@ -291,7 +285,7 @@ mod tests {
 
     /// The gradient of `sum(ty(x))` with respect to `x`.
     fn input_grad(ty: &str, yaml: &str, x: Vec<f64>, dims: &[usize]) -> Vec<f64> {
-        use crate::layers::{testutil::build, Ctx};
+        use crate::layers::{Ctx, testutil::build};
         use candle_core::{Device, Var};
         use rand::SeedableRng;
         let x = Var::from_vec(x, dims, &Device::Cpu).unwrap();
@@ -442,7 +436,10 @@ mod tests {
 
         assert_eq!(arg_error("MaxPooling2D", "{pool_size: 0}"), "layer 'x' (MaxPooling2D): `pool_size` must be a positive integer or a list of 2, received 0");
         assert_eq!(arg_error("MaxPooling1D", "{strides: 0}"), "layer 'x' (MaxPooling1D): `strides` must be a positive integer or a list of 1, received 0");
-        assert_eq!(arg_error("AveragePooling2D", "{padding: causal}"), "layer 'x' (AveragePooling2D): `padding` must be one of valid, same, received \"causal\"");
+        assert_eq!(
+            arg_error("AveragePooling2D", "{padding: causal}"),
+            "layer 'x' (AveragePooling2D): `padding` must be one of valid, same, received \"causal\""
+        );
         let d = build("MaxPooling2D", "{padding: sme}").unwrap_err();
         assert_eq!(d[0].hint.as_deref(), Some("did you mean 'same'?"));
         assert!(arg_error("MaxPooling2D", "{data_format: channels_first}").contains("channels_last"));

@@ -2,11 +2,11 @@
 //! gate count), and the Bidirectional wrapper.
 
 use super::activation::{read_activation, read_initializer};
-use super::{expect_rank, Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight};
-use crate::diag::{did_you_mean, Diagnostic};
+use super::{Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight, expect_rank};
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
-use candle_core::{Tensor, Var, D};
+use candle_core::{D, Tensor, Var};
 use rand::Rng;
 type CResult<T> = candle_core::Result<T>;
 
@@ -392,8 +392,8 @@ impl Layer for Bidirectional {
 #[cfg(test)]
 mod tests {
     use super::BIDIRECTIONAL;
-    use crate::layers::testutil::{arg_error, build, infer};
     use crate::layers::Activation;
+    use crate::layers::testutil::{arg_error, build, infer};
     use crate::spec::args::Args;
 
     #[test]
@@ -444,10 +444,7 @@ mod tests {
     fn recurrent_argument_errors() {
         assert_eq!(arg_error("LSTM", "{units: 0}"), "layer 'x' (LSTM): `units` must be a positive integer, received 0");
         assert!(arg_error("GRU", "{}").contains("missing required argument `units`"));
-        assert_eq!(
-            arg_error("SimpleRNN", "{units: 4, dropout: 1.5}"),
-            "layer 'x' (SimpleRNN): `dropout` must be a number in [0, 1), received 1.5"
-        );
+        assert_eq!(arg_error("SimpleRNN", "{units: 4, dropout: 1.5}"), "layer 'x' (SimpleRNN): `dropout` must be a number in [0, 1), received 1.5");
         assert!(arg_error("GRU", "{units: 4, recurrent_dropout: 1}").contains("`recurrent_dropout` must be a number in [0, 1)"));
         assert_eq!(
             arg_error("LSTM", "{units: 4, recurrent_activation: sigmod}"),
@@ -520,7 +517,7 @@ mod tests {
     use crate::layers::testutil::{forward, grad_check};
     use crate::layers::{Ctx, Init};
     use candle_core::{Device, Tensor, Var};
-    use rand::{rngs::StdRng, SeedableRng};
+    use rand::{SeedableRng, rngs::StdRng};
 
     /// Runs `ty` with the given weight values (shapes from `weights()`) on x
     /// of (batch, T, F), batch taken from x's length; returns the flat output.
@@ -528,8 +525,7 @@ mod tests {
         let layer = build(ty, yaml).unwrap();
         let shapes = layer.weights(&[vec![tf.0, tf.1]]);
         assert_eq!(shapes.len(), ws.len());
-        let vars: Vec<Var> =
-            shapes.iter().zip(ws).map(|(s, v)| Var::from_vec(v.to_vec(), s.shape.clone(), &Device::Cpu).unwrap()).collect();
+        let vars: Vec<Var> = shapes.iter().zip(ws).map(|(s, v)| Var::from_vec(v.to_vec(), s.shape.clone(), &Device::Cpu).unwrap()).collect();
         let x = Tensor::from_vec(x.to_vec(), (x.len() / (tf.0 * tf.1), tf.0, tf.1), &Device::Cpu).unwrap();
         let mut rng = StdRng::seed_from_u64(0);
         let y = layer.forward(&[x], &vars, &mut Ctx { train, rng: &mut rng, logits: false, grads: None }).unwrap();

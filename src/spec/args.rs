@@ -9,7 +9,7 @@
 //! spec are reported in one run.
 
 use super::yaml::{Node, Value};
-use crate::diag::{did_you_mean, Diagnostic, Pos};
+use crate::diag::{Diagnostic, Pos, did_you_mean};
 
 /// One argument as the spec reference documents it.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,10 +105,7 @@ impl<'a> Args<'a> {
         if node.is_none() && default.is_none() && !self.documenting() {
             let pos = self.pos();
             let msg = format!("{}: missing required argument `{name}` ({kind})", self.owner);
-            self.diags.push(
-                Diagnostic::error(msg, pos, self.path.clone())
-                    .with_hint(format!("add `{name}: <{kind}>` to this layer")),
-            );
+            self.diags.push(Diagnostic::error(msg, pos, self.path.clone()).with_hint(format!("add `{name}: <{kind}>` to this layer")));
         }
         node
     }
@@ -247,8 +244,7 @@ impl<'a> Args<'a> {
                 return Some(vec![i as usize; n]);
             }
         } else if let Some(items) = node.as_seq() {
-            let vals: Vec<Option<usize>> =
-                items.iter().map(|x| x.as_int().filter(|&i| i >= min as i64).map(|i| i as usize)).collect();
+            let vals: Vec<Option<usize>> = items.iter().map(|x| x.as_int().filter(|&i| i >= min as i64).map(|i| i as usize)).collect();
             if items.len() == n && vals.iter().all(Option::is_some) {
                 return Some(vals.into_iter().flatten().collect());
             }
@@ -265,7 +261,11 @@ impl<'a> Args<'a> {
         match node.as_seq().map(|s| s.iter().map(|x| x.as_int().filter(|&i| ok(i))).collect::<Option<Vec<_>>>()) {
             Some(Some(v)) if !v.is_empty() => v,
             _ => {
-                let what = if min > 0 { format!("a non-empty list of positive integers{}", if allow_minus_one { " (one may be -1)" } else { "" }) } else { "a non-empty list of integers".into() };
+                let what = if min > 0 {
+                    format!("a non-empty list of positive integers{}", if allow_minus_one { " (one may be -1)" } else { "" })
+                } else {
+                    "a non-empty list of integers".into()
+                };
                 self.expected(name, node, &what);
                 Vec::new()
             }

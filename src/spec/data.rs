@@ -3,9 +3,9 @@
 //! Only the structure is checked here (keys, types, combinations); columns
 //! and shapes are checked against the files by `crate::data::load`.
 
+use super::Named;
 use super::args::Args;
 use super::yaml::{Node, Value};
-use super::Named;
 use crate::diag::{Diagnostic, Pos};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -110,9 +110,7 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     let target = a.raw("target", "a column name or a list, one per model output", Some("None".into())).and_then(|n| {
         let names = match &n.value {
             Value::Str(s) => Some(vec![Named { name: s.clone(), pos: n.pos }]),
-            Value::Seq(items) if !items.is_empty() => {
-                items.iter().map(|i| i.as_str().map(|s| Named { name: s.to_string(), pos: i.pos })).collect()
-            }
+            Value::Seq(items) if !items.is_empty() => items.iter().map(|i| i.as_str().map(|s| Named { name: s.to_string(), pos: i.pos })).collect(),
             _ => None,
         };
         if names.is_none() {
@@ -125,7 +123,12 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         .and_then(|n| parse_features(n, "data.features", &mut a.diags));
     let inputs = a.raw("inputs", "mapping from model input to its features", Some("None".into())).and_then(|n| {
         let Some(entries) = n.as_map().filter(|e| !e.is_empty()) else {
-            a.error("inputs", n, format!("must map model input names to features, received {}", n.describe()), Some("for example `inputs: {image: \"p0:p63\", meta: [ink_top, ink_bottom]}`".into()));
+            a.error(
+                "inputs",
+                n,
+                format!("must map model input names to features, received {}", n.describe()),
+                Some("for example `inputs: {image: \"p0:p63\", meta: [ink_top, ink_bottom]}`".into()),
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -165,8 +168,7 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     let mut conflict = |a_key: &str, b_key: &str, hint: &str| {
         if node.get(a_key).is_some() && node.get(b_key).is_some() {
             diags.push(
-                Diagnostic::error(format!("data: `{a_key}` and `{b_key}` cannot both be given"), key_pos(b_key), format!("data.{b_key}"))
-                    .with_hint(hint),
+                Diagnostic::error(format!("data: `{a_key}` and `{b_key}` cannot both be given"), key_pos(b_key), format!("data.{b_key}")).with_hint(hint),
             );
         }
     };
@@ -189,8 +191,12 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         {
             let kind = |c: bool| if c { "a CSV file" } else { "IDX files" };
             diags.push(
-                Diagnostic::error(format!("data: `{key}` is {} but `train` is {}", kind(s.is_csv()), kind(train.is_csv())), key_pos(key), format!("data.{key}"))
-                    .with_hint("give every source in the same form"),
+                Diagnostic::error(
+                    format!("data: `{key}` is {} but `train` is {}", kind(s.is_csv()), kind(train.is_csv())),
+                    key_pos(key),
+                    format!("data.{key}"),
+                )
+                .with_hint("give every source in the same form"),
             );
         }
     }
@@ -201,10 +207,9 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
                 continue;
             }
             if node.get(key).is_some() {
-                diags.push(
-                    Diagnostic::error(format!("data: `{key}` applies to CSV data only"), key_pos(key), format!("data.{key}"))
-                        .with_hint("with IDX files the images are the input and the labels file the target (`target` only names the column of a labels CSV); remove this key"),
-                );
+                diags.push(Diagnostic::error(format!("data: `{key}` applies to CSV data only"), key_pos(key), format!("data.{key}")).with_hint(
+                    "with IDX files the images are the input and the labels file the target (`target` only names the column of a labels CSV); remove this key",
+                ));
             }
         }
     } else if target.is_none() && window.is_none() && node.get("target").is_none() {
@@ -316,9 +321,7 @@ fn parse_features(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Optio
     let one = |n: &Node| {
         let s = n.as_str()?;
         match s.split_once(':') {
-            Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
-                Some(Feature::Range { first: a.trim().into(), last: b.trim().into(), pos: n.pos })
-            }
+            Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => Some(Feature::Range { first: a.trim().into(), last: b.trim().into(), pos: n.pos }),
             Some(_) => None,
             None if !s.is_empty() => Some(Feature::Column(Named { name: s.into(), pos: n.pos })),
             None => None,
@@ -340,8 +343,10 @@ fn parse_features(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Optio
 
 fn window(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<WindowSpec> {
     if node.as_map().is_none() {
-        diags.push(Diagnostic::error(format!("data.window must be a mapping {{column, size}}, received {}", node.describe()), node.pos, "data.window")
-            .with_hint("for example `window: {column: sunactivity, size: 12}`"));
+        diags.push(
+            Diagnostic::error(format!("data.window must be a mapping {{column, size}}, received {}", node.describe()), node.pos, "data.window")
+                .with_hint("for example `window: {column: sunactivity, size: 12}`"),
+        );
         return None;
     }
     let mut a = Args::new(node, "data.window", "data.window", &[]);

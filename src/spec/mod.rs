@@ -10,7 +10,7 @@ pub mod overrides;
 pub mod training;
 pub mod yaml;
 
-use crate::diag::{did_you_mean, Diagnostic, Pos};
+use crate::diag::{Diagnostic, Pos, did_you_mean};
 use std::path::Path;
 use yaml::{Node, Value};
 
@@ -134,11 +134,7 @@ pub fn parse_root(root: &Node, source: &Source, diags: &mut Vec<Diagnostic>) -> 
 
 fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
     if node.as_map().is_none() {
-        diags.push(Diagnostic::error(
-            format!("`model` must be a mapping with `layers`, received {}", node.describe()),
-            node.pos,
-            "model",
-        ));
+        diags.push(Diagnostic::error(format!("`model` must be a mapping with `layers`, received {}", node.describe()), node.pos, "model"));
         return None;
     }
     unknown_keys(node, MODEL_KEYS, "model", "the model section", diags);
@@ -158,8 +154,7 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
         ));
         return None;
     };
-    let layers: Vec<LayerSpec> =
-        items.iter().enumerate().filter_map(|(i, item)| parse_layer(item, i, diags)).collect();
+    let layers: Vec<LayerSpec> = items.iter().enumerate().filter_map(|(i, item)| parse_layer(item, i, diags)).collect();
 
     let mut inputs = Vec::new();
     let input_shape = node.entry("input_shape");
@@ -191,9 +186,10 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
         }
     }
     if let Some((k, v)) = input_shape
-        && let Some(s) = parse_shape(v, "model.input_shape", diags) {
-            inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path: "model.input_shape".into() });
-        }
+        && let Some(s) = parse_shape(v, "model.input_shape", diags)
+    {
+        inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path: "model.input_shape".into() });
+    }
     // Keras style: `input_shape` on the first layer.
     for (i, item) in items.iter().enumerate() {
         let Some((k, v)) = item.entry("input_shape") else { continue };
@@ -204,10 +200,7 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
                     .with_hint("remove it: each later layer's input shape is inferred from the layer before"),
             );
         } else if input_shape.is_some() || named_inputs.is_some() {
-            diags.push(
-                Diagnostic::error("the input shape is given both on the model and on the first layer", k.pos, path)
-                    .with_hint("keep one of them"),
-            );
+            diags.push(Diagnostic::error("the input shape is given both on the model and on the first layer", k.pos, path).with_hint("keep one of them"));
         } else if let Some(s) = parse_shape(v, &path, diags) {
             inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path });
         }
@@ -222,7 +215,10 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
     let outputs = node.get("outputs").and_then(|o| {
         let names = names_list(o, "model.outputs", diags);
         if names.as_ref().is_some_and(Vec::is_empty) {
-            diags.push(Diagnostic::error("`model.outputs` is empty", o.pos, "model.outputs").with_hint("name at least one layer, or remove `outputs` to use the last layer"));
+            diags.push(
+                Diagnostic::error("`model.outputs` is empty", o.pos, "model.outputs")
+                    .with_hint("name at least one layer, or remove `outputs` to use the last layer"),
+            );
         }
         names
     });
@@ -240,9 +236,7 @@ fn parse_layer(node: &Node, index: usize, diags: &mut Vec<Diagnostic>) -> Option
         return None;
     }
     let Some(ty) = node.get("type") else {
-        diags.push(
-            Diagnostic::error("this layer has no `type`", node.pos, path).with_hint("add `type: <Keras class name>`, e.g. `type: Dense`"),
-        );
+        diags.push(Diagnostic::error("this layer has no `type`", node.pos, path).with_hint("add `type: <Keras class name>`, e.g. `type: Dense`"));
         return None;
     };
     let Some(type_name) = ty.as_str() else {
@@ -253,8 +247,12 @@ fn parse_layer(node: &Node, index: usize, diags: &mut Vec<Diagnostic>) -> Option
         Some(s) if valid_name(s) => Some(Named { name: s.to_string(), pos: n.pos }),
         _ => {
             diags.push(
-                Diagnostic::error(format!("layer names must be non-empty strings without spaces or dots, received {}", n.describe()), n.pos, format!("{path}.name"))
-                    .with_hint("use letters, digits, '_' and '-', e.g. `name: dense_out`"),
+                Diagnostic::error(
+                    format!("layer names must be non-empty strings without spaces or dots, received {}", n.describe()),
+                    n.pos,
+                    format!("{path}.name"),
+                )
+                .with_hint("use letters, digits, '_' and '-', e.g. `name: dense_out`"),
             );
             None
         }
@@ -307,11 +305,7 @@ fn names_list(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Ve
         _ => None,
     };
     if names.is_none() {
-        diags.push(Diagnostic::error(
-            format!("expected a layer name or a list of names, received {}", node.describe()),
-            node.pos,
-            path,
-        ));
+        diags.push(Diagnostic::error(format!("expected a layer name or a list of names, received {}", node.describe()), node.pos, path));
     }
     names
 }

@@ -1,7 +1,7 @@
 //! `--set path=value` overrides on the YAML tree, and writing the tree back
 //! out (the run directory keeps the spec as it was resolved).
 
-use super::yaml::{parse, Node, Value};
+use super::yaml::{Node, Value, parse};
 use crate::diag::{Diagnostic, Pos};
 
 /// Applies `training.optimizer.learning_rate=0.01`-style overrides. The value
@@ -132,7 +132,8 @@ mod tests {
     #[test]
     fn sets_nested_values_and_list_items() {
         let mut root = parse("model:\n  layers:\n    - {type: Dense, units: 4}\ntraining:\n  optimizer: adam\n").unwrap();
-        apply(&mut root, &["model.layers.0.units=64".into(), "training.optimizer={type: adam, learning_rate: 0.01}".into(), "training.epochs=3".into()]).unwrap();
+        apply(&mut root, &["model.layers.0.units=64".into(), "training.optimizer={type: adam, learning_rate: 0.01}".into(), "training.epochs=3".into()])
+            .unwrap();
         let layer = &root.get("model").unwrap().get("layers").unwrap().as_seq().unwrap()[0];
         assert_eq!(layer.get("units").unwrap().as_int(), Some(64));
         let t = root.get("training").unwrap();

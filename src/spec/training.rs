@@ -1,9 +1,9 @@
 //! The `training` section, as far as validation needs it: the loss (or one
 //! loss per output), so validate can warn when a loss doesn't fit its output.
 
-use super::yaml::{Node, Value};
 use super::Named;
-use crate::diag::{suggestion, Diagnostic};
+use super::yaml::{Node, Value};
+use crate::diag::{Diagnostic, suggestion};
 
 /// Keras loss names nnrun knows, with their aliases.
 pub const LOSSES: &[&str] = &[
@@ -46,11 +46,7 @@ pub struct TrainingSpec {
 
 pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TrainingSpec> {
     if node.as_map().is_none() {
-        diags.push(Diagnostic::error(
-            format!("`training` must be a mapping, received {}", node.describe()),
-            node.pos,
-            "training",
-        ));
+        diags.push(Diagnostic::error(format!("`training` must be a mapping, received {}", node.describe()), node.pos, "training"));
         return None;
     }
     let loss = node.get("loss").and_then(|l| parse_losses(l, diags));
@@ -64,9 +60,7 @@ fn parse_losses(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Losses> {
             return None;
         };
         if !LOSSES.contains(&s) {
-            diags.push(
-                Diagnostic::error(format!("unknown loss \"{s}\""), n.pos, path).with_hint_opt(suggestion(s, LOSSES)),
-            );
+            diags.push(Diagnostic::error(format!("unknown loss \"{s}\""), n.pos, path).with_hint_opt(suggestion(s, LOSSES)));
             return None;
         }
         Some(Named { name: s.to_string(), pos: n.pos })
@@ -74,8 +68,7 @@ fn parse_losses(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Losses> {
     match &node.value {
         Value::Str(_) => one(node, "training.loss".into()).map(Losses::All),
         Value::Seq(items) => {
-            let v: Option<Vec<Named>> =
-                items.iter().enumerate().map(|(i, n)| one(n, format!("training.loss[{i}]"))).collect();
+            let v: Option<Vec<Named>> = items.iter().enumerate().map(|(i, n)| one(n, format!("training.loss[{i}]"))).collect();
             v.map(Losses::List)
         }
         Value::Map(entries) => {

@@ -5,9 +5,9 @@
 
 use crate::diag::{Diagnostic, Pos};
 use std::collections::HashMap;
+use yaml_rust2::Event;
 use yaml_rust2::parser::{MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Event;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -159,14 +159,10 @@ impl Builder<'_> {
         let (line, col) = (mark.line(), mark.col() + 1);
         let len = match style {
             Some(TScalarStyle::Plain) if !text.contains('\n') => text.chars().count(),
-            Some(TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted) if !text.contains('\n') => {
-                text.chars().count() + 2
-            }
+            Some(TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted) if !text.contains('\n') => text.chars().count() + 2,
             _ => {
                 // A collection or block scalar: underline to the end of the line.
-                let rest = self.source_lines.get(line.wrapping_sub(1)).map_or(0, |l| {
-                    l.chars().count().saturating_sub(col - 1)
-                });
+                let rest = self.source_lines.get(line.wrapping_sub(1)).map_or(0, |l| l.chars().count().saturating_sub(col - 1));
                 rest.max(1)
             }
         };
@@ -189,11 +185,10 @@ impl Builder<'_> {
                 Some(k) => {
                     let dup = k.as_str().is_some() && entries.iter().any(|(e, _)| e.value == k.value);
                     if dup && self.error.is_none() {
-                        self.error = Some(Diagnostic::error(
-                            format!("duplicate key {} in a mapping", k.describe()),
-                            k.pos,
-                            "",
-                        ).with_hint("each key may appear once; remove or rename one of them"));
+                        self.error = Some(
+                            Diagnostic::error(format!("duplicate key {} in a mapping", k.describe()), k.pos, "")
+                                .with_hint("each key may appear once; remove or rename one of them"),
+                        );
                     }
                     entries.push((k, node));
                 }
@@ -259,11 +254,13 @@ fn resolve_plain(text: &str) -> Value {
         return Value::Int(i);
     }
     let looks_numeric = text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
-    if looks_numeric && !text.contains(['_', 'x', 'o'])
+    if looks_numeric
+        && !text.contains(['_', 'x', 'o'])
         && let Ok(f) = text.parse::<f64>()
-            && f.is_finite() {
-                return Value::Float(f);
-            }
+        && f.is_finite()
+    {
+        return Value::Float(f);
+    }
     Value::Str(text.to_string())
 }
 

@@ -95,11 +95,7 @@ impl Plateau {
         opt.scale_learning_rate(self.cfg.factor, self.cfg.min_lr);
         s.cooldown = self.cfg.cooldown;
         s.wait = 0;
-        Some(format!(
-            "epoch {}: ReduceLROnPlateau reducing learning rate from {old:.3e} to {:.3e}",
-            log.epoch,
-            opt.learning_rate()
-        ))
+        Some(format!("epoch {}: ReduceLROnPlateau reducing learning rate from {old:.3e} to {:.3e}", log.epoch, opt.learning_rate()))
     }
 }
 
@@ -217,7 +213,15 @@ mod tests {
 
     #[test]
     fn early_stopping_follows_keras() {
-        let cfg = EarlyStopping { monitor: "val_loss".into(), min_delta: 0.0, patience: 2, mode: Mode::Min, restore_best_weights: false, baseline: None, start_from_epoch: 0 };
+        let cfg = EarlyStopping {
+            monitor: "val_loss".into(),
+            min_delta: 0.0,
+            patience: 2,
+            mode: Mode::Min,
+            restore_best_weights: false,
+            baseline: None,
+            start_from_epoch: 0,
+        };
         let mut es = EarlyStop::new(cfg);
         assert_eq!(es.on_epoch_end(&log(1, 1.0)), Some(Decision::Improved));
         assert_eq!(es.on_epoch_end(&log(2, 0.5)), Some(Decision::Improved));
@@ -231,7 +235,15 @@ mod tests {
     #[test]
     fn early_stopping_baseline_and_warm_up_follow_keras() {
         // Improvements above the baseline don't restart patience: stops at epoch 3.
-        let base = EarlyStopping { monitor: "val_loss".into(), min_delta: 0.0, patience: 2, mode: Mode::Min, restore_best_weights: false, baseline: Some(0.1), start_from_epoch: 0 };
+        let base = EarlyStopping {
+            monitor: "val_loss".into(),
+            min_delta: 0.0,
+            patience: 2,
+            mode: Mode::Min,
+            restore_best_weights: false,
+            baseline: Some(0.1),
+            start_from_epoch: 0,
+        };
         let mut es = EarlyStop::new(base.clone());
         assert_eq!(es.on_epoch_end(&log(1, 1.0)), Some(Decision::Improved));
         assert_eq!(es.on_epoch_end(&log(2, 0.5)), Some(Decision::Improved));

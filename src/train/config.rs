@@ -6,9 +6,9 @@ use super::losses::Loss;
 use super::optim::{self, OptimizerSpec};
 use crate::diag::{Diagnostic, Pos};
 use crate::graph::Model;
+use crate::spec::Spec;
 use crate::spec::args::Args;
 use crate::spec::yaml::{Node, Value};
-use crate::spec::Spec;
 
 const KEYS: &[&str] = &["loss", "optimizer", "loss_weights", "metrics", "callbacks"];
 
@@ -202,14 +202,21 @@ fn ctc_options(model: &Model, node: &Node, losses: &mut [Loss], blank_index: Opt
         if *blank >= classes {
             let pos = node.get("blank_index").map_or(node.pos, |n| n.pos);
             diags.push(
-                Diagnostic::error(format!("`blank_index` is {}, but output '{}' has {classes} classes (0..{})", *blank, l.name, classes - 1), pos, "training.blank_index")
-                    .with_hint(format!("leave it out to use the last class ({}) as the blank", classes - 1)),
+                Diagnostic::error(
+                    format!("`blank_index` is {}, but output '{}' has {classes} classes (0..{})", *blank, l.name, classes - 1),
+                    pos,
+                    "training.blank_index",
+                )
+                .with_hint(format!("leave it out to use the last class ({}) as the blank", classes - 1)),
             );
         }
     }
     for key in ["blank_index", "zero_infinity"] {
         if let Some(n) = node.get(key).filter(|_| !any) {
-            diags.push(Diagnostic::warning(format!("`{key}` applies to `loss: ctc` only; no output here is trained with ctc"), n.pos, format!("training.{key}")).with_hint(format!("remove `{key}`")));
+            diags.push(
+                Diagnostic::warning(format!("`{key}` applies to `loss: ctc` only; no output here is trained with ctc"), n.pos, format!("training.{key}"))
+                    .with_hint(format!("remove `{key}`")),
+            );
         }
     }
 }

@@ -11,9 +11,9 @@ use crate::kernels::sink::Sink;
 use crate::layers::{Activation, Ctx};
 use crate::model::Net;
 use candle_core::{Device, Tensor};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -65,11 +65,7 @@ fn gather(a: &Array, idx: &[usize], device: &Device) -> candle_core::Result<Tens
 /// Output names for logs: none for a single output (`loss`), else `digit_loss`.
 fn prefixes(net: &Net) -> Vec<String> {
     let g = &net.graph;
-    if g.outputs.len() == 1 {
-        vec![String::new()]
-    } else {
-        g.outputs.iter().map(|&o| format!("{}_", g.layers[o].name)).collect()
-    }
+    if g.outputs.len() == 1 { vec![String::new()] } else { g.outputs.iter().map(|&o| format!("{}_", g.layers[o].name)).collect() }
 }
 
 struct Evaluator {
@@ -97,16 +93,7 @@ impl Evaluator {
             .map(|(loss, names)| names.iter().map(|n| metrics::resolve(n, loss).expect("checked by config")).collect())
             .collect();
         let n = cfg.losses.len();
-        Evaluator {
-            losses: cfg.losses.clone(),
-            weights: cfg.loss_weights.clone(),
-            fused,
-            activations,
-            metrics,
-            loss_sums: vec![0.0; n],
-            total: 0.0,
-            seen: 0,
-        }
+        Evaluator { losses: cfg.losses.clone(), weights: cfg.loss_weights.clone(), fused, activations, metrics, loss_sums: vec![0.0; n], total: 0.0, seen: 0 }
     }
 
     fn reset(&mut self) {

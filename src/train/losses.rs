@@ -6,7 +6,7 @@
 //! then the mean over every other axis (batch, and time steps for rank > 2).
 
 use crate::layers::activation::Activation;
-use candle_core::{bail, DType, Result, Tensor, D};
+use candle_core::{D, DType, Result, Tensor, bail};
 
 /// Keras `backend.epsilon()`.
 pub const EPSILON: f64 = 1e-7;
@@ -18,12 +18,19 @@ pub enum Loss {
     SparseCategoricalCrossentropy,
     MeanSquaredError,
     MeanAbsoluteError,
-    Huber { delta: f64 },
+    Huber {
+        delta: f64,
+    },
     /// Connectionist Temporal Classification over (time, classes) outputs;
     /// targets are token indices padded with -1 (`data::prep`). `classes`
     /// and `blank` come from the output (`config::read`); `beam` is the
     /// decoding width of the metrics (1: greedy) and changes no loss.
-    Ctc { classes: usize, blank: usize, zero_infinity: bool, beam: usize },
+    Ctc {
+        classes: usize,
+        blank: usize,
+        zero_infinity: bool,
+        beam: usize,
+    },
 }
 
 impl Loss {
@@ -72,7 +79,7 @@ impl Loss {
         if let Loss::Ctc { .. } = self {
             return self.per_row(y_pred, y_true, logits)?.mean_all();
         }
-        if logits && let Some(l) = self.from_logits_kernel(y_pred, y_true)? {
+        if logits && let Some(l) = self.fused_logits_kernel(y_pred, y_true)? {
             return Ok(l);
         }
         self.compute_ops(y_pred, y_true, logits)
@@ -86,8 +93,8 @@ impl Loss {
 
     /// The fused crossentropies as one CPU op each (`kernels::loss`); None
     /// where they don't apply (the ops then report any shape error).
-    fn from_logits_kernel(&self, y_pred: &Tensor, y_true: &Tensor) -> Result<Option<Tensor>> {
-        use crate::kernels::loss::{mean_loss, FromLogits};
+    fn fused_logits_kernel(&self, y_pred: &Tensor, y_true: &Tensor) -> Result<Option<Tensor>> {
+        use crate::kernels::loss::{FromLogits, mean_loss};
         let kind = match self {
             Loss::BinaryCrossentropy => FromLogits::SigmoidBinaryCrossentropy,
             Loss::CategoricalCrossentropy => FromLogits::SoftmaxCrossentropy,
@@ -174,11 +181,7 @@ fn sparse_ce(y_pred: &Tensor, y_true: &Tensor, logits: bool) -> Result<Tensor> {
     *last = 1;
     let rows: usize = dims.iter().product();
     if y_true.elem_count() != rows {
-        bail!(
-            "sparse_categorical_crossentropy: targets {:?} need one class index per row of predictions {:?}",
-            y_true.dims(),
-            y_pred.dims()
-        );
+        bail!("sparse_categorical_crossentropy: targets {:?} need one class index per row of predictions {:?}", y_true.dims(), y_pred.dims());
     }
     let idx = y_true.reshape(dims)?.to_dtype(DType::U32)?;
     class_log_probs(y_pred, logits)?.gather(&idx, D::Minus1)?.squeeze(D::Minus1)?.neg()
@@ -282,7 +285,8 @@ mod tests {
         let Loss::Ctc { .. } = ctc else { panic!() };
         let ctc = Loss::Ctc { classes: 3, blank: 2, zero_infinity: false, beam: 1 };
         let rows: Vec<Vec<f32>> = x.to_dtype(DType::F32).unwrap().to_vec3::<f32>().unwrap().concat();
-        let want = (crate::train::ctc::nll(&rows[..2].concat(), 2, 3, &[0], 2, None) + crate::train::ctc::nll(&rows[2..].concat(), 2, 3, &[1, 0], 2, None)) / 2.0;
+        let want =
+            (crate::train::ctc::nll(&rows[..2].concat(), 2, 3, &[0], 2, None) + crate::train::ctc::nll(&rows[2..].concat(), 2, 3, &[1, 0], 2, None)) / 2.0;
         assert!(close(val(ctc, &x, &t, true), want, 1e-5));
         let p = candle_nn::ops::softmax(&x, D::Minus1).unwrap();
         assert!(close(val(ctc, &p, &t, false), want, 1e-5));

@@ -44,10 +44,7 @@ pub fn resolve(name: &str, loss: &Loss) -> Result<Box<dyn Metric>, String> {
         if *loss == Loss::BinaryCrossentropy {
             return Ok(());
         }
-        Err(format!(
-            "metric \"{name}\" needs a binary_crossentropy output (sigmoid probabilities), but this output's loss is {}",
-            loss.name()
-        ))
+        Err(format!("metric \"{name}\" needs a binary_crossentropy output (sigmoid probabilities), but this output's loss is {}", loss.name()))
     };
     if let Loss::Ctc { classes, blank, beam, .. } = *loss {
         let seq = |cer| -> Box<dyn Metric> { Box::new(Sequence { name: name.to_string(), cer, classes, blank, beam, errors: 0.0, total: 0.0 }) };
@@ -59,7 +56,9 @@ pub fn resolve(name: &str, loss: &Loss) -> Result<Box<dyn Metric>, String> {
         };
     }
     Ok(match name {
-        "sequence_accuracy" | "cer" => return Err(format!("metric \"{name}\" needs a ctc output (label sequences), but this output's loss is {}", loss.name())),
+        "sequence_accuracy" | "cer" => {
+            return Err(format!("metric \"{name}\" needs a ctc output (label sequences), but this output's loss is {}", loss.name()));
+        }
         "accuracy" | "acc" => acc(match loss {
             Loss::BinaryCrossentropy => AccKind::Binary,
             Loss::CategoricalCrossentropy => AccKind::Categorical,

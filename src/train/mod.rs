@@ -2,8 +2,8 @@
 //! streaming metrics, the training section, and the fit loop.
 
 pub mod callbacks;
-pub mod ctc;
 pub mod config;
+pub mod ctc;
 pub mod fit;
 pub mod losses;
 pub mod metrics;

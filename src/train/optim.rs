@@ -7,21 +7,37 @@
 //! decoupled weight decay (`var -= var * wd * lr`), then the update rule with
 //! the learning rate evaluated at the current `iterations`, then count the step.
 
-use crate::diag::{suggestion, Diagnostic};
+use crate::diag::{Diagnostic, suggestion};
+use crate::kernels::optim::{self as kernels, Pass};
+use crate::kernels::sink::Sink;
 use crate::spec::args::{ArgDoc, Args};
 use crate::spec::yaml::{Node, Value};
-use crate::kernels::sink::Sink;
 use candle_core::backprop::GradStore;
-use crate::kernels::optim::{self as kernels, Pass};
 use candle_core::{Result, Tensor, Var};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rule {
-    Sgd { momentum: f64, nesterov: bool },
-    RmsProp { rho: f64, momentum: f64, epsilon: f64, centered: bool },
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+    },
+    RmsProp {
+        rho: f64,
+        momentum: f64,
+        epsilon: f64,
+        centered: bool,
+    },
     /// Adam and AdamW (AdamW is Adam with a default weight decay, as in Keras).
-    Adam { beta_1: f64, beta_2: f64, epsilon: f64, amsgrad: bool },
-    Adagrad { initial_accumulator_value: f64, epsilon: f64 },
+    Adam {
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        amsgrad: bool,
+    },
+    Adagrad {
+        initial_accumulator_value: f64,
+        epsilon: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -51,11 +67,7 @@ impl Schedule {
                     None => cosine(s.min(*decay_steps), *lr0),
                     Some(target) => {
                         let s = s.min(decay_steps + warmup_steps);
-                        if s < *warmup_steps {
-                            (target - lr0) * (s / warmup_steps) + lr0
-                        } else {
-                            cosine(s - warmup_steps, *target)
-                        }
+                        if s < *warmup_steps { (target - lr0) * (s / warmup_steps) + lr0 } else { cosine(s - warmup_steps, *target) }
                     }
                 }
             }
@@ -110,8 +122,7 @@ fn canonical(name: &str) -> Option<&'static str> {
 }
 
 /// Keras optimizer arguments nnrun does not implement.
-const UNSUPPORTED: &[&str] =
-    &["use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps"];
+const UNSUPPORTED: &[&str] = &["use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps"];
 
 /// `node` is the `training.optimizer` value: a name (`adam`) or a mapping
 /// `{type: adam, learning_rate: ..., ...}`. Names match case-insensitively
@@ -140,10 +151,7 @@ pub fn parse(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Opt
         return None;
     };
     let Some(name) = canonical(raw) else {
-        diags.push(
-            Diagnostic::error(format!("unknown optimizer \"{raw}\""), name_node.pos, type_path)
-                .with_hint_opt(suggestion(raw, OPTIMIZERS)),
-        );
+        diags.push(Diagnostic::error(format!("unknown optimizer \"{raw}\""), name_node.pos, type_path).with_hint_opt(suggestion(raw, OPTIMIZERS)));
         return None;
     };
     let Some(map) = map else { return OptimizerSpec::named(name) };
@@ -184,29 +192,13 @@ fn read(name: &'static str, a: &mut Args) -> OptimizerSpec {
     let eps = |a: &mut Args| a.float("epsilon", Some(1e-7), 0.0, f64::INFINITY, false);
     let rule = match name {
         "sgd" => Rule::Sgd { momentum: unit(a, "momentum", 0.0), nesterov: a.bool("nesterov", false) },
-        "rmsprop" => Rule::RmsProp {
-            rho: unit(a, "rho", 0.9),
-            momentum: unit(a, "momentum", 0.0),
-            epsilon: eps(a),
-            centered: a.bool("centered", false),
-        },
-        "adam" | "adamw" => Rule::Adam {
-            beta_1: beta(a, "beta_1", 0.9),
-            beta_2: beta(a, "beta_2", 0.999),
-            epsilon: eps(a),
-            amsgrad: a.bool("amsgrad", false),
-        },
-        "adagrad" => Rule::Adagrad {
-            initial_accumulator_value: a.float("initial_accumulator_value", Some(0.1), 0.0, f64::INFINITY, false),
-            epsilon: eps(a),
-        },
+        "rmsprop" => Rule::RmsProp { rho: unit(a, "rho", 0.9), momentum: unit(a, "momentum", 0.0), epsilon: eps(a), centered: a.bool("centered", false) },
+        "adam" | "adamw" => Rule::Adam { beta_1: beta(a, "beta_1", 0.9), beta_2: beta(a, "beta_2", 0.999), epsilon: eps(a), amsgrad: a.bool("amsgrad", false) },
+        "adagrad" => Rule::Adagrad { initial_accumulator_value: a.float("initial_accumulator_value", Some(0.1), 0.0, f64::INFINITY, false), epsilon: eps(a) },
         _ => unreachable!("canonical optimizer name"),
     };
-    let weight_decay = if name == "adamw" {
-        Some(a.float("weight_decay", Some(0.004), 0.0, f64::INFINITY, false))
-    } else {
-        opt_positive(a, "weight_decay", true)
-    };
+    let weight_decay =
+        if name == "adamw" { Some(a.float("weight_decay", Some(0.004), 0.0, f64::INFINITY, false)) } else { opt_positive(a, "weight_decay", true) };
     let clips = [
         ("clipnorm", opt_positive(a, "clipnorm", false).map(Clip::Norm)),
         ("clipvalue", opt_positive(a, "clipvalue", false).map(Clip::Value)),
@@ -357,10 +349,7 @@ impl Optimizer {
             Rule::Adagrad { initial_accumulator_value, .. } => initial_accumulator_value,
             _ => 0.0,
         };
-        let state = vars
-            .iter()
-            .map(|v| (0..slots).map(|_| v.as_tensor().ones_like()?.affine(0.0, init)).collect::<Result<Vec<_>>>())
-            .collect::<Result<_>>()?;
+        let state = vars.iter().map(|v| (0..slots).map(|_| v.as_tensor().ones_like()?.affine(0.0, init)).collect::<Result<Vec<_>>>()).collect::<Result<_>>()?;
         Ok(Optimizer { spec: spec.clone(), vars, state, iterations: 0, lr_scale: 1.0, lr_floor: 0.0, fused: true })
     }
 
@@ -403,11 +392,7 @@ impl Optimizer {
 
     /// The state tensors, named `optimizer.<variable index>.<slot>`.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.state
-            .iter()
-            .enumerate()
-            .flat_map(|(i, slots)| slots.iter().enumerate().map(move |(k, t)| (format!("optimizer.{i}.{k}"), t.clone())))
-            .collect()
+        self.state.iter().enumerate().flat_map(|(i, slots)| slots.iter().enumerate().map(move |(k, t)| (format!("optimizer.{i}.{k}"), t.clone()))).collect()
     }
 
     /// Restores what `scalars` and `state_tensors` saved; `get` looks a
@@ -534,7 +519,7 @@ impl Optimizer {
             return Ok(false);
         }
         match self.spec.rule {
-            Rule::Sgd { momentum, .. } if momentum == 0.0 => kernels::apply(Pass::Sgd { lr, decay }, w, &[&g])?,
+            Rule::Sgd { momentum: 0.0, .. } => kernels::apply(Pass::Sgd { lr, decay }, w, &[&g])?,
             Rule::Sgd { momentum, nesterov } => {
                 kernels::apply(Pass::Momentum { lr, momentum }, &st[0], &[&g])?;
                 kernels::apply(Pass::SgdApply { lr, momentum, nesterov, decay }, w, &[&st[0], &g])?;

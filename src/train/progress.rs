@@ -47,11 +47,7 @@ impl Progress for Console {
         self.started = std::time::Instant::now();
         if self.interactive {
             let bar = ProgressBar::new(steps as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
+            bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ETA {eta} {msg}").expect("valid template").progress_chars("=> "));
             bar.set_prefix(format!("Epoch {epoch}/{epochs}"));
             self.bar = Some(bar);
         }
