@@ -13,6 +13,7 @@ pub mod diag;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod graph;
+pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod model;
