@@ -381,13 +381,13 @@ impl Container {
         }
         // The tensors tile the data region: no overlap, no gap, nothing after.
         spans.sort();
-        let mut at = (0usize, "the start of the data");
+        let mut at = (0usize, "the start of the data".to_string());
         for &(start, end, name) in &spans {
             if start != at.0 {
                 let how = if start < at.0 { "overlaps" } else { "leaves a gap after" };
                 return Err(bad(format!("tensor '{name}' (bytes {start}..{end} of the data) {how} {}", at.1)));
             }
-            at = (end, name);
+            at = (end, format!("tensor '{name}' (which ends at byte {end})"));
         }
         if at.0 != data.len() {
             return Err(bad(format!("{} data bytes after the last tensor belong to no tensor", data.len() - at.0)));
@@ -608,11 +608,11 @@ mod tests {
         let data = [0u8; 16];
         assert_eq!(read("tiled", &format!("{},{}", t("a", 0, 8), t("b", 8, 16)), &data), None);
         let e = read("overlap", &format!("{},{}", t("a", 0, 8), t("b", 4, 12)), &data[..12]).unwrap();
-        assert!(e.ends_with("tensor 'b' (bytes 4..12 of the data) overlaps a"), "{e}");
+        assert!(e.ends_with("tensor 'b' (bytes 4..12 of the data) overlaps tensor 'a' (which ends at byte 8)"), "{e}");
         let e = read("same", &format!("{},{}", t("a", 0, 8), t("b", 0, 8)), &data[..8]).unwrap();
-        assert!(e.ends_with("tensor 'b' (bytes 0..8 of the data) overlaps a"), "{e}");
+        assert!(e.ends_with("tensor 'b' (bytes 0..8 of the data) overlaps tensor 'a' (which ends at byte 8)"), "{e}");
         let e = read("gap", &format!("{},{}", t("a", 0, 4), t("b", 8, 16)), &data).unwrap();
-        assert!(e.ends_with("tensor 'b' (bytes 8..16 of the data) leaves a gap after a"), "{e}");
+        assert!(e.ends_with("tensor 'b' (bytes 8..16 of the data) leaves a gap after tensor 'a' (which ends at byte 4)"), "{e}");
         let e = read("tail", &t("a", 0, 8), &data).unwrap();
         assert!(e.ends_with("8 data bytes after the last tensor belong to no tensor"), "{e}");
         let e = read("twice", &format!("{},{}", t("a", 0, 8), t("a", 8, 16)), &data).unwrap();

@@ -196,7 +196,7 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("hint: give the training split every class (check the data, `--limit` and the splits), or pass --allow-missing-classes to train anyway");
             return EXIT_INVALID;
         }
-        eprintln!("  = note: the model can't learn classes it never sees; predict names those it can't name `unseen_<unit>`");
+        eprintln!("  = note: the model can't learn classes it never sees; predict calls their units `unseen_<unit>`");
     }
     let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
     for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
