@@ -130,8 +130,7 @@ fn ctrl_c_exits_130_and_resumes() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted: resume with nnrun train specs/iris_named.yaml --resume"), "{stderr}");
     assert!(!dir.join("model.safetensors").exists());
-    let ck = ModelFile::read(&dir.join("checkpoint.safetensors")).unwrap();
-    let done: usize = ck.meta("nnrun.checkpoint.epoch").unwrap().parse().unwrap();
+    let done = nnrun::checkpoint::Checkpoint::read(&dir.join("checkpoint.safetensors")).unwrap().epoch;
     assert!(done >= 1);
     let epochs = (done + 1).to_string();
     let stdout = ok(&["specs/iris_named.yaml", "--epochs", &epochs, "--resume", dir.to_str().unwrap()]);

@@ -116,12 +116,11 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
         return Err((EXIT_INVALID, format!("{}: the embedded spec has no `data` section, so nnrun cannot read data for it", r.file.file)));
     };
     let io = cfg.io(&r.net.graph);
-    let invalid = |e: DataError| (EXIT_INVALID, e.to_string());
+    let invalid = |e: DataError| (if e.is_io() { EXIT_IO } else { EXIT_INVALID }, e.to_string());
     if let Some(file) = &args.data {
         let named = |p: &Path| -> Result<Named, Failure> {
-            if !p.is_file() {
-                return Err((EXIT_IO, format!("cannot read {}: no such file", p.display())));
-            }
+            // Regular files only: a FIFO would block, a device never end.
+            crate::io::open_regular(p).map_err(|e| (if e.is_io() { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
             Ok(Named { name: p.display().to_string(), pos: Default::default() })
         };
         let path = named(file)?;
@@ -135,12 +134,12 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
         let split = data::load_with(spec, &src, Path::new(""), &io, &r.prep).map_err(invalid)?;
         return Ok((split, file.display().to_string()));
     }
-    let spec_dir = PathBuf::from(r.file.metadata.get("nnrun.spec_dir").map_or("", String::as_str));
+    let spec_dir = PathBuf::from(&r.file.meta.spec_dir);
     let files = |s: &SourceSpec| s.paths().iter().map(|p| resolve(&spec_dir, &p.name).display().to_string()).collect::<Vec<_>>().join(" and ");
     // Training's paths are relative to where it ran.
     let located = |e: DataError| match e {
         DataError::Open { .. } => (
-            EXIT_INVALID,
+            EXIT_IO,
             format!(
                 "{e}\nhint: the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE",
                 spec_dir.display()
@@ -155,8 +154,7 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
     }
     if spec.test_split > 0.0 {
         // The seed and the limit training used give the same test rows.
-        let seed = r.file.metadata.get("nnrun.seed").and_then(|s| s.parse().ok()).unwrap_or(cfg.seed);
-        let limit = r.file.metadata.get("nnrun.limit").and_then(|s| s.parse().ok());
+        let (seed, limit) = (r.file.meta.seed, r.file.meta.limit);
         let p = data::load(spec, &spec_dir, &io, seed, limit).map_err(located)?;
         if p.prep != r.prep {
             eprintln!(
@@ -173,8 +171,7 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
 /// Warns about data files whose contents changed since training: the
 /// metrics then describe other data than the saved ones did.
 fn warn_changed(r: &Restored, spec: &crate::spec::data::DataSpec, spec_dir: &Path) {
-    let Some(saved) = r.file.metadata.get("nnrun.data_sha256") else { return };
-    let saved: std::collections::BTreeMap<String, String> = serde_json::from_str(saved).unwrap_or_default();
+    let saved = &r.file.meta.data_sha256;
     for (file, sha) in data::file_digests(spec, spec_dir) {
         if saved.get(&file).is_some_and(|s| *s != sha) {
             eprintln!("warning: {file} changed since the model was trained (its sha256 differs from the one in the model file)");
@@ -205,7 +202,7 @@ fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split) -> candle_core::Re
     let mut out: Vec<Confusion> = Vec::new();
     for (k, n) in classes.iter().enumerate() {
         if let Some(n) = *n {
-            let names = r.prep.outputs.get(k).and_then(|p| p.classes.clone()).unwrap_or_else(|| (0..n).map(|c| c.to_string()).collect());
+            let names = r.prep.class_names(k, n);
             out.push(Confusion { output: g.layers[g.outputs[k]].name.clone(), classes: names, matrix: vec![vec![0; n]; n] });
         }
     }

@@ -12,7 +12,6 @@ use crate::train::{config, fit, progress};
 use candle_core::DType;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +37,7 @@ struct RunFiles<'a> {
     dir: &'a Path,
     key: String,
     limit: Option<usize>,
-    model: ModelMeta<'a>,
+    model: artifact::ModelMeta<'a>,
     /// The last epoch's checkpoint, when not yet written, and the last write.
     pending: Option<Vec<u8>>,
     written: Option<std::time::Instant>,
@@ -70,7 +69,7 @@ impl fit::Hooks for RunFiles<'_> {
     }
 
     fn save_model(&mut self, net: &Net, history: &[fit::EpochLog], file: &str) -> std::io::Result<()> {
-        let bytes = model_bytes(net, &self.model, history, None)?;
+        let bytes = artifact::model_bytes(net, &self.model, history, None)?;
         artifact::write_atomic(&self.dir.join(file), &bytes)
     }
 }
@@ -113,6 +112,9 @@ pub struct Args {
     /// Where to compute: cpu, or cuda (a build with `--features cuda`)
     #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
     pub device: super::DeviceArg,
+    /// Train even when the training split lacks some of an output's classes (warns)
+    #[arg(long)]
+    pub allow_missing_classes: bool,
 }
 
 /// Prints diagnostics once, at the edge.
@@ -182,9 +184,20 @@ pub fn run(args: &Args) -> u8 {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_INVALID;
+            return if e.is_io() { EXIT_IO } else { EXIT_INVALID };
         }
     };
+    let missing = prepared.missing_classes(&io);
+    for m in &missing {
+        eprintln!("{}: {m}", if args.allow_missing_classes { "warning" } else { "error" });
+    }
+    if !missing.is_empty() {
+        if !args.allow_missing_classes {
+            eprintln!("hint: give the training split every class (check the data, `--limit` and the splits), or pass --allow-missing-classes to train anyway");
+            return EXIT_INVALID;
+        }
+        eprintln!("  = note: the model can't learn classes it never sees; predict calls their units `unseen_<unit>`");
+    }
     let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
     for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
         eprintln!("warning: {over} of {} training targets need more time steps than output '{out}' has ({steps}); the longest needs {need}", prepared.train.n);
@@ -261,7 +274,7 @@ pub fn run(args: &Args) -> u8 {
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
     let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
     let data_sha256 = data::file_digests(&data_spec, &spec_dir);
-    let meta = ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir, data_sha256 };
+    let meta = artifact::ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir, data_sha256 };
     let mut files = RunFiles { dir: &out_dir, key, limit: args.limit, model: meta, pending: None, written: None };
     let outcome = fit::fit(&net, &cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
     // Whatever happened, the last completed epoch stays resumable.
@@ -311,7 +324,7 @@ pub fn run(args: &Args) -> u8 {
         }
     }
 
-    match write_run(&out_dir, &net, &files.model, &history, test.as_deref()) {
+    match artifact::write_run(&out_dir, &net, &files.model, &history, test.as_deref()) {
         Ok(()) => {
             if args.log_format == progress::LogFormat::Text {
                 println!("Saved {}", out_dir.display());
@@ -327,52 +340,4 @@ pub fn run(args: &Args) -> u8 {
 
 fn fmt_limit(l: Option<usize>) -> String {
     l.map_or("none".into(), |n| n.to_string())
-}
-
-/// What a model file records besides the weights.
-struct ModelMeta<'a> {
-    root: &'a yaml::Node,
-    prep: &'a data::PrepState,
-    seed: u64,
-    limit: Option<usize>,
-    spec_dir: &'a Path,
-    data_sha256: std::collections::BTreeMap<String, String>,
-}
-
-/// model.safetensors's bytes: the weights, the resolved spec, preprocessing
-/// and the last epoch's (and the test) metrics.
-fn model_bytes(net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<Vec<u8>> {
-    let spec_yaml = overrides::to_yaml(m.root);
-    let last = history.last().map(|h| h.values.clone()).unwrap_or_default();
-    let metrics: serde_json::Map<String, serde_json::Value> = last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
-    let mut meta = BTreeMap::from([
-        ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
-        ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("nnrun.spec".to_string(), spec_yaml),
-        ("nnrun.preprocessing".to_string(), serde_json::to_string(m.prep).unwrap_or_default()),
-        ("nnrun.metrics".to_string(), serde_json::Value::Object(metrics).to_string()),
-        ("nnrun.seed".to_string(), m.seed.to_string()),
-        // Relative data paths in the spec are relative to this directory.
-        ("nnrun.spec_dir".to_string(), m.spec_dir.display().to_string()),
-        ("nnrun.data_sha256".to_string(), serde_json::to_string(&m.data_sha256).unwrap_or_default()),
-    ]);
-    // `evaluate` needs it to split the same test rows off the limited data.
-    if let Some(n) = m.limit {
-        meta.insert("nnrun.limit".to_string(), n.to_string());
-    }
-    artifact::safetensors_bytes(&net.named_tensors(), meta).map_err(std::io::Error::other)
-}
-
-fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let bytes = model_bytes(net, m, history, test)?;
-    artifact::write_atomic(&dir.join("model.safetensors"), &bytes)?;
-    artifact::write_atomic(&dir.join("spec.yaml"), overrides::to_yaml(m.root).as_bytes())?;
-    let csv = artifact::history_csv(history);
-    artifact::write_atomic(&dir.join("history.csv"), csv.as_bytes())?;
-    // The chart users look at instead of the CSV.
-    let label = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-    let svg = crate::plot::history_svg(&[(label, csv)]).map_err(std::io::Error::other)?;
-    artifact::write_atomic(&dir.join("history.svg"), svg.as_bytes())?;
-    Ok(())
 }
