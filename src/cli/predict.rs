@@ -5,8 +5,8 @@
 //! training reads it). `--output` is written to a temp file beside it and
 //! renamed over it only once every row is written.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::artifact::{self, ArtifactError, Restored};
+use super::CliError;
+use crate::artifact::{self, Restored};
 use crate::data::{self, DataError, PrepState, SourceKind};
 use crate::layers::Ctx;
 use crate::spec::data::Missing;
@@ -40,34 +40,38 @@ pub struct Args {
     pub device: super::DeviceArg,
 }
 
-/// A failure: exit code and message (empty: exit quietly).
-struct Fail(u8, String);
-
-fn invalid(msg: impl Display) -> Fail {
-    Fail(EXIT_INVALID, msg.to_string())
+/// Why predicting stopped: an error, or stdout's reader went away.
+enum Fail {
+    Error(CliError),
+    /// A closed pipe (`| head`): nobody wants more rows, which is no error.
+    Closed,
 }
 
-pub fn run(args: &Args) -> u8 {
+impl From<CliError> for Fail {
+    fn from(e: CliError) -> Self {
+        Fail::Error(e)
+    }
+}
+
+fn invalid(msg: impl Display) -> Fail {
+    Fail::Error(CliError::invalid(msg.to_string()))
+}
+
+pub fn run(args: &Args) -> Result<(), CliError> {
     match predict(args) {
-        Ok(()) => EXIT_OK,
-        Err(Fail(code, msg)) => {
-            if !msg.is_empty() {
-                eprintln!("error: {msg}");
-            }
-            code
-        }
+        Ok(()) | Err(Fail::Closed) => Ok(()),
+        Err(Fail::Error(e)) => Err(e),
     }
 }
 
 fn predict(args: &Args) -> Result<(), Fail> {
-    let device = args.device.open().map_err(|e| Fail(EXIT_IO, e))?;
-    let r =
-        artifact::restore(&args.model, &device).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let device = args.device.open()?;
+    let r = artifact::restore(&args.model, &device).map_err(CliError::from)?;
     let prep = &r.prep;
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
     if let Err(e) = std::fs::File::open(&args.input) {
-        return Err(Fail(EXIT_IO, format!("cannot read {file}: {e}")));
+        return Err(CliError::io(format!("cannot read {file}: {e}")).into());
     }
     let mut reader = match (prep.source, &prep.window) {
         (SourceKind::Csv, Some(w)) => Reader::window(&args.input, file, w, prep)?,
@@ -135,8 +139,9 @@ enum Reader {
 }
 
 fn csv_fail(file: &str, e: csv::Error) -> Fail {
-    let code = if matches!(e.kind(), csv::ErrorKind::Io(_)) { EXIT_IO } else { EXIT_INVALID };
-    Fail(code, data::csv::csv_error(file, e).to_string())
+    let io = matches!(e.kind(), csv::ErrorKind::Io(_));
+    let message = data::csv::csv_error(file, e).to_string();
+    Fail::Error(if io { CliError::io(message) } else { CliError::invalid(message) })
 }
 
 fn list(items: &[String]) -> String {
@@ -383,16 +388,16 @@ impl Out {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let f = std::fs::File::create(&tmp).map_err(|e| Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())))?;
+        let f = std::fs::File::create(&tmp).map_err(|e| CliError::write(dest, e))?;
         Ok(Out { w: Some(csv::Writer::from_writer(Box::new(f))), file: Some((tmp, dest.to_path_buf())) })
     }
 
     fn fail(&self, e: std::io::Error) -> Fail {
         match &self.file {
-            Some((_, dest)) => Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())),
+            Some((_, dest)) => CliError::write(dest, e).into(),
             // A closed pipe (`| head`) only means nobody wants more rows.
-            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail(EXIT_OK, String::new()),
-            None => Fail(EXIT_IO, format!("cannot write to stdout: {e}")),
+            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail::Closed,
+            None => CliError::io(format!("cannot write to stdout: {e}")).into(),
         }
     }
 

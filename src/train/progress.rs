@@ -66,11 +66,12 @@ impl Progress for Console {
             bar.finish_and_clear();
         }
         let rate = samples as f64 / seconds.max(1e-9);
-        println!("Epoch {}/{} - {:.1}s - {:.0} samples/s - {}", log.epoch, self.epochs, seconds, rate, fmt_values(&log.values));
+        // A closed stdout does not stop a training: write errors are dropped.
+        let _ = writeln!(std::io::stdout(), "Epoch {}/{} - {:.1}s - {:.0} samples/s - {}", log.epoch, self.epochs, seconds, rate, fmt_values(&log.values));
     }
 
     fn message(&mut self, text: &str) {
-        println!("{text}");
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
 }
 
