@@ -70,16 +70,10 @@ impl History {
     }
 
     /// (epoch, value) points of one column, skipping empty and non-finite
-    /// cells (and epochs), clamped to what an axis can span, and thinned to
-    /// at most `MAX_POINTS`.
+    /// cells (and epochs), thinned to at most `MAX_POINTS`.
     fn series(&self, col: usize) -> Vec<(f64, f64)> {
-        let points: Vec<(f64, f64)> = self
-            .epochs
-            .iter()
-            .zip(&self.rows)
-            .filter(|(e, _)| e.is_finite())
-            .filter_map(|(&e, r)| r[col].filter(|v| v.is_finite()).map(|v| (clamp(e), clamp(v))))
-            .collect();
+        let points: Vec<(f64, f64)> =
+            self.epochs.iter().zip(&self.rows).filter(|(e, _)| e.is_finite()).filter_map(|(&e, r)| r[col].filter(|v| v.is_finite()).map(|v| (e, v))).collect();
         thin(points, MAX_POINTS)
     }
 }
@@ -108,8 +102,8 @@ pub const MAX_COLUMNS: usize = 4096;
 pub const MAX_PANELS: usize = 64;
 /// Points drawn per series: a few per pixel of the chart's width.
 const MAX_POINTS: usize = 4 * WIDTH as usize;
-/// Values are drawn within ±LIMIT, so an axis's width (up to 2.2 LIMIT with
-/// its margins) stays finite.
+/// Values are drawn within ±LIMIT, so an axis's width (about 2.2 LIMIT at
+/// most, with its margins) stays finite.
 const LIMIT: f64 = 1e300;
 
 fn clamp(v: f64) -> f64 {
@@ -229,6 +223,12 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, family_nam
         colour += bases.len();
     }
 
+    // Beyond ±LIMIT no axis could hold both signs; say so rather than hide it.
+    let clamped = lines.iter().flat_map(|l| &l.3).any(|&(x, y)| x.abs() > LIMIT || y.abs() > LIMIT);
+    for p in lines.iter_mut().flat_map(|l| &mut l.3) {
+        *p = (clamp(p.0), clamp(p.1));
+    }
+    let caption = if clamped { format!("{family_name} (values beyond ±1e300 drawn at ±1e300)") } else { family_name.to_string() };
     let points = lines.iter().flat_map(|l| &l.3);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
@@ -245,7 +245,7 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, family_nam
     let high = !ends.is_empty() && ends.iter().sum::<f64>() / ends.len() as f64 > (y0 + y1) / 2.0;
 
     let mut chart = ChartBuilder::on(area)
-        .caption(family_name, ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(70)

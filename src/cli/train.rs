@@ -186,22 +186,24 @@ fn check_writable(dir: &Path) -> Result<(), CliError> {
 }
 
 /// Refuses a step that cannot fit in the memory left, before allocating it.
-fn check_memory(e: &memory::Estimate, available: Option<u64>, loaded: bool) -> Result<(), CliError> {
+fn check_memory(e: &memory::Estimate, optimizer: &str, available: Option<u64>, loaded: bool) -> Result<(), CliError> {
     let Some(available) = available else { return Ok(()) };
     if e.model() <= available {
         return Ok(());
     }
     let m = |b: u64| memory_size(usize::try_from(b).unwrap_or(usize::MAX));
     let data = if loaded { format!(", beside the {} of training data already loaded", m(e.data)) } else { String::new() };
-    let largest = e.largest.as_ref().map_or(String::new(), |(name, b)| format!("; the largest is {name}, with {}", m(*b)));
+    let largest = e.largest.as_ref().map_or(String::new(), |(name, b)| format!("; {name} alone needs {}", m(*b)));
     Err(CliError::invalid(format!(
-        "training needs about {} of memory{data}, and {} is available: weights {}, gradients {}, optimizer state {} ({} per weight), activations {} (batch of {})",
+        "training needs about {} of memory{data}, and {} is available: weights {}, gradients {}, optimizer state {} ({} keeps {} value{} per weight), activations {} (batch of {})",
         m(e.model()),
         m(available),
         m(e.weights),
         m(e.gradients),
         m(e.optimizer),
+        optimizer,
         e.slots,
+        if e.slots == 1 { "" } else { "s" },
         m(e.activations),
         e.batch,
     ))
@@ -252,7 +254,7 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     })?;
     // The weights live on the GPU there; only the CPU's are checked.
     let available = if device.is_cpu() { memory::available() } else { None };
-    check_memory(&memory::estimate(&model, &cfg, 0), available, false)?;
+    check_memory(&memory::estimate(&model, &cfg, 0), cfg.optimizer.name, available, false)?;
 
     let out_dir = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(&spec.name));
     let key = resume_key(&root);
@@ -278,7 +280,7 @@ pub fn run(args: &Args) -> Result<(), CliError> {
             }
         }
         let samples = [Some(&prepared.train), prepared.validation.as_ref(), prepared.test.as_ref()].into_iter().flatten().map(|s| s.n as u64).sum();
-        check_memory(&memory::estimate(&model, &cfg, samples), available.and(memory::available()), true)?;
+        check_memory(&memory::estimate(&model, &cfg, samples), cfg.optimizer.name, available.and(memory::available()), true)?;
         let job = Job { args, spec_name: &spec.name, root: &root, cfg: &cfg, data_spec: &data_spec, spec_dir: &spec_dir, out_dir: &out_dir, key };
         // candle's backward pass and the drop of the graph recurse along the
         // model's depth: the fit runs on a thread with a stack to match.
