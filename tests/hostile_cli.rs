@@ -249,3 +249,50 @@ fn a_model_larger_than_memory_is_refused_before_allocating() {
     let (_, after) = after.split_once(" is available").unwrap();
     insta::assert_snapshot!("larger_than_memory", format!("{before}, and [AVAILABLE] is available{after}"));
 }
+
+/// Rewrites a model file's metadata (safetensors: header length, JSON
+/// header, data; the tensors' offsets count from the data, so they stay).
+fn edit_metadata(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(header["__metadata__"].as_object_mut().unwrap());
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn predicting_with_a_deep_model_does_not_overflow_the_stack() {
+    let d = workdir("deep-predict");
+    let data = format!("{}/data/", std::env::current_dir().unwrap().display());
+    let spec = std::fs::read_to_string("specs/sunspots_lstm.yaml").unwrap().replace("type: LSTM, units: 32", "type: GRU, units: 2").replace("../data/", &data);
+    std::fs::write(d.join("gru.yaml"), spec).unwrap();
+    let (code, shown, _, _) = run(&d, &["train", "gru.yaml", "--max-steps", "1", "--out", "run"]);
+    assert_eq!(code, 0, "{shown}");
+    // The same weights read 99,999 steps at a time: a GRU's graph is a chain
+    // of ops per step, whose drop overflowed predict's 8 MiB main stack.
+    let steps = 99_999;
+    let bytes = edit_metadata(&std::fs::read(d.join("run/model.safetensors")).unwrap(), |meta| {
+        let spec = meta["nnrun.spec"].as_str().unwrap().replace("[12, 1]", &format!("[{steps}, 1]")).replace("size: 12", &format!("size: {steps}"));
+        meta.insert("nnrun.spec".into(), spec.into());
+        let mut prep: serde_json::Value = serde_json::from_str(meta["nnrun.preprocessing"].as_str().unwrap()).unwrap();
+        prep["inputs"][0]["shape"] = serde_json::json!([steps, 1]);
+        prep["inputs"][0]["shift"] = serde_json::json!(vec![0.0; steps]);
+        prep["inputs"][0]["div"] = serde_json::json!(vec![1.0; steps]);
+        prep["window"]["size"] = steps.into();
+        meta.insert("nnrun.preprocessing".into(), prep.to_string().into());
+    });
+    std::fs::write(d.join("deep.safetensors"), bytes).unwrap();
+    let series: String = (0..steps + 1).map(|i| format!("{}\n", i % 200)).collect();
+    std::fs::write(d.join("series.csv"), format!("sunactivity\n{series}")).unwrap();
+    let (code, shown, stdout, _) = run(&d, &["predict", "deep.safetensors", "--input", "series.csv"]);
+    assert_eq!(code, 0, "{shown}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two windows: {stdout}");
+    assert!(lines[0] == "line,prediction" && lines[2].starts_with(&format!("{},", steps + 2)), "{stdout}");
+}

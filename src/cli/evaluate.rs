@@ -59,6 +59,12 @@ struct Confusion {
 fn evaluate(args: &Args) -> Result<(), CliError> {
     let device = args.device.open()?;
     let r = artifact::restore(&args.model, &device)?;
+    // The forward pass (and the drop of its graph) recurses along the model's depth.
+    let stack = super::model_stack(&r.net.graph, &format!("the model in {}", r.file.file))?;
+    super::on_stack(stack, || evaluate_with(args, &r))
+}
+
+fn evaluate_with(args: &Args, r: &Restored) -> Result<(), CliError> {
     let mut diags = Vec::new();
     let mut cfg = config::read(&r.spec, &r.net.graph, &mut diags).ok_or_else(|| {
         let msgs: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();
@@ -76,10 +82,10 @@ fn evaluate(args: &Args) -> Result<(), CliError> {
             }
         }
     }
-    let (split, described) = load(args, &r, &cfg)?;
+    let (split, described) = load(args, r, &cfg)?;
     let seed = cfg.seed;
     let values = fit::evaluate(&r.net, &cfg, &split, "", &mut StdRng::seed_from_u64(seed)).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
-    let confusions = confusions(&r, &cfg, &split).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
+    let confusions = confusions(r, &cfg, &split).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
     match args.format {
         Format::Text => {
             let mut text = format!("{}: {} samples from {described}\n", r.file.file, split.n);

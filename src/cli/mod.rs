@@ -96,6 +96,35 @@ pub fn print_out(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// The stack a thread running `model` needs, or an error past the depth
+/// nnrun supports (`train::memory::MAX_TRAIN_DEPTH`). `what` names the
+/// model in the message ("the model", "the model in FILE").
+pub(crate) fn model_stack(model: &crate::graph::Model, what: &str) -> Result<usize, CliError> {
+    use crate::train::memory;
+    let depth = memory::depth(model);
+    memory::stack_bytes(depth).ok_or_else(|| {
+        CliError::invalid(format!(
+            "{what} is {depth} layers deep (counting each time step of a recurrent layer); nnrun supports at most {} (candle's backward pass and the drop of a graph recurse once per operation)",
+            memory::MAX_TRAIN_DEPTH
+        ))
+        .with_hint("use fewer layers or shorter sequences")
+    })
+}
+
+/// Runs `f` on a thread with a `stack`-byte stack (from `model_stack`):
+/// candle's backward pass, and the drop of a long chain of ops, recurse once
+/// per operation, and the main thread's 8 MiB end at about 10,000 layers.
+pub(crate) fn on_stack<T: Send, E: From<CliError> + Send>(stack: usize, f: impl FnOnce() -> Result<T, E> + Send) -> Result<T, E> {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new().name("model".into()).stack_size(stack).spawn_scoped(scope, f);
+        let thread = spawned.map_err(|e| {
+            let size = crate::summary::memory_size(stack);
+            CliError::invalid(format!("cannot start a thread with a {size} stack for the model: {e}")).with_hint("use fewer layers or shorter sequences")
+        })?;
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// `PATH: valid`, `PATH: invalid, 2 errors and 1 warning`, ...
 pub(crate) fn verdict(path: &str, errors: usize, warnings: usize) -> String {
     let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };

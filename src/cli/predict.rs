@@ -67,6 +67,12 @@ pub fn run(args: &Args) -> Result<(), CliError> {
 fn predict(args: &Args) -> Result<(), Fail> {
     let device = args.device.open()?;
     let r = artifact::restore(&args.model, &device).map_err(CliError::from)?;
+    // The forward pass (and the drop of its graph) recurses along the model's depth.
+    let stack = super::model_stack(&r.net.graph, &format!("the model in {}", r.file.file))?;
+    super::on_stack(stack, || predict_with(args, &r))
+}
+
+fn predict_with(args: &Args, r: &Restored) -> Result<(), Fail> {
     let prep = &r.prep;
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
@@ -76,9 +82,9 @@ fn predict(args: &Args) -> Result<(), Fail> {
     let mut reader = match (prep.source, &prep.window) {
         (SourceKind::Csv, Some(w)) => Reader::window(&args.input, file, w, prep)?,
         (SourceKind::Csv, None) => Reader::csv(&args.input, file, prep)?,
-        (SourceKind::Idx, _) => Reader::idx(&args.input, file, &r)?,
+        (SourceKind::Idx, _) => Reader::idx(&args.input, file, r)?,
     };
-    let blocks = blocks(&r, args.beam_width)?;
+    let blocks = blocks(r, args.beam_width)?;
     let mut out = Out::open(args.output.as_deref())?;
     // A window's forecast belongs to no input row: say which line it follows.
     let windowed = matches!(reader, Reader::Window { .. });

@@ -244,14 +244,7 @@ pub fn run(args: &Args) -> Result<(), CliError> {
 
     // Refused before any data is read: a model too deep for the stack, or
     // too large for the memory.
-    let depth = memory::depth(&model);
-    let stack = memory::stack_bytes(depth).ok_or_else(|| {
-        CliError::invalid(format!(
-            "the model is {depth} layers deep (counting each time step of a recurrent layer); train supports at most {} (candle's backward pass recurses once per operation)",
-            memory::MAX_TRAIN_DEPTH
-        ))
-        .with_hint("use fewer layers or shorter sequences")
-    })?;
+    let stack = super::model_stack(&model, "the model")?;
     // The weights live on the GPU there; only the CPU's are checked.
     let available = if device.is_cpu() { memory::available() } else { None };
     check_memory(&memory::estimate(&model, &cfg, 0), cfg.optimizer.name, available, false)?;
@@ -284,13 +277,7 @@ pub fn run(args: &Args) -> Result<(), CliError> {
         let job = Job { args, spec_name: &spec.name, root: &root, cfg: &cfg, data_spec: &data_spec, spec_dir: &spec_dir, out_dir: &out_dir, key };
         // candle's backward pass and the drop of the graph recurse along the
         // model's depth: the fit runs on a thread with a stack to match.
-        std::thread::scope(|scope| {
-            let fit =
-                std::thread::Builder::new().name("fit".into()).stack_size(stack).spawn_scoped(scope, move || job.run(model, &device, prepared, checkpoint));
-            let fit =
-                fit.map_err(|e| CliError::invalid(format!("cannot start training with a {} stack: {e}", memory_size(stack))).with_hint("use fewer layers"))?;
-            fit.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        super::on_stack(stack, move || job.run(model, &device, prepared, checkpoint))
     })();
     if result.is_err() && !existed {
         // Nothing was written: leave no empty folder behind (fails if not empty).
