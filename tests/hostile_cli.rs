@@ -224,7 +224,12 @@ fn train_shows_the_warnings_validate_shows() {
     // A warning about a value from the command line names the flag.
     let (code, from_flag, _, _) = run(&d, &["train", "iris.yaml", "--max-steps", "1", "--out", "run2", "--set", "training.zero_infinity=true"]);
     assert_eq!(code, 0, "{from_flag}");
-    insta::assert_snapshot!("train_warnings", format!("{shown}\n{from_flag}"));
+    // Warnings found while training go the same way: stderr, one rendering.
+    let callback = "training.callbacks=[{type: EarlyStopping, monitor: val_loss}]";
+    let (code, during, stdout, _) = run(&d, &["train", "iris.yaml", "--epochs", "2", "--out", "run3", "--set", callback]);
+    assert_eq!(code, 0, "{during}");
+    assert!(!stdout.contains("warning"), "{stdout}");
+    insta::assert_snapshot!("train_warnings", format!("{shown}\n{from_flag}\n{during}"));
 }
 
 #[test]

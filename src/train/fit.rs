@@ -343,7 +343,7 @@ pub fn fit(
             if log.get(&monitor).is_none() && !warned.contains(&monitor) {
                 let keys: Vec<&str> = log.values.iter().map(|(k, _)| k.as_str()).collect();
                 let why = if monitor.starts_with("val_") && validation.is_none() { " (the spec has no validation data)" } else { "" };
-                progress.message(&format!("warning: {name} monitors `{monitor}`, which is not logged{why}; available: {}. It does nothing.", keys.join(", ")));
+                progress.warning(&format!("{name} monitors `{monitor}`, which is not logged{why}; available: {}. It does nothing.", keys.join(", ")));
                 warned.push(monitor);
             }
         }
