@@ -206,8 +206,11 @@ pub fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[crate::train::
     write_atomic(&dir.join("history.csv"), csv.as_bytes())?;
     // The chart users look at instead of the CSV.
     let label = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-    let svg = crate::plot::history_svg(&[(label, csv)]).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join("history.svg"), svg.as_bytes())?;
+    // No epochs (--max-steps 0): nothing to draw.
+    if !history.is_empty() {
+        let svg = crate::plot::history_svg(&[(label, csv)]).map_err(std::io::Error::other)?;
+        write_atomic(&dir.join("history.svg"), svg.as_bytes())?;
+    }
     Ok(())
 }
 

@@ -96,10 +96,12 @@ fn early_stopping_stops_and_restores_the_best_weights() {
 #[test]
 fn a_missing_monitor_warns_once() {
     let dir = out_dir("warn");
-    let stdout =
-        ok(&["specs/iris_named.yaml", "--epochs", "3", "--out", dir.to_str().unwrap(), "--set", "training.callbacks=[{type: EarlyStopping, patience: 1}]"]);
-    assert_eq!(stdout.matches("warning: EarlyStopping monitors `val_loss`").count(), 1, "{stdout}");
-    assert!(stdout.contains("no validation data"), "{stdout}");
+    let args = ["specs/iris_named.yaml", "--epochs", "3", "--out", dir.to_str().unwrap(), "--set", "training.callbacks=[{type: EarlyStopping, patience: 1}]"];
+    let (code, stdout, stderr) = train(&args);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Warnings go to stderr, rendered as every warning is.
+    assert_eq!(stderr.matches("warning: EarlyStopping monitors `val_loss`").count(), 1, "{stderr}");
+    assert!(stderr.contains("no validation data"), "{stderr}");
 }
 
 #[cfg(unix)]

@@ -1,8 +1,8 @@
 //! `nnrun inspect`: what a model file holds, from the file alone: summary,
 //! embedded spec, preprocessing, final metrics and provenance.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::artifact::{self, ArtifactError, Restored};
+use super::{CliError, print_out};
+use crate::artifact::{self, Restored};
 use crate::summary;
 use std::fmt::Write;
 
@@ -13,17 +13,9 @@ pub struct Args {
     pub model: std::path::PathBuf,
 }
 
-pub fn run(args: &Args) -> u8 {
-    match artifact::restore(&args.model, &candle_core::Device::Cpu) {
-        Ok(r) => {
-            print!("{}", text(&r));
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }
-        }
-    }
+pub fn run(args: &Args) -> Result<(), CliError> {
+    let r = artifact::restore(&args.model, &candle_core::Device::Cpu)?;
+    print_out(&text(&r))
 }
 
 /// Long column lists as "first … last (N columns)".

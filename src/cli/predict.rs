@@ -5,8 +5,8 @@
 //! training reads it). `--output` is written to a temp file beside it and
 //! renamed over it only once every row is written.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::artifact::{self, ArtifactError, Restored};
+use super::CliError;
+use crate::artifact::{self, Restored};
 use crate::data::{self, DataError, PrepState, SourceKind};
 use crate::layers::Ctx;
 use crate::spec::data::Missing;
@@ -40,42 +40,52 @@ pub struct Args {
     pub device: super::DeviceArg,
 }
 
-/// A failure: exit code and message (empty: exit quietly).
-struct Fail(u8, String);
-
-fn invalid(msg: impl Display) -> Fail {
-    Fail(EXIT_INVALID, msg.to_string())
+/// Why predicting stopped: an error, or stdout's reader went away.
+enum Fail {
+    Error(CliError),
+    /// A closed pipe (`| head`): nobody wants more rows, which is no error.
+    Closed,
 }
 
-pub fn run(args: &Args) -> u8 {
+impl From<CliError> for Fail {
+    fn from(e: CliError) -> Self {
+        Fail::Error(e)
+    }
+}
+
+fn invalid(msg: impl Display) -> Fail {
+    Fail::Error(CliError::invalid(msg.to_string()))
+}
+
+pub fn run(args: &Args) -> Result<(), CliError> {
     match predict(args) {
-        Ok(()) => EXIT_OK,
-        Err(Fail(code, msg)) => {
-            if !msg.is_empty() {
-                eprintln!("error: {msg}");
-            }
-            code
-        }
+        Ok(()) | Err(Fail::Closed) => Ok(()),
+        Err(Fail::Error(e)) => Err(e),
     }
 }
 
 fn predict(args: &Args) -> Result<(), Fail> {
-    let device = args.device.open().map_err(|e| Fail(EXIT_IO, e))?;
-    let r =
-        artifact::restore(&args.model, &device).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let device = args.device.open()?;
+    let r = artifact::restore(&args.model, &device).map_err(CliError::from)?;
+    // The forward pass (and the drop of its graph) recurses along the model's depth.
+    let stack = super::model_stack(&r.net.graph, &format!("the model in {}", r.file.file))?;
+    super::on_stack(stack, || predict_with(args, &r))
+}
+
+fn predict_with(args: &Args, r: &Restored) -> Result<(), Fail> {
     let prep = &r.prep;
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
     // Regular files only: a FIFO would block, a device never end.
     if let Err(e) = crate::io::open_regular(&args.input) {
-        return Err(Fail(if e.is_io() { EXIT_IO } else { EXIT_INVALID }, e.to_string()));
+        return Err(CliError::from(e).into());
     }
     let mut reader = match (prep.source, &prep.window) {
         (SourceKind::Csv, Some(w)) => Reader::window(&args.input, file, w, prep)?,
         (SourceKind::Csv, None) => Reader::csv(&args.input, file, prep)?,
-        (SourceKind::Idx, _) => Reader::idx(&args.input, file, &r)?,
+        (SourceKind::Idx, _) => Reader::idx(&args.input, file, r)?,
     };
-    let blocks = blocks(&r, args.beam_width)?;
+    let blocks = blocks(r, args.beam_width)?;
     let mut out = Out::open(args.output.as_deref())?;
     // A window's forecast belongs to no input row: say which line it follows.
     let windowed = matches!(reader, Reader::Window { .. });
@@ -152,7 +162,7 @@ fn csv_fail(file: &str, e: csv::Error) -> Fail {
 }
 
 fn data_fail(e: DataError) -> Fail {
-    Fail(if e.is_io() { EXIT_IO } else { EXIT_INVALID }, e.to_string())
+    Fail::Error(CliError::from(e))
 }
 
 fn list(items: &[String]) -> String {
@@ -417,16 +427,16 @@ impl Out {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let f = std::fs::File::create(&tmp).map_err(|e| Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())))?;
+        let f = std::fs::File::create(&tmp).map_err(|e| CliError::write(dest, e))?;
         Ok(Out { w: Some(csv::Writer::from_writer(Box::new(f))), file: Some((tmp, dest.to_path_buf())) })
     }
 
     fn fail(&self, e: std::io::Error) -> Fail {
         match &self.file {
-            Some((_, dest)) => Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())),
+            Some((_, dest)) => CliError::write(dest, e).into(),
             // A closed pipe (`| head`) only means nobody wants more rows.
-            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail(EXIT_OK, String::new()),
-            None => Fail(EXIT_IO, format!("cannot write to stdout: {e}")),
+            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail::Closed,
+            None => CliError::io(format!("cannot write to stdout: {e}")).into(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! `nnrun validate`: static checks and the model summary, in milliseconds.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK, color_for};
+use super::{CliError, EXIT_INVALID, EXIT_IO, EXIT_OK, color_for, verdict};
 use crate::diag::{Diagnostic, Style, render};
 use crate::graph;
 use crate::spec::Source;
@@ -28,7 +28,9 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &Args) -> u8 {
+/// Each spec's report is the output; the error only carries the exit code
+/// (the worst of the specs: 2 unreadable, 1 invalid).
+pub fn run(args: &Args) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let style = Style { color: args.format == Format::Text && color_for(&stdout) };
     let mut out = stdout.lock();
@@ -51,7 +53,7 @@ pub fn run(args: &Args) -> u8 {
         code = code.max(file_code);
     }
     let _ = out.flush();
-    code
+    if code == EXIT_OK { Ok(()) } else { Err(CliError::Reported(code)) }
 }
 
 fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &mut impl Write) -> u8 {
@@ -85,20 +87,12 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
             for d in &diags {
                 let _ = write!(out, "\n{}", render(d, &source.path, &source.text, style));
             }
-            let _ = writeln!(out, "{}", verdict(&source.path, errors, warnings));
+            // A blank line sets the verdict off from the diagnostics above it.
+            let gap = if diags.is_empty() { "" } else { "\n" };
+            let _ = writeln!(out, "{gap}{}", verdict(&source.path, errors, warnings));
         }
     }
     if errors > 0 || (args.strict && warnings > 0) { EXIT_INVALID } else { EXIT_OK }
-}
-
-fn verdict(path: &str, errors: usize, warnings: usize) -> String {
-    let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
-    match (errors, warnings) {
-        (0, 0) => format!("{path}: valid"),
-        (0, w) => format!("\n{path}: valid, with {}", plural(w, "warning")),
-        (e, 0) => format!("\n{path}: invalid, {}", plural(e, "error")),
-        (e, w) => format!("\n{path}: invalid, {} and {}", plural(e, "error"), plural(w, "warning")),
-    }
 }
 
 fn print_json(out: &mut impl Write, report: &JsonReport) {
