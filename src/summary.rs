@@ -6,7 +6,7 @@ use crate::layers::{Shape, fmt_shape};
 use serde::Serialize;
 
 /// f32 weights.
-const BYTES_PER_PARAM: usize = 4;
+const BYTES_PER_PARAM: usize = crate::layers::BYTES_PER_VALUE;
 
 struct Row {
     cells: Vec<String>,
@@ -69,8 +69,8 @@ pub fn text(model: &Model) -> String {
     out += &rule("└", "┴", "┘", "─");
     let total = model.total_params();
     let trainable = model.trainable_params();
-    for (label, n) in [("Total", total), ("Trainable", trainable), ("Non-trainable", total - trainable)] {
-        out += &format!(" {label} params: {} ({})\n", thousands(n), memory_size(n * BYTES_PER_PARAM));
+    for (label, n) in [("Total", total), ("Trainable", trainable), ("Non-trainable", total.saturating_sub(trainable))] {
+        out += &format!(" {label} params: {} ({})\n", thousands(n), memory_size(n.saturating_mul(BYTES_PER_PARAM)));
     }
     out
 }
@@ -160,8 +160,8 @@ impl<'a> JsonReport<'a> {
             }),
             total_params: total,
             trainable_params: trainable,
-            non_trainable_params: total - trainable,
-            weights_bytes: total * BYTES_PER_PARAM,
+            non_trainable_params: total.saturating_sub(trainable),
+            weights_bytes: total.saturating_mul(BYTES_PER_PARAM),
             errors,
             warnings: of(Severity::Warning),
         }

@@ -6,10 +6,11 @@
 pub mod checks;
 
 use crate::diag::{Diagnostic, Pos, did_you_mean};
-use crate::layers::{self, Layer, Shape, Weight};
+use crate::layers::{self, Layer, MAX_ELEMENTS, MAX_TOTAL_PARAMS, Shape, Weight, fmt_values, numel_wide, thousands};
 use crate::spec::args::Args;
 use crate::spec::{InputSpec, LAYER_KEYS, LayerSpec, Named, Spec};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 /// Where a layer's input comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +33,12 @@ pub struct LayerNode {
 }
 
 impl LayerNode {
+    /// Saturating: the graph refuses a model whose counts pass `MAX_TOTAL_PARAMS`.
     pub fn params(&self) -> usize {
-        self.weights.iter().map(Weight::numel).sum()
+        self.weights.iter().map(Weight::numel).fold(0, usize::saturating_add)
     }
     pub fn trainable_params(&self) -> usize {
-        self.weights.iter().filter(|w| w.trainable).map(Weight::numel).sum()
+        self.weights.iter().filter(|w| w.trainable).map(Weight::numel).fold(0, usize::saturating_add)
     }
     /// `layer 'dense_1' (Dense)`, as messages name a layer.
     pub fn display(&self) -> String {
@@ -72,12 +74,13 @@ impl Model {
         }
     }
 
+    /// Saturating, like `LayerNode::params`.
     pub fn total_params(&self) -> usize {
-        self.layers.iter().map(LayerNode::params).sum()
+        self.layers.iter().map(LayerNode::params).fold(0, usize::saturating_add)
     }
 
     pub fn trainable_params(&self) -> usize {
-        self.layers.iter().map(LayerNode::trainable_params).sum()
+        self.layers.iter().map(LayerNode::trainable_params).fold(0, usize::saturating_add)
     }
 }
 
@@ -97,24 +100,135 @@ pub fn build(spec: &Spec, diags: &mut Vec<Diagnostic>) -> Model {
         })
         .collect();
 
-    resolve_inputs(&mut layers, &m.inputs, diags);
-    let outputs = resolve_outputs(&layers, &m.inputs, m.outputs.as_deref(), diags);
+    let mut hints = HintBudget::default();
+    resolve_inputs(&mut layers, &m.inputs, &mut hints, diags);
+    let outputs = resolve_outputs(&layers, &m.inputs, m.outputs.as_deref(), &mut hints, diags);
     let order = topo_order(&layers, diags);
     let mut model = Model { name: spec.name.clone(), functional: m.functional, inputs: m.inputs.clone(), layers, order, outputs };
+    check_input_sizes(&model.inputs, diags);
     infer_shapes(&mut model, diags);
-    check_connectivity(&model, diags);
+    check_totals(&model, m.pos, diags);
+    check_connectivity(&model, m.dropped_layers > 0, diags);
     checks::run(&model, spec, diags);
     model
+}
+
+/// How many names a hint lists before "... (N more)".
+const HINT_NAMES: usize = 10;
+/// How many misspelled references get a did-you-mean: each compares the word
+/// with every name, so an unbounded number would make a huge broken spec
+/// quadratic. Later ones get the list of names.
+const SUGGESTIONS: usize = 100;
+
+/// `a, b, c, ... (99,998 more)`
+pub fn fmt_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let n = names.len();
+    let shown: Vec<&str> = names.take(HINT_NAMES).collect();
+    let mut out = shown.join(", ");
+    if n > shown.len() {
+        out.push_str(&format!(", ... ({} more)", thousands((n - shown.len()) as u128)));
+    }
+    out
+}
+
+/// Suggestions given so far (see `SUGGESTIONS`).
+#[derive(Default)]
+struct HintBudget {
+    used: usize,
+}
+
+impl HintBudget {
+    fn did_you_mean<'a>(&mut self, word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        if self.used >= SUGGESTIONS {
+            return None;
+        }
+        self.used += 1;
+        did_you_mean(word, names)
+    }
+}
+
+/// An input shape past `MAX_ELEMENTS` can't be fed to anything.
+fn check_input_sizes(inputs: &[InputSpec], diags: &mut Vec<Diagnostic>) {
+    for inp in inputs {
+        let n = numel_wide(&inp.shape);
+        if n.is_none_or(|n| n > MAX_ELEMENTS as u128) {
+            diags.push(
+                Diagnostic::error(
+                    format!("input '{}' of shape {} would hold, per sample, {}, {}", inp.name, layers::fmt_shape(&inp.shape), fmt_values(n), limit_text()),
+                    inp.pos,
+                    inp.path.clone(),
+                )
+                .with_hint("check the input shape: it excludes the batch axis, e.g. [28, 28, 1] for an image"),
+            );
+        }
+    }
+}
+
+/// "more than the 274,877,906,944 values (1 TiB of float32) one tensor may hold"
+fn limit_text() -> String {
+    format!("more than the {} one tensor may hold", fmt_values(Some(MAX_ELEMENTS as u128)))
+}
+
+/// One layer's output and weights against `MAX_ELEMENTS`; `None` if they fit.
+fn size_problem(out: &Shape, weights: &[Weight]) -> Option<String> {
+    let n = numel_wide(out);
+    if n.is_none_or(|n| n > MAX_ELEMENTS as u128) {
+        return Some(format!("its output {} would hold, per sample, {}, {}", layers::fmt_shape(out), fmt_values(n), limit_text()));
+    }
+    for w in weights {
+        let n = numel_wide(&w.shape);
+        if n.is_none_or(|n| n > MAX_ELEMENTS as u128) {
+            let dims: Vec<String> = w.shape.iter().map(usize::to_string).collect();
+            return Some(format!("its {} of shape ({}) would hold {}, {}", w.name, dims.join(", "), fmt_values(n), limit_text()));
+        }
+    }
+    None
+}
+
+/// The whole model's weights, and one sample's outputs of all layers, against
+/// the limits (each layer's are checked by `infer_shapes`, so these sums fit).
+fn check_totals(model: &Model, pos: Pos, diags: &mut Vec<Diagnostic>) {
+    let weights: u128 = model.layers.iter().flat_map(|l| &l.weights).map(|w| numel_wide(&w.shape).unwrap_or(u128::MAX)).fold(0, u128::saturating_add);
+    if weights > MAX_TOTAL_PARAMS as u128 {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "the model's weights would hold {} in all, more than the {} a model may have",
+                    fmt_values(Some(weights)),
+                    fmt_values(Some(MAX_TOTAL_PARAMS as u128))
+                ),
+                pos,
+                "model",
+            )
+            .with_hint("use fewer or smaller layers (a Dense after a large Flatten is the usual culprit)"),
+        );
+    }
+    let acts: u128 = model.layers.iter().filter_map(|l| l.output_shape.as_deref()).map(|s| numel_wide(s).unwrap_or(u128::MAX)).fold(0, u128::saturating_add);
+    if acts > MAX_ELEMENTS as u128 {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "the layers' outputs would hold {} per sample in all, more than the {} one sample's outputs may hold",
+                    fmt_values(Some(acts)),
+                    fmt_values(Some(MAX_ELEMENTS as u128))
+                ),
+                pos,
+                "model",
+            )
+            .with_hint("use fewer or smaller layers"),
+        );
+    }
 }
 
 /// Keras-style names for unnamed layers (`dense`, `dense_1`, ...), numbered
 /// within the spec and never clashing with a name the spec gives.
 fn assign_names(layers: &[LayerSpec], inputs: &[InputSpec], diags: &mut Vec<Diagnostic>) -> Vec<String> {
     let mut first_seen: HashMap<&str, Pos> = inputs.iter().map(|i| (i.name.as_str(), i.pos)).collect();
+    let input_names: HashSet<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     for l in layers {
         let Some(n) = &l.name else { continue };
         if let Some(prev) = first_seen.get(n.name.as_str()) {
-            let what = if inputs.iter().any(|i| i.name == n.name) { "an input" } else { "another layer" };
+            let what = if input_names.contains(n.name.as_str()) { "an input" } else { "another layer" };
             diags.push(
                 Diagnostic::error(format!("duplicate name '{}': {what} already uses it (line {})", n.name, prev.line), n.pos, format!("{}.name", l.path))
                     .with_hint("every layer and input needs a unique name"),
@@ -123,9 +237,10 @@ fn assign_names(layers: &[LayerSpec], inputs: &[InputSpec], diags: &mut Vec<Diag
             first_seen.insert(&n.name, n.pos);
         }
     }
-    let taken: Vec<&str> = first_seen.keys().copied().collect();
+    // Sets, not lists: a 100,000-layer spec must name its layers in linear time.
+    let taken: HashSet<&str> = first_seen.into_keys().collect();
     let mut counters: HashMap<String, usize> = HashMap::new();
-    let mut auto: Vec<String> = Vec::new();
+    let mut auto: HashSet<String> = HashSet::new();
     layers
         .iter()
         .map(|l| {
@@ -133,12 +248,12 @@ fn assign_names(layers: &[LayerSpec], inputs: &[InputSpec], diags: &mut Vec<Diag
                 return n.name.clone();
             }
             let base = layers::snake_case(&l.type_name);
+            let k = counters.entry(base.clone()).or_insert(0);
             loop {
-                let k = counters.entry(base.clone()).or_insert(0);
                 let candidate = if *k == 0 { base.clone() } else { format!("{base}_{k}") };
                 *k += 1;
-                if !taken.contains(&candidate.as_str()) && !auto.contains(&candidate) {
-                    auto.push(candidate.clone());
+                if !taken.contains(candidate.as_str()) && !auto.contains(&candidate) {
+                    auto.insert(candidate.clone());
                     return candidate;
                 }
             }
@@ -160,6 +275,7 @@ fn build_layer(ls: &LayerSpec, name: &str, diags: &mut Vec<Diagnostic>) -> (Stri
         return (ls.type_name.clone(), None);
     };
     let mut args = Args::new(&ls.node, ls.path.clone(), format!("layer '{name}' ({})", t.name), LAYER_KEYS);
+    args.trainable = ls.trainable;
     let layer = (t.build)(&mut args);
     args.finish();
     let ok = !args.has_errors();
@@ -167,26 +283,27 @@ fn build_layer(ls: &LayerSpec, name: &str, diags: &mut Vec<Diagnostic>) -> (Stri
     (t.name.to_string(), ok.then_some(layer))
 }
 
-fn resolve_inputs(layers: &mut [LayerNode], inputs: &[InputSpec], diags: &mut Vec<Diagnostic>) {
-    let mut by_name: HashMap<String, Src> = HashMap::new();
+fn resolve_inputs(layers: &mut [LayerNode], inputs: &[InputSpec], hints: &mut HintBudget, diags: &mut Vec<Diagnostic>) {
+    let mut by_name: HashMap<&str, Src> = HashMap::new();
     for (i, inp) in inputs.iter().enumerate() {
-        by_name.entry(inp.name.clone()).or_insert(Src::Input(i));
+        by_name.entry(&inp.name).or_insert(Src::Input(i));
     }
     for (i, l) in layers.iter().enumerate() {
-        by_name.entry(l.name.clone()).or_insert(Src::Layer(i));
+        by_name.entry(&l.name).or_insert(Src::Layer(i));
     }
-    let all_names: Vec<String> = inputs.iter().map(|i| i.name.clone()).chain(layers.iter().map(|l| l.name.clone())).collect();
+    let all_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).chain(layers.iter().map(|l| l.name.as_str())).collect();
     let mut resolved = Vec::with_capacity(layers.len());
     for (i, layer) in layers.iter().enumerate() {
         let srcs = match &layer.spec.inputs {
             Some(refs) => refs
                 .iter()
-                .filter_map(|r: &Named| match by_name.get(&r.name) {
+                .filter_map(|r: &Named| match by_name.get(r.name.as_str()) {
                     Some(&s) => Some(s),
                     None => {
-                        let hint = did_you_mean(&r.name, all_names.iter().map(String::as_str))
+                        let hint = hints
+                            .did_you_mean(&r.name, all_names.iter().copied())
                             .map(|m| format!("did you mean '{m}'?"))
-                            .unwrap_or_else(|| format!("known names: {}", all_names.join(", ")));
+                            .unwrap_or_else(|| format!("known names: {}", fmt_names(all_names.iter().copied())));
                         diags.push(
                             Diagnostic::error(
                                 format!("{}: input '{}' names no layer or model input", layer.display(), r.name),
@@ -222,25 +339,32 @@ fn resolve_inputs(layers: &mut [LayerNode], inputs: &[InputSpec], diags: &mut Ve
     }
 }
 
-fn resolve_outputs(layers: &[LayerNode], inputs: &[InputSpec], outputs: Option<&[Named]>, diags: &mut Vec<Diagnostic>) -> Vec<usize> {
-    let Some(outputs) = outputs else { return vec![layers.len() - 1] };
+fn resolve_outputs(layers: &[LayerNode], inputs: &[InputSpec], outputs: Option<&[Named]>, hints: &mut HintBudget, diags: &mut Vec<Diagnostic>) -> Vec<usize> {
+    // No layers: each one failed to parse, and said why.
+    let Some(outputs) = outputs else { return layers.len().checked_sub(1).into_iter().collect() };
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, l) in layers.iter().enumerate() {
+        by_name.entry(&l.name).or_insert(i);
+    }
+    let input_names: HashSet<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let mut out = Vec::new();
+    let mut listed = HashSet::new();
     for o in outputs {
-        if let Some(i) = layers.iter().position(|l| l.name == o.name) {
-            if out.contains(&i) {
+        if let Some(&i) = by_name.get(o.name.as_str()) {
+            if !listed.insert(i) {
                 diags.push(Diagnostic::error(format!("output '{}' is listed twice", o.name), o.pos, "model.outputs"));
             } else {
                 out.push(i);
             }
             continue;
         }
-        let hint = if inputs.iter().any(|i| i.name == o.name) {
+        let hint = if input_names.contains(o.name.as_str()) {
             "an output must be a layer, not a model input".to_string()
         } else {
-            did_you_mean(&o.name, layers.iter().map(|l| l.name.as_str())).map(|m| format!("did you mean '{m}'?")).unwrap_or_else(|| {
+            hints.did_you_mean(&o.name, layers.iter().map(|l| l.name.as_str())).map(|m| format!("did you mean '{m}'?")).unwrap_or_else(|| {
                 let mut names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
                 names.dedup();
-                format!("layers: {}", names.join(", "))
+                format!("layers: {}", fmt_names(names.into_iter()))
             })
         };
         diags.push(Diagnostic::error(format!("output '{}' names no layer", o.name), o.pos, "model.outputs").with_hint(hint));
@@ -262,23 +386,26 @@ fn topo_order(layers: &[LayerNode], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
         }
     }
     let mut order = Vec::with_capacity(n);
-    let mut ready: Vec<usize> = (0..n).rev().filter(|&i| indeg[i] == 0).collect();
-    while let Some(i) = ready.pop() {
+    // The earliest ready layer first (spec order), from a heap: O(n log n).
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
-        for &u in users[i].iter().rev() {
+        for &u in &users[i] {
             indeg[u] -= 1;
             if indeg[u] == 0 {
-                ready.push(u);
+                ready.push(Reverse(u));
             }
         }
-        ready.sort_unstable_by(|a, b| b.cmp(a));
     }
     if order.len() == n {
         return order;
     }
     // Walk back through unresolved inputs until a layer repeats: that is a cycle.
-    let start = (0..n).find(|&i| indeg[i] > 0).unwrap_or(0);
+    let Some(start) = (0..n).find(|&i| indeg[i] > 0) else { return Vec::new() };
     let mut path = vec![start];
+    // Where each layer sits in `path`, so a long cycle is found in linear time.
+    let mut at_step: Vec<Option<usize>> = vec![None; n];
+    at_step[start] = Some(0);
     let mut cur = start;
     loop {
         let next = layers[cur].inputs.iter().find_map(|s| match *s {
@@ -286,20 +413,29 @@ fn topo_order(layers: &[LayerNode], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
             _ => None,
         });
         let Some(next) = next else { break };
-        if let Some(at) = path.iter().position(|&p| p == next) {
+        if let Some(at) = at_step[next] {
             // `path` runs against the data flow (each entry takes the next one).
             let mut cycle: Vec<&str> = vec![&layers[next].name];
             cycle.extend(path[at..].iter().rev().map(|&p| layers[p].name.as_str()));
+            // A cycle through thousands of layers is shown by its ends.
+            let len = cycle.len();
+            let shown = if len > 2 * HINT_NAMES {
+                let skipped = thousands((len - 2 * HINT_NAMES) as u128);
+                format!("{} -> ... ({skipped} more) -> {}", cycle[..HINT_NAMES].join(" -> "), cycle[len - HINT_NAMES..].join(" -> "))
+            } else {
+                cycle.join(" -> ")
+            };
             let l = &layers[next];
             let closing = &layers[*path.get(at + 1).unwrap_or(&next)].name;
             let refs = l.spec.inputs.as_deref().unwrap_or(&[]);
             let pos = refs.iter().find(|r| &r.name == closing).map_or(l.spec.type_pos, |r| r.pos);
             diags.push(
-                Diagnostic::error(format!("the layers form a cycle: {}", cycle.join(" -> ")), pos, format!("{}.inputs", l.spec.path))
+                Diagnostic::error(format!("the layers form a cycle: {shown}"), pos, format!("{}.inputs", l.spec.path))
                     .with_hint("a model must be a DAG: make one of these layers take an earlier layer or a model input"),
             );
             break;
         }
+        at_step[next] = Some(path.len());
         path.push(next);
         cur = next;
     }
@@ -307,9 +443,18 @@ fn topo_order(layers: &[LayerNode], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
 }
 
 fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
+    // An input past the size limit was reported; what it feeds is not inferred.
+    let input_fits: Vec<bool> = model.inputs.iter().map(|i| numel_wide(&i.shape).is_some_and(|n| n <= MAX_ELEMENTS as u128)).collect();
     for k in 0..model.order.len() {
         let i = model.order[k];
-        let in_shapes: Option<Vec<Shape>> = model.layers[i].inputs.iter().map(|&s| model.src_shape(s).cloned()).collect();
+        let in_shapes: Option<Vec<Shape>> = model.layers[i]
+            .inputs
+            .iter()
+            .map(|&s| match s {
+                Src::Input(j) if !input_fits[j] => None,
+                s => model.src_shape(s).cloned(),
+            })
+            .collect();
         let node = &model.layers[i];
         let (Some(layer), Some(in_shapes)) = (&node.layer, in_shapes) else { continue };
         if node.inputs.is_empty() {
@@ -318,6 +463,7 @@ fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
         let arity = layer.arity();
         if !arity.accepts(in_shapes.len()) {
             let from: Vec<String> = node.inputs.iter().map(|&s| format!("'{}'", model.src_name(s))).collect();
+            let from = fmt_names(from.iter().map(String::as_str));
             let pos = node.spec.inputs.as_ref().and_then(|v| v.first()).map_or(node.spec.type_pos, |r| r.pos);
             let hint = if in_shapes.len() < 2 {
                 "list the layers to combine, e.g. `inputs: [branch_a, branch_b]`".to_string()
@@ -326,7 +472,7 @@ fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
             };
             diags.push(
                 Diagnostic::error(
-                    format!("{} takes {}, received {} (from {})", node.display(), arity.describe(), in_shapes.len(), from.join(", ")),
+                    format!("{} takes {}, received {} (from {from})", node.display(), arity.describe(), in_shapes.len()),
                     pos,
                     node.spec.path.clone(),
                 )
@@ -337,6 +483,13 @@ fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
         match layer.output_shape(&in_shapes) {
             Ok(out) => {
                 let mut weights = layer.weights(&in_shapes);
+                if let Some(why) = size_problem(&out, &weights) {
+                    diags.push(
+                        Diagnostic::error(format!("{}: {why}", node.display()), node.spec.type_pos, node.spec.path.clone())
+                            .with_hint("use smaller sizes, or shrink the input first (pooling, strides); see \"Limits\" in docs/spec-reference.md"),
+                    );
+                    continue;
+                }
                 if !node.spec.trainable {
                     weights.iter_mut().for_each(|w| w.trainable = false);
                 }
@@ -364,9 +517,17 @@ fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
 }
 
 /// Model inputs nobody reads are errors; layers that reach no output are warnings.
-fn check_connectivity(model: &Model, diags: &mut Vec<Diagnostic>) {
+/// With layers left out (`dropped`), whatever they would have read looks unused:
+/// only their own errors are reported.
+fn check_connectivity(model: &Model, dropped: bool, diags: &mut Vec<Diagnostic>) {
+    let mut read = vec![false; model.inputs.len()];
+    for s in model.layers.iter().flat_map(|l| &l.inputs) {
+        if let Src::Input(i) = *s {
+            read[i] = true;
+        }
+    }
     for (i, inp) in model.inputs.iter().enumerate() {
-        if !model.layers.iter().any(|l| l.inputs.contains(&Src::Input(i))) {
+        if !read[i] && !dropped {
             diags.push(
                 Diagnostic::error(format!("input '{}' is not used by any layer", inp.name), inp.pos, inp.path.clone())
                     .with_hint(format!("connect it with `inputs: {}` on a layer, or remove it", inp.name)),
@@ -385,7 +546,7 @@ fn check_connectivity(model: &Model, diags: &mut Vec<Diagnostic>) {
         }));
     }
     // With a dangling reference, "unused" would only repeat that error.
-    let broken = model.layers.iter().any(|l| l.spec.inputs.as_ref().is_some_and(|r| r.len() != l.inputs.len()));
+    let broken = dropped || model.layers.iter().any(|l| l.spec.inputs.as_ref().is_some_and(|r| r.len() != l.inputs.len()));
     for (i, l) in model.layers.iter().enumerate() {
         if !live[i] && !model.outputs.is_empty() && !broken {
             diags.push(

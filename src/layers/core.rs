@@ -2,7 +2,7 @@
 //! RepeatVector, Embedding.
 
 use super::activation::{read_activation, read_initializer};
-use super::{Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight, expect_rank, fmt_shape};
+use super::{Activation, Ctx, Init, Layer, LayerType, MAX_ELEMENTS, Shape, ShapeError, Weight, expect_rank, fmt_shape, numel, overflow, size};
 use crate::spec::args::Args;
 use candle_core::{DType, Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
@@ -36,7 +36,7 @@ impl Dense {
     fn read(a: &mut Args) -> Self {
         let d = Dense::default();
         Dense {
-            units: a.usize("units", None, 1),
+            units: size(a, "units", None, 1),
             activation: read_activation(a, "activation", Some(d.activation)),
             use_bias: a.bool("use_bias", d.use_bias),
             kernel_initializer: read_initializer(a, "kernel_initializer", d.kernel_initializer),
@@ -48,10 +48,10 @@ impl Dense {
 impl Layer for Dense {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         let mut out = inputs[0].clone();
-        if out.is_empty() {
+        let Some(last) = out.last_mut() else {
             return Err(ShapeError::new(format!("expects an input with a feature axis, received {}", fmt_shape(&out))));
-        }
-        *out.last_mut().unwrap() = self.units;
+        };
+        *last = self.units;
         Ok(out)
     }
 
@@ -166,7 +166,8 @@ pub struct Flatten;
 
 impl Layer for Flatten {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
-        Ok(vec![inputs[0].iter().product()])
+        let n = numel(&inputs[0]).ok_or_else(|| overflow(format!("flattening {}", fmt_shape(&inputs[0]))))?;
+        Ok(vec![n])
     }
     fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
         inputs[0].flatten_from(1)
@@ -207,14 +208,20 @@ impl Reshape {
         {
             a.error("target_shape", node, "may contain -1 only once", None);
         }
+        if target_shape.iter().any(|&d| d > MAX_ELEMENTS as i64)
+            && let Some(node) = a.node("target_shape")
+        {
+            a.too_large("target_shape", node, MAX_ELEMENTS);
+        }
         Reshape { target_shape }
     }
 }
 
 impl Layer for Reshape {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
-        let n: usize = inputs[0].iter().product();
-        let known: usize = self.target_shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
+        let n = numel(&inputs[0]).ok_or_else(|| overflow(format!("the input {}", fmt_shape(&inputs[0]))))?;
+        // Past usize the product can't equal n: `None` reads as a mismatch.
+        let known = self.target_shape.iter().filter(|&&d| d > 0).try_fold(1usize, |p, &d| p.checked_mul(usize::try_from(d).ok()?));
         let target = || {
             let d: Vec<String> = self.target_shape.iter().map(|d| d.to_string()).collect();
             format!("[{}]", d.join(", "))
@@ -224,8 +231,9 @@ impl Layer for Reshape {
                 .hint(format!("the entries of target_shape must multiply to {n}; write -1 for one entry to have it inferred"))
                 .at("target_shape")
         };
+        let Some(known) = known.filter(|&k| k > 0) else { return Err(mismatch()) };
         if self.target_shape.contains(&-1) {
-            if known == 0 || !n.is_multiple_of(known) {
+            if !n.is_multiple_of(known) {
                 return Err(mismatch());
             }
             let fill = n / known;
@@ -290,7 +298,7 @@ pub static REPEAT_VECTOR: LayerType = LayerType {
     name: "RepeatVector",
     family: "core",
     summary: "Repeats a (batch, features) input `n` times: (batch, n, features).",
-    build: |a| Box::new(RepeatVector { n: a.usize("n", None, 1) }),
+    build: |a| Box::new(RepeatVector { n: size(a, "n", None, 1) }),
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -331,8 +339,8 @@ pub struct Embedding {
 impl Embedding {
     fn read(a: &mut Args) -> Self {
         Embedding {
-            input_dim: a.usize("input_dim", None, 1),
-            output_dim: a.usize("output_dim", None, 1),
+            input_dim: size(a, "input_dim", None, 1),
+            output_dim: size(a, "output_dim", None, 1),
             embeddings_initializer: read_initializer(a, "embeddings_initializer", "uniform"),
             mask_zero: a.bool("mask_zero", false),
         }

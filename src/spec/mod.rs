@@ -23,8 +23,11 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn read(path: &Path) -> std::io::Result<Source> {
-        Ok(Source { path: path.display().to_string(), text: std::fs::read_to_string(path)? })
+    /// Reads a spec file: a regular file of at most `io::MAX_SPEC_BYTES`, as UTF-8.
+    /// The error names the path.
+    pub fn read(path: &Path) -> Result<Source, crate::io::ReadError> {
+        let text = crate::io::read_text_bounded(path, crate::io::MAX_SPEC_BYTES, "spec")?;
+        Ok(Source { path: path.display().to_string(), text })
     }
 
     /// The file stem, the default model name.
@@ -64,6 +67,8 @@ pub struct ModelSpec {
     pub layers: Vec<LayerSpec>,
     pub outputs: Option<Vec<Named>>,
     pub pos: Pos,
+    /// Layers left out of `layers` because they could not be read (an error says why).
+    pub dropped_layers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -111,7 +116,16 @@ pub fn parse_root(root: &Node, source: &Source, diags: &mut Vec<Diagnostic>) -> 
     unknown_keys(root, TOP_KEYS, "", "the spec", diags);
     let name = match root.get("name") {
         Some(n) => match n.as_str() {
-            Some(s) if !s.is_empty() => s.to_string(),
+            Some(s) => match model_name_problem(s) {
+                None => s.to_string(),
+                Some(why) => {
+                    diags.push(
+                        Diagnostic::error(format!("`name` {why}, received {}", n.describe()), n.pos, "name")
+                            .with_hint("the name labels the model and its run folder (runs/<name>); to choose where a run goes, use `nnrun train --out DIR`"),
+                    );
+                    source.stem()
+                }
+            },
             _ => {
                 diags.push(Diagnostic::error(format!("`name` must be a string, received {}", n.describe()), n.pos, "name"));
                 source.stem()
@@ -223,7 +237,8 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
         names
     });
     let functional = named_inputs.is_some() || outputs.is_some() || layers.iter().any(|l| l.inputs.is_some());
-    Some(ModelSpec { inputs, functional, layers, outputs, pos: node.pos })
+    let dropped_layers = items.len() - layers.len();
+    Some(ModelSpec { inputs, functional, layers, outputs, pos: node.pos, dropped_layers })
 }
 
 fn parse_layer(node: &Node, index: usize, diags: &mut Vec<Diagnostic>) -> Option<LayerSpec> {
@@ -308,6 +323,27 @@ fn names_list(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Ve
         diags.push(Diagnostic::error(format!("expected a layer name or a list of names, received {}", node.describe()), node.pos, path));
     }
     names
+}
+
+/// The longest model name: a file name's limit on common file systems.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Why `s` can't be a model name, if it can't. `train` makes `runs/<name>`,
+/// so the name must be one path component that stays inside `runs/`.
+pub fn model_name_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        Some("must not be empty")
+    } else if s == "." || s == ".." {
+        Some("must be a name, not `.` or `..`")
+    } else if s.contains(['/', '\\']) {
+        Some("must be a name, not a path (no `/` or `\\`)")
+    } else if s.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if s.len() > MAX_NAME_BYTES {
+        Some("must be at most 255 bytes long")
+    } else {
+        None
+    }
 }
 
 fn valid_name(s: &str) -> bool {
