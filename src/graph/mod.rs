@@ -8,7 +8,7 @@ pub mod checks;
 use crate::diag::{Diagnostic, Pos, did_you_mean};
 use crate::layers::{self, Layer, MAX_ELEMENTS, MAX_TOTAL_PARAMS, Shape, Weight, fmt_values, numel_wide, thousands};
 use crate::spec::args::Args;
-use crate::spec::{InputSpec, LAYER_KEYS, LayerSpec, Named, Spec};
+use crate::spec::{InputSpec, LAYER_KEYS, LayerSpec, MAX_RANK, Named, Spec};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
@@ -123,7 +123,8 @@ const SUGGESTIONS: usize = 100;
 /// `a, b, c, ... (99,998 more)`
 pub fn fmt_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     let n = names.len();
-    let shown: Vec<&str> = names.take(HINT_NAMES).collect();
+    // Each name cut too: a hint repeats for every broken reference.
+    let shown: Vec<String> = names.take(HINT_NAMES).map(crate::spec::yaml::shown).collect();
     let mut out = shown.join(", ");
     if n > shown.len() {
         out.push_str(&format!(", ... ({} more)", thousands((n - shown.len()) as u128)));
@@ -137,13 +138,17 @@ struct HintBudget {
     used: usize,
 }
 
+/// Names longer than this get no did-you-mean: comparing two long strings
+/// costs the product of their lengths, and typos are in short names.
+const SUGGEST_LEN: usize = 100;
+
 impl HintBudget {
     fn did_you_mean<'a>(&mut self, word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-        if self.used >= SUGGESTIONS {
+        if self.used >= SUGGESTIONS || word.len() > SUGGEST_LEN {
             return None;
         }
         self.used += 1;
-        did_you_mean(word, names)
+        did_you_mean(word, names.into_iter().filter(|n| n.len() <= SUGGEST_LEN))
     }
 }
 
@@ -171,6 +176,9 @@ fn limit_text() -> String {
 
 /// One layer's output and weights against `MAX_ELEMENTS`; `None` if they fit.
 fn size_problem(out: &Shape, weights: &[Weight]) -> Option<String> {
+    if out.len() > MAX_RANK {
+        return Some(format!("its output would have {} axes, more than the {MAX_RANK} a tensor may have", out.len()));
+    }
     let n = numel_wide(out);
     if n.is_none_or(|n| n > MAX_ELEMENTS as u128) {
         return Some(format!("its output {} would hold, per sample, {}, {}", layers::fmt_shape(out), fmt_values(n), limit_text()));
@@ -415,8 +423,8 @@ fn topo_order(layers: &[LayerNode], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
         let Some(next) = next else { break };
         if let Some(at) = at_step[next] {
             // `path` runs against the data flow (each entry takes the next one).
-            let mut cycle: Vec<&str> = vec![&layers[next].name];
-            cycle.extend(path[at..].iter().rev().map(|&p| layers[p].name.as_str()));
+            let mut cycle: Vec<String> = vec![crate::spec::yaml::shown(&layers[next].name)];
+            cycle.extend(path[at..].iter().rev().map(|&p| crate::spec::yaml::shown(&layers[p].name)));
             // A cycle through thousands of layers is shown by its ends.
             let len = cycle.len();
             let shown = if len > 2 * HINT_NAMES {
@@ -628,6 +636,106 @@ mod tests {
     fn merge_without_inputs_gets_an_arity_error() {
         let (_, d) = load("model:\n  input_shape: [4]\n  layers:\n    - {type: Dense, units: 4}\n    - {type: Add}\n");
         assert_eq!(d[0].message, "layer 'add' (Add) takes at least 2 inputs, received 1 (from 'dense')");
+    }
+
+    #[test]
+    fn a_layer_list_where_nothing_parses_is_an_error_not_a_panic() {
+        for layers in ["[Dense]", "[{units: 3}]", "[Dense, 3, [1], {type: 7}]", "[null]"] {
+            let (m, d) = load(&format!("model:\n  input_shape: [4]\n  layers: {layers}\n"));
+            let m = m.expect("a model, with errors");
+            assert!(m.layers.is_empty() && m.outputs.is_empty(), "{layers}");
+            assert!(!d.is_empty() && d.iter().all(|d| d.is_error() && d.message.contains("layer")), "{layers}: {d:?}");
+            // Only the layers' own errors: not "input 'input' is not used".
+            assert!(!d.iter().any(|d| d.message.contains("not used")), "{d:?}");
+        }
+        // The functional form too, and outputs naming a layer that did not parse.
+        let (m, d) = load("model:\n  inputs: {x: [4]}\n  layers:\n    - {name: a, units: 3, inputs: x}\n  outputs: [a]\n");
+        assert!(m.unwrap().outputs.is_empty());
+        assert_eq!(d[0].message, "this layer has no `type`");
+        assert_eq!(d[1].message, "output 'a' names no layer");
+    }
+
+    #[test]
+    fn sizes_past_the_limits_are_errors_naming_the_layer() {
+        let (_, d) = load("model:\n  input_shape: [784]\n  layers:\n    - {type: Dense, units: 99999999999}\n");
+        assert_eq!(
+            d[0].message,
+            "layer 'dense' (Dense): its kernel of shape (784, 99999999999) would hold 78,399,999,999,216 values (285.2 TiB of float32), \
+             more than the 274,877,906,944 values (1 TiB of float32) one tensor may hold"
+        );
+        assert_eq!((d[0].pos.line, d[0].path.as_str()), (4, "model.layers[0]"));
+        let (_, d) = load("model:\n  input_shape: [8, 8, 1]\n  layers:\n    - {type: ZeroPadding2D, padding: 274877906944}\n    - {type: Flatten}\n");
+        assert_eq!(d.len(), 1, "what follows is not inferred: {d:?}");
+        assert!(
+            d[0].message.starts_with("layer 'zero_padding2d' (ZeroPadding2D): its output (batch, 549755813896, 549755813896, 1) would hold"),
+            "{}",
+            d[0].message
+        );
+        let (_, d) = load("model:\n  input_shape: [100000000, 100000000]\n  layers:\n    - {type: Flatten}\n");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].message.starts_with("input 'input' of shape (batch, 100000000, 100000000) would hold, per sample, 10,000,000,000,000,000 values"),
+            "{}",
+            d[0].message
+        );
+        // Each weight fits, the sum does not.
+        let wide = "    - {type: Dense, units: 131072}\n".repeat(17);
+        let (m, d) = load(&format!("model:\n  input_shape: [131072]\n  layers:\n{wide}"));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].message.starts_with("the model's weights would hold 292,060,004,352 values (1.1 TiB of float32) in all, more than the 274,877,906,944"),
+            "{}",
+            d[0].message
+        );
+        assert_eq!(m.unwrap().total_params(), 292_060_004_352);
+    }
+
+    #[test]
+    fn ranks_are_limited() {
+        let (_, d) = load(&format!("model:\n  input_shape: [{}]\n  layers:\n    - {{type: Flatten}}\n", vec!["1"; 33].join(", ")));
+        assert_eq!(d[0].message, "an input shape may have at most 32 axes, received 33");
+        let (_, d) = load(&format!("model:\n  input_shape: [1]\n  layers:\n    - {{type: Reshape, target_shape: [{}]}}\n", vec!["1"; 40].join(", ")));
+        assert_eq!(d[0].message, "layer 'reshape' (Reshape): its output would have 40 axes, more than the 32 a tensor may have");
+    }
+
+    #[test]
+    fn long_names_get_no_suggestion() {
+        let long = "a".repeat(5000);
+        let (_, d) = load(&format!(
+            "model:\n  inputs: {{x: [2]}}\n  layers:\n    - {{name: {long}, type: Dense, units: 2, inputs: x}}\n    - {{type: Dense, units: 2, inputs: {long}b}}\n"
+        ));
+        assert!(d[0].message.contains("names no layer or model input"), "{}", d[0].message);
+        assert!(d[0].hint.as_deref().unwrap().starts_with("known names: x, aaaa"));
+    }
+
+    #[test]
+    fn long_lists_in_hints_are_cut() {
+        let layers: String = (0..30).map(|i| format!("    - {{name: l{i}, type: Dense, units: 2}}\n")).collect();
+        let (_, d) = load(&format!("model:\n  input_shape: [2]\n  layers:\n{layers}  outputs: [zzzzzz]\n"));
+        assert_eq!(d[0].hint.as_deref(), Some("layers: l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, ... (20 more)"));
+    }
+
+    #[test]
+    fn deep_graphs_build_in_linear_time() {
+        // 100,000 layers in a chain, unnamed and then named (both were quadratic).
+        for named in [false, true] {
+            let layers: String = (0..100_000)
+                .map(|i| if named { format!("  - {{type: Dense, units: 2, name: d{i}}}\n") } else { "  - {type: Dense, units: 2}\n".into() })
+                .collect();
+            let t = std::time::Instant::now();
+            let (m, d) = load(&format!("model:\n input_shape: [2]\n layers:\n{layers}"));
+            assert!(d.is_empty(), "{:?}", &d[..1]);
+            let m = m.unwrap();
+            assert_eq!((m.order.len(), m.outputs.as_slice(), m.total_params()), (100_000, &[99_999][..], 600_000));
+            assert_eq!(m.layers[99_999].name, if named { "d99999" } else { "dense_99999" });
+            // Debug build: generous, but a quadratic step takes minutes.
+            assert!(t.elapsed().as_secs() < 60, "{:?}", t.elapsed());
+        }
+        // A cycle through 100,000 layers is found and shown by its ends.
+        let layers: String = (0..100_000).map(|i| format!("  - {{name: l{i}, type: Dense, units: 2, inputs: l{}}}\n", (i + 1) % 100_000)).collect();
+        let (_, d) = load(&format!("model:\n inputs: {{x: [2]}}\n layers:\n{layers}"));
+        let cycle = d.iter().find(|d| d.message.contains("cycle")).expect("a cycle");
+        assert!(cycle.message.contains(" -> ... (99,981 more) -> "), "{}", cycle.message);
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub fn sliding_window(
         let (n, s) = (input[i] as i128, strides[i].max(1) as i128);
         let Some(span) = span(i).filter(|&s| padding == "valid" || s <= MAX_ELEMENTS as i128) else {
             // Padding would add span - 1 cells along the axis.
-            return Err(super::overflow(format!("padding {:?} for the window of {what} {}{}", padding, fmt_tuple(size), dilation_text(dilation))).at(what));
+            return Err(super::overflow(format!("padding {:?} for the window of {what} {}{}", padding, fmt_tuple(size), dilation_text(dilation)))
+                .hint(format!("use a smaller {what}{}", if dilation.iter().any(|&d| d > 1) { " or dilation_rate" } else { "" }))
+                .at(what));
         };
         // "same" and "causal" pad so that only the stride shrinks the axis.
         let kept = if padding == "valid" { n - span } else { n - 1 };
@@ -954,6 +956,42 @@ pub(super) mod tests {
         }
         let e = infer("ZeroPadding2D", "{}", &[&[28, 28]]).unwrap_err();
         assert_eq!(e.message, "expects a 4-D input (batch, height, width, channels), received (batch, 28, 28)");
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_or_computed_exactly() {
+        let big = "9223372036854775807";
+        for (ty, yaml) in [
+            ("ZeroPadding2D", format!("{{padding: {big}}}")),
+            ("ZeroPadding2D", format!("{{padding: [[0, {big}], 1]}}")),
+            ("UpSampling2D", format!("{{size: {big}}}")),
+            ("Conv1D", format!("{{filters: 1, kernel_size: 3, dilation_rate: {big}}}")),
+            ("Conv2D", format!("{{filters: {big}, kernel_size: 3}}")),
+            ("Conv2D", format!("{{filters: 1, kernel_size: [1, {big}]}}")),
+        ] {
+            let e = arg_error(ty, &yaml);
+            assert!(e.contains("must be at most 274,877,906,944 (2^38), received"), "{ty} {yaml}: {e}");
+        }
+        // Up to the argument limit, no shape wraps (it gave (6, 6, 1) and 18 before).
+        let max = crate::layers::MAX_ELEMENTS;
+        assert_eq!(infer("ZeroPadding2D", &format!("{{padding: {max}}}"), &[&[8, 8, 1]]).unwrap().0, vec![2 * max + 8, 2 * max + 8, 1]);
+        assert_eq!(infer("UpSampling2D", &format!("{{size: {max}}}"), &[&[max, 3, 1]]).unwrap_err().arg, Some("size"));
+        let e = infer("Conv1D", &format!("{{filters: 1, kernel_size: 3, dilation_rate: {max}}}"), &[&[16, 1]]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "kernel_size (3,) with dilation_rate (274877906944,) (spanning (549755813889,)) leaves an output size of (-549755813872,) with padding 'valid': it is larger than the input (batch, 16, 1)"
+        );
+        // 'same' pads span - 1 cells: past the tensor limit, that is an error too.
+        let e = infer("Conv1D", &format!("{{filters: 1, kernel_size: 3, dilation_rate: {max}, padding: same}}"), &[&[16, 1]]).unwrap_err();
+        assert!(
+            e.message.starts_with("padding \"same\" for the window of kernel_size (3,) with dilation_rate (274877906944,) would be larger than"),
+            "{}",
+            e.message
+        );
+        assert_eq!(infer("Conv1D", "{filters: 1, kernel_size: 3, dilation_rate: 1000, padding: causal}", &[&[16, 1]]).unwrap().0, vec![16, 1]);
+        // sliding_window itself takes any usize without wrapping.
+        let e = super::sliding_window(&vec![16, 1], "kernel_size", &[3], &[usize::MAX], &[1], "valid").unwrap_err();
+        assert!(e.message.contains("(spanning (36893488147419103231,))"), "{}", e.message);
     }
 
     #[test]

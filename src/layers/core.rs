@@ -386,6 +386,25 @@ mod tests {
     }
 
     #[test]
+    fn huge_sizes_are_refused() {
+        for (ty, yaml) in [
+            ("Dense", "{units: 9223372036854775807}"),
+            ("Dense", "{units: 274877906945}"),
+            ("RepeatVector", "{n: 9223372036854775807}"),
+            ("Embedding", "{input_dim: 9223372036854775807, output_dim: 2}"),
+            ("Reshape", "{target_shape: [9223372036854775807, -1]}"),
+        ] {
+            assert!(arg_error(ty, yaml).contains("must be at most 274,877,906,944 (2^38)"), "{ty} {yaml}");
+        }
+        // A product past usize is a mismatch, not a wrap.
+        let huge = crate::layers::MAX_ELEMENTS;
+        let e = infer("Reshape", &format!("{{target_shape: [{huge}, {huge}, {huge}]}}"), &[&[8]]).unwrap_err();
+        assert!(e.message.starts_with("cannot reshape (batch, 8) (8 values per sample) to target_shape"), "{}", e.message);
+        let e = infer("Flatten", "{}", &[&[usize::MAX, 2]]).unwrap_err();
+        assert!(e.message.starts_with("flattening (batch, 18446744073709551615, 2) would be larger than the 274,877,906,944 values"), "{}", e.message);
+    }
+
+    #[test]
     fn dense_argument_errors() {
         assert_eq!(arg_error("Dense", "{units: 0}"), "layer 'x' (Dense): `units` must be a positive integer, received 0");
         assert_eq!(arg_error("Dense", "{units: ten}"), "layer 'x' (Dense): `units` must be a positive integer, received \"ten\"");

@@ -341,7 +341,9 @@ impl<'a> Args<'a> {
                 continue;
             }
             let known: Vec<&str> = self.docs.iter().map(|d| d.name).chain(self.reserved.iter().copied()).collect();
-            let (msg, hint) = if KERAS_UNSUPPORTED.contains(&key) {
+            let unsupported = KERAS_UNSUPPORTED.contains(&key);
+            let key = &super::yaml::shown(key);
+            let (msg, hint) = if unsupported {
                 (
                     format!("{}: Keras argument `{key}` is not supported by nnrun yet", self.owner),
                     "remove it; see docs/spec-reference.md for the supported arguments".to_string(),

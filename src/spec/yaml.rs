@@ -89,9 +89,8 @@ impl Node {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => format!("{f:?}"),
-            // A message quotes a long string by its start and length.
-            Value::Str(s) if s.chars().count() > 60 => format!("\"{}...\" ({} characters)", s.chars().take(40).collect::<String>(), s.chars().count()),
-            Value::Str(s) => format!("\"{s}\""),
+            Value::Str(s) if s.chars().count() > 60 => format!("\"{}...\" ({} characters)", escape(s.chars().take(40)), s.chars().count()),
+            Value::Str(s) => format!("\"{}\"", escape(s.chars())),
             Value::Seq(items) if items.len() > 20 || items.iter().any(|n| matches!(n.value, Value::Map(_) | Value::Seq(_))) => "a list".into(),
             Value::Seq(items) => {
                 let inner: Vec<String> = items.iter().map(|n| n.describe()).collect();
@@ -101,6 +100,19 @@ impl Node {
             Value::Map(_) => "a mapping".into(),
         }
     }
+}
+
+/// A string from the spec (a key, a name) as a message shows it: control
+/// characters escaped (a newline would break the message), and a long one
+/// by its start and length.
+pub fn shown(s: &str) -> String {
+    let n = s.chars().count();
+    if n > 60 { format!("{}... ({n} characters)", escape(s.chars().take(40))) } else { escape(s.chars()) }
+}
+
+/// `\n`, `\0`, `\u{1b}` for control characters; the rest as is.
+fn escape(chars: impl Iterator<Item = char>) -> String {
+    chars.flat_map(|c| if c.is_control() { c.escape_debug().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
 /// The deepest nesting of mappings and lists a spec may have. The deepest
@@ -500,6 +512,79 @@ mod tests {
         let err = parse("a: 1\na: 2\n").unwrap_err();
         assert_eq!(err.pos.line, 2);
         assert!(err.message.contains("duplicate key"));
+    }
+
+    /// Nine anchors, each a collection of nine aliases of the one before:
+    /// 9^9 nodes. `item(level, j)` writes entry `j`; `PREV` becomes the alias.
+    fn bomb(item: impl Fn(usize, usize) -> String, open: &str, close: &str) -> String {
+        let mut text = String::new();
+        for i in 0..9 {
+            let items: Vec<String> = (0..9).map(|j| item(i, j).replace("PREV", &format!("*a{}", i.saturating_sub(1)))).collect();
+            text += &format!("a{i}: &a{i} {open}{}{close}\n", items.join(", "));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_budget() {
+        let list = bomb(|i, _| if i == 0 { "x".into() } else { "PREV".into() }, "[", "]");
+        let err = parse(&list).unwrap_err();
+        assert!(err.message.contains("past the limit of 1,000,000 nodes that YAML aliases may add to a spec"), "{}", err.message);
+        assert!(err.pos.is_known());
+        // Merge keys are plain keys here: their aliases count the same.
+        let merge = bomb(|i, j| if i == 0 { format!("k{j}: x") } else { format!("<<{j}: PREV") }, "{", "}") + "m: {<<: *a8}\n";
+        assert!(parse(&merge).unwrap_err().message.contains("nodes that YAML aliases may add"));
+        // Tags change nothing.
+        let tagged = bomb(|i, _| if i == 0 { "!!str x".into() } else { "PREV".into() }, "!!seq [", "]");
+        assert!(parse(&tagged).unwrap_err().message.contains("nodes that YAML aliases may add"));
+        // Long text copied by aliases counts in bytes.
+        let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 20].join(", "));
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("bytes of text, past the limit of 16,777,216 bytes (16 MiB)"), "{}", err.message);
+        // The anchor's own copy and 15 aliases fill the 16 MiB; the 16th alias is refused.
+        assert_eq!((err.pos.line, err.pos.col, err.pos.len), (2, 65, 2), "{}", err.message);
+        // A few aliases of a template are fine.
+        let ok = "t: &t {type: Dense, units: 4}\nlayers: [*t, *t, *t]\n";
+        assert_eq!(parse(ok).unwrap().get("layers").unwrap().as_seq().unwrap().len(), 3);
+        // An anchor no alias uses costs nothing, however large.
+        let big = format!("model: &m [{}]\n", vec!["1"; 1_100_000].join(","));
+        assert_eq!(parse(&big).unwrap().get("model").unwrap().as_seq().unwrap().len(), 1_100_000);
+    }
+
+    #[test]
+    fn nesting_is_limited_without_recursion() {
+        let ok = format!("a: {}1{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(parse(&ok).is_ok());
+        let flow = format!("a: {}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let err = parse(&flow).unwrap_err();
+        assert_eq!(err.message, "this is nested 65 levels deep: a spec may nest mappings and lists at most 64 deep");
+        assert_eq!((err.pos.line, err.pos.col), (1, 4 + MAX_DEPTH - 1));
+        // Block nesting, which yaml-rust2's own loader would follow recursively.
+        let block = format!("a:\n  {}x\n", "- ".repeat(200_000));
+        assert!(parse(&block).unwrap_err().message.starts_with("this is nested 65 levels deep"));
+        // An alias counts the depth of what it repeats.
+        let deep = format!("a: &a {}1{}\nb: [[*a]]\n", "[".repeat(62), "]".repeat(62));
+        assert_eq!(
+            parse(&deep).unwrap_err().message,
+            "the alias *a nests its anchor's node 65 levels deep: a spec may nest mappings and lists at most 64 deep"
+        );
+    }
+
+    #[test]
+    fn recursive_aliases_and_oversized_text_are_errors() {
+        let err = parse("a: &a [1, *a]\n").unwrap_err();
+        assert_eq!(err.message, "the alias *a refers to the node that contains it");
+        assert_eq!((err.pos.line, err.pos.col, err.pos.len), (1, 11, 2));
+        let text = "#".repeat(crate::io::MAX_SPEC_BYTES as usize + 1);
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.message, "the spec is 16,777,217 bytes long, more than the limit of 16,777,216 bytes (16 MiB)");
+    }
+
+    #[test]
+    fn long_values_are_described_briefly() {
+        let root = parse(&format!("a: {}\nb: [{}]\n", "x".repeat(100), vec!["1"; 1000].join(", "))).unwrap();
+        assert_eq!(root.get("a").unwrap().describe(), format!("\"{}...\" (100 characters)", "x".repeat(40)));
+        assert_eq!(root.get("b").unwrap().describe(), "a list");
     }
 
     #[test]
