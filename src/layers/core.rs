@@ -366,7 +366,12 @@ impl Layer for Embedding {
         if let Some(bad) = flat.iter().find(|&&v| v < 0.0 || v >= self.input_dim as f64 || v.fract() != 0.0) {
             candle_core::bail!("Embedding input {bad} is not an integer index in [0, {})", self.input_dim);
         }
-        let idx = Tensor::from_vec(flat.iter().map(|&v| v as u32).collect::<Vec<_>>(), flat.len(), x.device())?;
+        // u32 indices unless the table is larger (input_dim may be up to 2^38).
+        let idx = if self.input_dim <= u32::MAX as usize {
+            Tensor::from_vec(flat.iter().map(|&v| v as u32).collect::<Vec<_>>(), flat.len(), x.device())?
+        } else {
+            Tensor::from_vec(flat.iter().map(|&v| v as i64).collect::<Vec<_>>(), flat.len(), x.device())?
+        };
         let mut dims = x.dims().to_vec();
         dims.push(self.output_dim);
         w[0].as_tensor().index_select(&idx, 0)?.reshape(dims)
