@@ -44,6 +44,7 @@ fn snapshot_invalid(test: &str, file: &str, text: &str) {
     let (code, shown, _) = run(&d, &["validate", "--format", "json", file]);
     assert_eq!(code, 1, "{shown}");
     insta::assert_snapshot!(format!("{test}_json"), shown);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Nine anchors, each aliasing the one before nine times: 9^9 = 387,420,489
@@ -89,6 +90,7 @@ fn deep_nesting() {
         "{shown:.600}"
     );
     assert!(took < Duration::from_secs(20), "{took:?}");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A spec over 16 MiB, and a device, are refused before they are read.
@@ -108,6 +110,7 @@ fn huge_spec_and_devices() {
     assert_eq!(code, 2, "{shown}");
     assert!(took < Duration::from_secs(20), "{took:?}");
     insta::assert_snapshot!("dev_zero", shown);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// 100,000 layers, unnamed and named: linear time (it took 13.9 s unnamed,
@@ -130,6 +133,7 @@ fn a_hundred_thousand_layers() {
         let tail = lines[lines.len() - 9..].join("\n");
         let head = lines[..2].join("\n");
         insta::assert_snapshot!(if named { "hundred_thousand_named" } else { "hundred_thousand_unnamed" }, format!("{head}\n...\n{tail}"));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
 
@@ -152,4 +156,5 @@ fn many_dangling_references() {
         assert!(e["hint"].as_str().unwrap().len() < 200, "{e}");
     }
     assert_eq!(errors.last().unwrap()["hint"], "known names: x, l0, l1, l2, l3, l4, l5, l6, l7, l8, ... (4,991 more)");
+    let _ = std::fs::remove_dir_all(&d);
 }
