@@ -236,7 +236,7 @@ fn train_shows_the_warnings_validate_shows() {
 fn a_model_larger_than_memory_is_refused_before_allocating() {
     let d = workdir("memory");
     let data = format!("{}/data/", std::env::current_dir().unwrap().display());
-    let spec = std::fs::read_to_string("specs/mnist_mlp.yaml").unwrap().replace("units: 512", "units: 2000000000").replace("../data/", &data);
+    let spec = std::fs::read_to_string("specs/mnist_mlp.yaml").unwrap().replace("units: 512", "units: 200000000").replace("../data/", &data);
     std::fs::write(d.join("huge.yaml"), spec).unwrap();
     let (code, validated, _, _) = run(&d, &["validate", "huge.yaml"]);
     assert_eq!(code, 0, "it passes validate:\n{validated}");

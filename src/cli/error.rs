@@ -7,7 +7,7 @@
 
 use crate::artifact::ArtifactError;
 use crate::data::DataError;
-use crate::diag::{Diagnostic, Pos, Style, render};
+use crate::diag::{Diagnostic, Pos, SourceLines, Style, render};
 use crate::io::ReadError;
 use crate::train::fit::TrainError;
 
@@ -86,7 +86,9 @@ impl CliError {
                 let mut diags: Vec<&Diagnostic> = diags.iter().collect();
                 // As validate orders them: errors first, each group in file order.
                 diags.sort_by_key(|d| (!d.is_error(), d.pos.line, d.pos.col));
-                let mut out: String = diags.iter().map(|d| render_in(d, file, text, flags, style)).collect();
+                // Split once: thousands of errors in a large spec each need their line.
+                let lines = SourceLines::new(text);
+                let mut out: String = diags.iter().map(|d| render_in(d, file, &lines, flags, style)).collect();
                 let errors = diags.iter().filter(|d| d.is_error()).count();
                 out.push_str(&super::verdict(file, errors, diags.len() - errors));
                 out.push('\n');
@@ -134,10 +136,10 @@ impl Flag {
 
 /// Renders a diagnostic of a spec whose values `flags` may have set:
 /// against the file and its text, or as coming from the command line.
-pub fn render_in(d: &Diagnostic, file: &str, text: &str, flags: &[Flag], style: Style) -> String {
+pub fn render_in(d: &Diagnostic, file: &str, lines: &SourceLines, flags: &[Flag], style: Style) -> String {
     match Flag::find(flags, d) {
         Some(f) => render(d, &format!("{} (command line)", f.shown), "", style),
-        None => render(d, file, text, style),
+        None => lines.render(d, file, style),
     }
 }
 
@@ -161,7 +163,7 @@ impl From<DataError> for CliError {
     /// and holds something else is invalid data.
     fn from(e: DataError) -> Self {
         match e {
-            DataError::Open { .. } => CliError::io(e.to_string()),
+            e if e.is_io() => CliError::io(e.to_string()),
             e => CliError::invalid(e.to_string()),
         }
     }
@@ -209,7 +211,7 @@ mod tests {
         ];
         let bs = Diagnostic::error("training: `batch_size` must be a positive integer, received 0", Pos::default(), "training.batch_size");
         assert_eq!(
-            render_in(&bs, "s.yaml", "", &flags, Style::default()),
+            render_in(&bs, "s.yaml", &SourceLines::new(""), &flags, Style::default()),
             "error: training: `batch_size` must be a positive integer, received 0\n --> --batch-size 0 (command line)\n"
         );
         let units = Diagnostic::error("missing units", Pos::default(), "model.layers[0].units");

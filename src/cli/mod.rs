@@ -76,13 +76,13 @@ fn stderr_style() -> Style {
 /// `file:line:col` and a caret where it has a position in `text`, as coming
 /// from the command line where one of `flags` set the value, plain
 /// `warning: ...` and `hint: ...` otherwise. The one way warnings are shown.
-pub fn warn(d: &Diagnostic, file: &str, text: &str, flags: &[error::Flag]) {
-    eprint!("{}", error::render_in(d, file, text, flags, stderr_style()));
+pub fn warn(d: &Diagnostic, file: &str, lines: &crate::diag::SourceLines, flags: &[error::Flag]) {
+    eprint!("{}", error::render_in(d, file, lines, flags, stderr_style()));
 }
 
 /// A warning without a position in any spec.
 pub fn warn_text(message: impl Into<String>, hint: Option<String>) {
-    warn(&Diagnostic::warning(message, Default::default(), "").with_hint_opt(hint), "", "", &[]);
+    warn(&Diagnostic::warning(message, Default::default(), "").with_hint_opt(hint), "", &crate::diag::SourceLines::new(""), &[]);
 }
 
 /// Writes to stdout. A reader that went away (`| head`) ends the output

@@ -213,7 +213,7 @@ fn check_memory(e: &memory::Estimate, optimizer: &str, available: Option<u64>, l
 }
 
 pub fn run(args: &Args) -> Result<(), CliError> {
-    let source = Source::read(&args.spec).map_err(|e| CliError::read(&args.spec, e))?;
+    let source = Source::read(&args.spec)?;
     let flags = flags(args);
     let sets: Vec<String> = flags.iter().map(|f| f.set.clone()).collect();
     let spec_error = |diags: Vec<Diagnostic>| CliError::Spec { file: source.path.clone(), text: source.text.clone(), diags, flags: flags.clone() };
@@ -239,8 +239,9 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     }
     diags.sort_by_key(|d| (d.pos.line, d.pos.col));
     // validate's warnings for the same spec, before any work starts.
+    let lines = crate::diag::SourceLines::new(&source.text);
     for d in &diags {
-        warn(d, &source.path, &source.text, &flags);
+        warn(d, &source.path, &lines, &flags);
     }
     let device = args.device.open()?;
 

@@ -1,7 +1,7 @@
 //! `nnrun validate`: static checks and the model summary, in milliseconds.
 
 use super::{CliError, EXIT_INVALID, EXIT_IO, EXIT_OK, color_for, verdict};
-use crate::diag::{Diagnostic, Style, render};
+use crate::diag::{Diagnostic, SourceLines, Style, render};
 use crate::graph;
 use crate::spec::Source;
 use crate::summary::{self, JsonReport};
@@ -40,14 +40,15 @@ pub fn run(args: &Args) -> Result<(), CliError> {
             Ok(source) => check_one(&source, args, style, i > 0, &mut out),
             Err(e) => {
                 let shown = path.display().to_string();
-                let d = Diagnostic::error(format!("cannot read {shown}: {e}"), Default::default(), "");
+                let d = Diagnostic::error(e.to_string(), Default::default(), "");
                 match args.format {
                     Format::Json => print_json(&mut out, &JsonReport::new(&shown, None, std::slice::from_ref(&d))),
                     Format::Text => {
                         let _ = write!(std::io::stderr(), "{}", render(&d, &shown, "", Style { color: color_for(&std::io::stderr()) }));
                     }
                 }
-                EXIT_IO
+                // Not there or not readable: I/O. Too large or not text: an invalid spec.
+                if e.is_io() { EXIT_IO } else { EXIT_INVALID }
             }
         };
         code = code.max(file_code);
@@ -84,8 +85,9 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
             if let (0, Some(m)) = (errors, model) {
                 let _ = write!(out, "{}", summary::text(m));
             }
+            let lines = SourceLines::new(&source.text);
             for d in &diags {
-                let _ = write!(out, "\n{}", render(d, &source.path, &source.text, style));
+                let _ = write!(out, "\n{}", lines.render(d, &source.path, style));
             }
             // A blank line sets the verdict off from the diagnostics above it.
             let gap = if diags.is_empty() { "" } else { "\n" };
