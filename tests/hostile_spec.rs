@@ -158,3 +158,26 @@ fn many_dangling_references() {
     assert_eq!(errors.last().unwrap()["hint"], "known names: x, l0, l1, l2, l3, l4, l5, l6, l7, l8, ... (4,991 more)");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// 100,000 broken layers on one line: text shows the first 100 errors and
+/// counts the rest (each used to scan the megabyte line: 28 s); JSON lists all.
+#[test]
+fn many_errors_on_one_long_line() {
+    let layers: Vec<String> = (0..100_000).map(|_| "{type: Dense}".to_string()).collect();
+    let text = format!("model: {{input_shape: [4], layers: [{}]}}\n", layers.join(", "));
+    let d = dir("one_line");
+    std::fs::write(d.join("one_line.yaml"), &text).unwrap();
+    let (code, shown, took) = run(&d, &["validate", "one_line.yaml"]);
+    assert_eq!(code, 1, "{shown}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(shown.matches("\nerror: ").count(), 100, "{}", &shown[..2000]);
+    assert!(shown.contains("\n... and 99900 more not shown (`nnrun validate --format json` lists them all)\n"), "{}", &shown[shown.len() - 2000..]);
+    assert!(shown.ends_with("one_line.yaml: invalid, 100000 errors\n"), "{}", &shown[shown.len() - 500..]);
+    // Each shown line is a window around the caret, not the whole line.
+    assert!(shown.lines().all(|l| l.len() < 400));
+    let (code, shown, _) = run(&d, &["validate", "--format", "json", "one_line.yaml"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(shown.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(v["errors"].as_array().unwrap().len(), 100_000);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -88,7 +88,8 @@ impl CliError {
                 diags.sort_by_key(|d| (!d.is_error(), d.pos.line, d.pos.col));
                 // Split once: thousands of errors in a large spec each need their line.
                 let lines = SourceLines::new(text);
-                let mut out: String = diags.iter().map(|d| render_in(d, file, &lines, flags, style)).collect();
+                let mut out: String = diags.iter().take(super::MAX_SHOWN).map(|d| render_in(d, file, &lines, flags, style)).collect();
+                out.extend(super::not_shown(diags.len()));
                 let errors = diags.iter().filter(|d| d.is_error()).count();
                 out.push_str(&super::verdict(file, errors, diags.len() - errors));
                 out.push('\n');

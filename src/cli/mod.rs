@@ -126,6 +126,16 @@ pub(crate) fn on_stack<T: Send, E: From<CliError> + Send>(stack: usize, f: impl 
 }
 
 /// `PATH: valid`, `PATH: invalid, 2 errors and 1 warning`, ...
+/// Diagnostics shown in text form per spec; the rest are counted. A spec
+/// with 100,000 broken layers is fixed from the first few, and rendering
+/// each against a megabyte line would take minutes. JSON lists all.
+pub(crate) const MAX_SHOWN: usize = 100;
+
+/// The line that stands for the diagnostics past `MAX_SHOWN`.
+pub(crate) fn not_shown(total: usize) -> Option<String> {
+    (total > MAX_SHOWN).then(|| format!("... and {} more not shown (`nnrun validate --format json` lists them all)\n", total - MAX_SHOWN))
+}
+
 pub(crate) fn verdict(path: &str, errors: usize, warnings: usize) -> String {
     let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
     match (errors, warnings) {

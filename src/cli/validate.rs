@@ -86,8 +86,11 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
                 let _ = write!(out, "{}", summary::text(m));
             }
             let lines = SourceLines::new(&source.text);
-            for d in &diags {
+            for d in diags.iter().take(super::MAX_SHOWN) {
                 let _ = write!(out, "\n{}", lines.render(d, &source.path, style));
+            }
+            if let Some(more) = super::not_shown(diags.len()) {
+                let _ = write!(out, "\n{more}");
             }
             // A blank line sets the verdict off from the diagnostics above it.
             let gap = if diags.is_empty() { "" } else { "\n" };

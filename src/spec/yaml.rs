@@ -146,7 +146,7 @@ pub fn parse(source: &str) -> Result<Node, Diagnostic> {
         )
         .with_hint("a spec describes a model, not its data: keep data in the files that `data` names"));
     }
-    let mut builder = Builder { source_lines: source.lines().collect(), used: used_anchors(source), ..Default::default() };
+    let mut builder = Builder { source_lines: source.lines().map(Line::new).collect(), used: used_anchors(source), ..Default::default() };
     let mut parser = Parser::new_from_str(source);
     loop {
         let (ev, mark) = parser.next_token().map_err(|e| syntax_error(source, &e))?;
@@ -262,9 +262,35 @@ impl Open {
     }
 }
 
+/// A source line, indexed so that finding a column is O(1): every node of a
+/// one-line spec of megabytes asks for one.
+struct Line<'a> {
+    text: &'a str,
+    chars: usize,
+    /// Byte offset of each character, for lines that are not plain ASCII.
+    offsets: Option<Vec<u32>>,
+}
+
+impl<'a> Line<'a> {
+    fn new(text: &'a str) -> Self {
+        // Specs are at most MAX_SPEC_BYTES, so offsets fit in u32.
+        let offsets = (!text.is_ascii()).then(|| text.char_indices().map(|(i, _)| i as u32).collect::<Vec<u32>>());
+        Line { text, chars: offsets.as_ref().map_or(text.len(), Vec::len), offsets }
+    }
+
+    /// The text from 0-based character `col` on.
+    fn from_char(&self, col: usize) -> &'a str {
+        let at = match &self.offsets {
+            None => col.min(self.text.len()),
+            Some(o) => o.get(col).map_or(self.text.len(), |&b| b as usize),
+        };
+        &self.text[at..]
+    }
+}
+
 #[derive(Default)]
 struct Builder<'a> {
-    source_lines: Vec<&'a str>,
+    source_lines: Vec<Line<'a>>,
     stack: Vec<Open>,
     /// Anchors an alias refers to (`used_anchors`).
     used: HashSet<usize>,
@@ -282,7 +308,7 @@ impl Builder<'_> {
             Some(TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted) if !text.contains('\n') => text.chars().count() + 2,
             _ => {
                 // A collection or block scalar: underline to the end of the line.
-                let rest = self.source_lines.get(line.wrapping_sub(1)).map_or(0, |l| l.chars().count().saturating_sub(col - 1));
+                let rest = self.source_lines.get(line.wrapping_sub(1)).map_or(0, |l| l.chars.saturating_sub(col - 1));
                 rest.max(1)
             }
         };
@@ -290,13 +316,13 @@ impl Builder<'_> {
     }
 
     fn char_at(&self, pos: Pos) -> Option<char> {
-        self.source_lines.get(pos.line.wrapping_sub(1))?.chars().nth(pos.col.checked_sub(1)?)
+        self.source_lines.get(pos.line.wrapping_sub(1))?.from_char(pos.col.checked_sub(1)?).chars().next()
     }
 
     /// The word at `pos` (an alias `*name` or anchor `&name`), for messages.
     fn word_at(&self, pos: Pos) -> String {
         let Some(line) = self.source_lines.get(pos.line.wrapping_sub(1)) else { return String::new() };
-        let word: String = line.chars().skip(pos.col.saturating_sub(1)).take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c)).take(40).collect();
+        let word: String = line.from_char(pos.col.saturating_sub(1)).chars().take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c)).take(40).collect();
         word
     }
 
