@@ -279,7 +279,7 @@ impl<'a> Line<'a> {
     }
 
     /// The text from 0-based character `col` on.
-    fn from_char(&self, col: usize) -> &'a str {
+    fn rest_at(&self, col: usize) -> &'a str {
         let at = match &self.offsets {
             None => col.min(self.text.len()),
             Some(o) => o.get(col).map_or(self.text.len(), |&b| b as usize),
@@ -316,13 +316,13 @@ impl Builder<'_> {
     }
 
     fn char_at(&self, pos: Pos) -> Option<char> {
-        self.source_lines.get(pos.line.wrapping_sub(1))?.from_char(pos.col.checked_sub(1)?).chars().next()
+        self.source_lines.get(pos.line.wrapping_sub(1))?.rest_at(pos.col.checked_sub(1)?).chars().next()
     }
 
     /// The word at `pos` (an alias `*name` or anchor `&name`), for messages.
     fn word_at(&self, pos: Pos) -> String {
         let Some(line) = self.source_lines.get(pos.line.wrapping_sub(1)) else { return String::new() };
-        let word: String = line.from_char(pos.col.saturating_sub(1)).chars().take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c)).take(40).collect();
+        let word: String = line.rest_at(pos.col.saturating_sub(1)).chars().take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c)).take(40).collect();
         word
     }
 
