@@ -100,6 +100,12 @@ impl Net {
         pairs
     }
 
+    /// Whether each output layer can return its values before its activation
+    /// (`Layer::returns_logits`), so a loss may fuse the two.
+    pub fn outputs_return_logits(&self) -> Vec<bool> {
+        self.graph.outputs.iter().map(|&o| self.graph.layers[o].layer.as_ref().is_some_and(|l| l.returns_logits())).collect()
+    }
+
     /// The final activation of each output layer.
     pub fn output_activations(&self) -> Vec<Option<Activation>> {
         self.graph.outputs.iter().map(|&o| self.graph.layers[o].layer.as_ref().and_then(|l| l.activation())).collect()

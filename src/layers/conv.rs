@@ -244,6 +244,10 @@ impl Conv {
 }
 
 impl Layer for Conv {
+    fn returns_logits(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         let input = &inputs[0];
         expect_spatial(input, self.dims)?;

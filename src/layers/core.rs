@@ -46,6 +46,10 @@ impl Dense {
 }
 
 impl Layer for Dense {
+    fn returns_logits(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         let mut out = inputs[0].clone();
         let Some(last) = out.last_mut() else {
@@ -104,6 +108,10 @@ pub struct ActivationLayer {
 }
 
 impl Layer for ActivationLayer {
+    fn returns_logits(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         Ok(inputs[0].clone())
     }

@@ -227,6 +227,14 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// Whether `forward` returns the values before `activation()` when
+    /// `ctx.logits` is set, so the loss can fuse the two. A recurrent layer's
+    /// activation sits inside its cell (h = o * tanh(c)): there is no logit
+    /// to hand over, and its crossentropy is computed from probabilities.
+    fn returns_logits(&self) -> bool {
+        false
+    }
+
     /// The computation, on tensors that carry the batch axis first, with this
     /// layer's weights in `weights()` order and Keras layout. Must agree with
     /// `output_shape` (a test runs every example spec to check it) and have

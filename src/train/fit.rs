@@ -87,7 +87,10 @@ impl Evaluator {
         // Fuse softmax/sigmoid into the crossentropy: stable for large logits.
         // CTC takes a linear output as logits as they are.
         let logits = |l: &Loss, a: &Option<Activation>| matches!(l, Loss::Ctc { .. }) && matches!(a, None | Some(Activation::Linear));
-        let fused = cfg.losses.iter().zip(&activations).map(|(l, a)| (l.fusable().is_some() && l.fusable() == *a) || logits(l, a)).collect();
+        // Only a layer that can hand over its pre-activation values is fused.
+        let capable = net.outputs_return_logits();
+        let fused =
+            cfg.losses.iter().zip(&activations).zip(capable).map(|((l, a), can)| (can && l.fusable().is_some() && l.fusable() == *a) || logits(l, a)).collect();
         let metrics = cfg
             .losses
             .iter()
@@ -456,5 +459,32 @@ mod tests {
         // 10 samples in batches of 4: 3 steps an epoch; 3 steps end epoch 1 exactly.
         assert_eq!(steps_taken(3).0.len(), 1);
         assert_eq!(steps_taken(4).0.len(), 2);
+    }
+
+    /// The crossentropy of an output whose activation sits inside its cell
+    /// is computed from its probabilities: fusing it took the sigmoid's
+    /// output as logits and applied a second sigmoid.
+    #[test]
+    fn recurrent_sigmoid_outputs_are_not_fused() {
+        let yaml = "model:\n  input_shape: [3, 2]\n  layers:\n    - {type: SimpleRNN, units: 1, activation: sigmoid}\ntraining:\n  loss: binary_crossentropy\n";
+        let source = Source { path: "t.yaml".into(), text: yaml.into() };
+        let mut diags = Vec::new();
+        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
+        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let net = Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut StdRng::seed_from_u64(3)).unwrap();
+        assert_eq!(net.outputs_return_logits(), vec![false]);
+        let n = 8;
+        let x = Array { shape: vec![3, 2], data: (0..n * 6).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect() };
+        let t: Vec<f32> = (0..n).map(|i| (i % 2) as f32).collect();
+        let split = Split { n, inputs: vec![x.clone()], targets: vec![Array { shape: vec![1], data: t.clone() }] };
+        let got = evaluate(&net, &cfg, &split, "", &mut StdRng::seed_from_u64(0)).unwrap();
+        let loss = got.iter().find(|(k, _)| k == "loss").unwrap().1;
+        // Binary crossentropy of the probabilities the layer outputs.
+        let xs = Tensor::from_slice(&x.data, (n, 3, 2), &Device::Cpu).unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        let p = net.forward(&[xs], &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None }, &[]).unwrap().remove(0);
+        let p = p.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want = p.iter().zip(&t).map(|(&p, &t)| -(t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64).sum::<f64>() / n as f64;
+        assert!((loss - want).abs() < 1e-5, "loss {loss}, from the probabilities {want}");
     }
 }
