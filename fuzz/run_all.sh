@@ -11,6 +11,7 @@
 # New inputs go to fuzz/artifacts/<target>/corpus/ (ignored by git), crashes,
 # OOMs and timeouts to fuzz/artifacts/<target>/, the log to
 # fuzz/artifacts/<target>/fuzz.log. Exit status 1 when anything was found.
+# SUMMARY_ONLY=1 prints the table of the last run without fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")"
 minutes=${1:-15}
@@ -20,11 +21,6 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(spec run model_file checkpoint idx csv)
 fi
 case $minutes in '' | *[!0-9]*) echo "MINUTES must be a whole number, got '$minutes'" >&2; exit 2 ;; esac
-
-# Debug assertions and overflow checks stay on (cargo fuzz's default): an
-# overflow in shape arithmetic is a finding.
-jobs=${JOBS:-2}
-cargo +nightly fuzz build
 
 run_one() {
   local t=$1 dir=artifacts/$1
@@ -38,23 +34,33 @@ run_one() {
     >"$dir/fuzz.log" 2>&1 || true
 }
 
-for t in "${targets[@]}"; do
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
-  echo "$(date +%T) fuzzing $t for $minutes min"
-  run_one "$t" &
-done
-wait
+jobs=${JOBS:-2}
+if [ -z "${SUMMARY_ONLY:-}" ]; then
+  # Debug assertions and overflow checks stay on (cargo fuzz's default): an
+  # overflow in shape arithmetic is a finding.
+  cargo +nightly fuzz build
+
+  for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    echo "$(date +%T) fuzzing $t for $minutes min"
+    run_one "$t" &
+  done
+  wait
+fi
 
 found=0
 printf '\n%-11s %12s %8s %8s  %s\n' target executions cov ft findings
 for t in "${targets[@]}"; do
   log=artifacts/$t/fuzz.log
-  last=$(grep -E '#[0-9]+:? +(cov|NEW|REDUCE|pulse|INITED|DONE).*cov: ' "$log" | tail -1 || true)
+  last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
   execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
   cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
-  arts=$(find "artifacts/$t" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'slow-unit-*' -o -name 'leak-*' \) | sort)
-  [ -n "$arts" ] && found=1
-  printf '%-11s %12s %8s %8s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$(echo $arts)"
+  kinds=""
+  for k in crash oom timeout slow-unit leak; do
+    n=$(find "artifacts/$t" -maxdepth 1 -type f -name "$k-*" | wc -l)
+    [ "$n" -gt 0 ] && kinds="$kinds $n $k" && found=1
+  done
+  printf '%-11s %12s %8s %8s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${kinds:- none}"
 done
 exit $found
