@@ -10,7 +10,7 @@
 //! as its exact bit pattern. The training randomness is reseeded from
 //! (seed, epoch) at each epoch, so no generator state is needed.
 
-use crate::artifact::{self, ModelFile};
+use crate::artifact::{self, ArtifactError, Container};
 use crate::model::Net;
 use crate::train::callbacks::CallbackState;
 use crate::train::fit::{EpochLog, Resume, Snapshot};
@@ -22,12 +22,7 @@ use std::path::Path;
 
 pub const FILE: &str = "checkpoint.safetensors";
 
-/// The metadata key of the resolved spec a checkpoint belongs to.
-const SPEC: &str = "nnrun.checkpoint.spec";
-const EPOCH: &str = "nnrun.checkpoint.epoch";
-const STATE: &str = "nnrun.checkpoint.state";
-
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct State {
     optimizer: OptimizerScalars,
     callbacks: CallbackState,
@@ -35,6 +30,31 @@ struct State {
     history: Vec<(usize, Vec<(String, u64)>)>,
     limit: Option<usize>,
     has_best_weights: bool,
+}
+
+/// A checkpoint's metadata (see the module comment).
+#[derive(Serialize, Deserialize)]
+struct Metadata {
+    #[serde(rename = "nnrun.format_version")]
+    format_version: String,
+    #[serde(rename = "nnrun.version")]
+    version: String,
+    /// The resolved spec without `training.epochs` (see `train::resume_key`).
+    #[serde(rename = "nnrun.checkpoint.spec")]
+    spec: String,
+    /// Epochs completed.
+    #[serde(rename = "nnrun.checkpoint.epoch", with = "text::epoch")]
+    epoch: usize,
+    #[serde(rename = "nnrun.checkpoint.state", with = "text::state")]
+    state: State,
+}
+
+mod text {
+    fn json<T: serde::Serialize>(v: &T) -> Result<String, String> {
+        serde_json::to_string(v).map_err(|e| e.to_string())
+    }
+    crate::artifact::as_text!(epoch, "nnrun.checkpoint.epoch", usize, |v| Ok(v.to_string()), |s| s.parse().map_err(|e| format!("'{s}': {e}")));
+    crate::artifact::as_text!(state, "nnrun.checkpoint.state", crate::checkpoint::State, json, |s| serde_json::from_str(s).map_err(|e| e.to_string()));
 }
 
 /// The checkpoint's bytes. `spec` is the resolved spec without
@@ -53,50 +73,94 @@ pub fn to_bytes(snap: &Snapshot, spec: &str, limit: Option<usize>) -> candle_cor
         limit,
         has_best_weights: snap.best_weights.is_some(),
     };
-    let meta = BTreeMap::from([
-        ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
-        ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        (SPEC.to_string(), spec.to_string()),
-        (EPOCH.to_string(), snap.epoch.to_string()),
-        (STATE.to_string(), serde_json::to_string(&state).map_err(|e| candle_core::Error::Msg(e.to_string()))?),
-    ]);
-    artifact::safetensors_bytes(&tensors, meta)
+    let meta = Metadata {
+        format_version: artifact::FORMAT_VERSION.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        spec: spec.to_string(),
+        epoch: snap.epoch,
+        state,
+    };
+    artifact::safetensors_bytes(&tensors, &meta)
 }
 
 /// A checkpoint read back.
 pub struct Checkpoint {
-    pub file: ModelFile,
+    pub file: String,
     pub spec: String,
     pub epoch: usize,
     pub limit: Option<usize>,
     state: State,
+    tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
 impl Checkpoint {
+    /// Reads a checkpoint: the file checked as a model file is (see
+    /// `artifact::Container`), its metadata, and a history of one entry per
+    /// completed epoch.
     pub fn read(path: &Path) -> Result<Checkpoint, String> {
-        let file = ModelFile::read(path).map_err(|e| e.to_string())?;
-        let bad = |why: String| format!("{} is not a valid checkpoint: {why}", path.display());
-        let spec = file.meta(SPEC).map_err(|_| bad(format!("no {SPEC} in its metadata")))?.to_string();
-        let epoch = file.meta(EPOCH).ok().and_then(|e| e.parse().ok()).ok_or_else(|| bad(format!("no valid {EPOCH}")))?;
-        let state: State = serde_json::from_str(file.meta(STATE).map_err(|e| e.to_string())?).map_err(|e| bad(e.to_string()))?;
-        Ok(Checkpoint { file, spec, epoch, limit: state.limit, state })
+        Self::open(path).map_err(|e| e.to_string().replacen("is not a valid model file", "is not a valid checkpoint", 1))
+    }
+
+    fn open(path: &Path) -> Result<Checkpoint, ArtifactError> {
+        let c = Container::read(path, crate::io::MAX_CHECKPOINT_BYTES, "checkpoint")?;
+        let meta: Metadata = c.metadata()?;
+        let bad = |why: String| ArtifactError::Malformed { file: c.file.clone(), why };
+        let epochs: Vec<usize> = meta.state.history.iter().map(|(e, _)| *e).collect();
+        if !epochs.iter().copied().eq(1..=meta.epoch) {
+            return Err(bad(format!("it records {} completed epoch(s) but a history of {} (one row per epoch, 1 to {0})", meta.epoch, epochs.len())));
+        }
+        let cb = &meta.state.callbacks;
+        let counters = [
+            cb.plateau.as_ref().map(|p| p.wait),
+            cb.early_stopping.as_ref().map(|e| e.wait),
+            cb.early_stopping.as_ref().map(|e| e.best_epoch),
+            cb.early_stopping.as_ref().map(|e| e.stopped_epoch),
+        ];
+        if counters.into_iter().flatten().any(|n| n > meta.epoch) {
+            return Err(bad(format!("a callback's epoch count is past the {} epochs completed", meta.epoch)));
+        }
+        let o = &meta.state.optimizer;
+        // More steps than a float counts exactly can't have been taken.
+        let steps_ok = o.iterations < 1 << 53;
+        let lr_ok = o.lr_scale.is_finite() && o.lr_scale > 0.0 && o.lr_floor.is_finite() && o.lr_floor >= 0.0;
+        if !steps_ok || !lr_ok || o.constant_lr.is_some_and(|lr| !(lr.is_finite() && lr > 0.0)) {
+            return Err(bad("the optimizer's step count or learning rate is not a sane value".into()));
+        }
+        Ok(Checkpoint { file: c.file, spec: meta.spec, epoch: meta.epoch, limit: meta.state.limit, state: meta.state, tensors: c.tensors })
     }
 
     fn tensor(&self, name: &str, device: &Device) -> Option<Tensor> {
-        let (shape, values) = self.file.tensors.get(name)?;
+        let (shape, values) = self.tensors.get(name)?;
         Tensor::from_vec(values.clone(), shape.as_slice(), device).ok()
     }
 
     /// Sets every weight of `net` to the checkpoint's, and returns the rest
-    /// of the training state for `fit`.
+    /// of the training state for `fit`. Every tensor must belong to `net`:
+    /// a weight of its shape, the best copy of one, or an optimizer slot of
+    /// a trainable one, of that weight's shape.
     pub fn restore(&self, net: &Net) -> Result<Resume, String> {
         let names: Vec<String> = net.named_tensors().into_iter().map(|(n, _)| n).collect();
+        let trainable = net.trainable_vars();
+        for (name, (shape, _)) in &self.tensors {
+            let expected = if let Some(w) = name.strip_prefix("best.").filter(|_| self.state.has_best_weights) {
+                names.iter().position(|n| n == w).map(|i| net.vars.iter().flatten().nth(i).map(|v| v.dims().to_vec()))
+            } else if let Some(slot) = name.strip_prefix("optimizer.") {
+                let var = slot.split_once('.').and_then(|(i, k)| Some((i.parse::<usize>().ok()?, k.parse::<usize>().ok()?))).map(|(i, _)| i);
+                var.map(|i| trainable.get(i).map(|v| v.dims().to_vec()))
+            } else {
+                names.iter().position(|n| n == name).map(|i| net.vars.iter().flatten().nth(i).map(|v| v.dims().to_vec()))
+            };
+            match expected.flatten() {
+                None => return Err(format!("{} holds tensor '{name}', which belongs to no weight of the spec's model", self.file)),
+                Some(dims) if dims != *shape => {
+                    return Err(format!("tensor '{name}' has shape {shape:?} in the checkpoint, the spec needs {dims:?}"));
+                }
+                Some(_) => {}
+            }
+        }
         let mut best = Vec::new();
         for (name, var) in names.iter().zip(net.vars.iter().flatten()) {
             let t = self.tensor(name, &net.device).ok_or_else(|| format!("the checkpoint lacks weight '{name}'"))?;
-            if t.dims() != var.dims() {
-                return Err(format!("weight '{name}' has shape {:?} in the checkpoint, the spec needs {:?}", t.dims(), var.dims()));
-            }
             var.set(&t.to_dtype(var.dtype()).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
             if self.state.has_best_weights {
                 let b = self.tensor(&format!("best.{name}"), &net.device).ok_or_else(|| format!("the checkpoint lacks best weight '{name}'"))?;
@@ -104,7 +168,7 @@ impl Checkpoint {
             }
         }
         let optimizer: BTreeMap<String, Tensor> =
-            self.file.tensors.keys().filter(|k| k.starts_with("optimizer.")).filter_map(|k| Some((k.clone(), self.tensor(k, &net.device)?))).collect();
+            self.tensors.keys().filter(|k| k.starts_with("optimizer.")).filter_map(|k| Some((k.clone(), self.tensor(k, &net.device)?))).collect();
         let history = self
             .state
             .history
@@ -118,5 +182,57 @@ impl Checkpoint {
             callbacks: self.state.callbacks.clone(),
             best_weights: self.state.has_best_weights.then_some(best),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// The corpus seed's parts: metadata (as strings) and tensors.
+    fn seed() -> (BTreeMap<String, String>, Vec<(String, Tensor)>) {
+        let c = Container::read(Path::new("fuzz/corpus/checkpoint/iris_named-checkpoint.safetensors"), 1 << 30, "checkpoint").unwrap();
+        let meta = c.metadata::<BTreeMap<String, String>>().unwrap();
+        let tensors = c.tensors.into_iter().map(|(n, (shape, v))| (n, Tensor::from_vec(v, shape, &Device::Cpu).unwrap())).collect();
+        (meta, tensors)
+    }
+
+    fn write(name: &str, meta: &BTreeMap<String, String>, tensors: &[(String, Tensor)]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("nnrun-ck-{}-{name}", std::process::id()));
+        std::fs::write(&p, artifact::safetensors_bytes(tensors, meta).unwrap()).unwrap();
+        p
+    }
+
+    fn net() -> Net {
+        let text = "model: {input_shape: [4], layers: [{type: Dense, units: 16, activation: relu}, {type: Dropout, rate: 0.1}, {type: Dense, units: 3, activation: softmax}]}";
+        let (_, model) = crate::graph::from_source(&crate::spec::Source { path: "s.yaml".into(), text: text.into() }, &mut Vec::new()).unwrap();
+        Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut rand::rngs::StdRng::seed_from_u64(1)).unwrap()
+    }
+
+    #[test]
+    fn what_a_checkpoint_claims_is_checked() {
+        let (meta, tensors) = seed();
+        let ck = Checkpoint::read(&write("good", &meta, &tensors)).unwrap();
+        let r = ck.restore(&net()).unwrap();
+        assert_eq!((r.epoch, r.history.len()), (ck.epoch, ck.epoch));
+
+        let mut m = meta.clone();
+        m.insert("nnrun.checkpoint.epoch".into(), (ck.epoch + 1).to_string());
+        let e = Checkpoint::read(&write("epoch", &m, &tensors)).err().unwrap();
+        assert!(e.contains(&format!("is not a valid checkpoint: it records {} completed epoch(s) but a history of {}", ck.epoch + 1, ck.epoch)), "{e}");
+        m.insert("nnrun.checkpoint.epoch".into(), "18446744073709551616".into());
+        let e = Checkpoint::read(&write("epoch", &m, &tensors)).err().unwrap();
+        assert!(e.contains("nnrun.checkpoint.epoch is not valid: '18446744073709551616': number too large"), "{e}");
+
+        let mut extra = tensors.clone();
+        extra.push(("optimizer.99.0".into(), Tensor::new(&[1f32], &Device::Cpu).unwrap()));
+        let e = Checkpoint::read(&write("extra", &meta, &extra)).unwrap().restore(&net()).err().unwrap();
+        assert!(e.ends_with("holds tensor 'optimizer.99.0', which belongs to no weight of the spec's model"), "{e}");
+        let mut wrong = tensors.clone();
+        let slot = wrong.iter_mut().find(|(n, _)| n == "optimizer.0.0").unwrap();
+        slot.1 = Tensor::new(&[1f32], &Device::Cpu).unwrap();
+        let e = Checkpoint::read(&write("slot", &meta, &wrong)).unwrap().restore(&net()).err().unwrap();
+        assert_eq!(e, "tensor 'optimizer.0.0' has shape [1] in the checkpoint, the spec needs [4, 16]");
     }
 }

@@ -103,6 +103,35 @@ impl Style {
 /// hint: ...
 /// ```
 pub fn render(d: &Diagnostic, file: &str, source: &str, style: Style) -> String {
+    let line = if d.pos.is_known() { source.lines().nth(d.pos.line - 1) } else { None };
+    render_line(d, file, line, style)
+}
+
+/// A source split into lines once, for rendering many diagnostics of one
+/// file: `render` finds the line by scanning the text, which for thousands of
+/// errors in a large spec is quadratic.
+pub struct SourceLines<'a> {
+    lines: Vec<&'a str>,
+}
+
+impl<'a> SourceLines<'a> {
+    pub fn new(source: &'a str) -> Self {
+        SourceLines { lines: source.lines().collect() }
+    }
+
+    /// `render`, with the line looked up in the index.
+    pub fn render(&self, d: &Diagnostic, file: &str, style: Style) -> String {
+        let line = if d.pos.is_known() { self.lines.get(d.pos.line - 1).copied() } else { None };
+        render_line(d, file, line, style)
+    }
+}
+
+/// Source lines longer than this are shown as a window around the caret,
+/// so an error on a one-line spec of megabytes is not megabytes long.
+const SHOWN_LINE: usize = 120;
+
+/// `render`, given the text of the diagnostic's line.
+pub fn render_line(d: &Diagnostic, file: &str, line: Option<&str>, style: Style) -> String {
     let mut out = String::new();
     let (label, code) = match d.severity {
         Severity::Error => ("error", "1;31"),
@@ -114,14 +143,20 @@ pub fn render(d: &Diagnostic, file: &str, source: &str, style: Style) -> String 
         let pad = " ".repeat(gutter);
         let arrow = style.paint("1;34", "-->");
         let _ = writeln!(out, "{pad}{arrow} {file}:{}:{}", d.pos.line, d.pos.col);
-        if let Some(text) = source.lines().nth(d.pos.line - 1) {
+        if let Some(text) = line {
             let bar = style.paint("1;34", "|");
             let text = text.trim_end();
-            let avail = text.chars().count().saturating_sub(d.pos.col - 1).max(1);
+            let n = text.chars().count();
+            let col = d.pos.col.saturating_sub(1).min(n);
+            // A window of SHOWN_LINE characters starting a little before the caret.
+            let (start, end) = if n <= SHOWN_LINE { (0, n) } else { (col.saturating_sub(40), (col.saturating_sub(40) + SHOWN_LINE).min(n)) };
+            let shown: String = text.chars().skip(start).take(end - start).collect();
+            let (before, after) = (if start > 0 { "..." } else { "" }, if end < n { "..." } else { "" });
+            let avail = end.saturating_sub(col).max(1);
             let carets = "^".repeat(d.pos.len.min(avail));
             let _ = writeln!(out, "{pad} {bar}");
-            let _ = writeln!(out, "{} {bar} {text}", style.paint("1;34", &d.pos.line.to_string()));
-            let under = format!("{}{}", " ".repeat(d.pos.col - 1), style.paint(code, &carets));
+            let _ = writeln!(out, "{} {bar} {before}{shown}{after}", style.paint("1;34", &d.pos.line.to_string()));
+            let under = format!("{}{}", " ".repeat(col - start + before.len()), style.paint(code, &carets));
             let _ = writeln!(out, "{pad} {bar} {under}");
         }
     } else if !d.message.contains(file) {
@@ -167,6 +202,19 @@ mod tests {
         let d = Diagnostic::error("bad units", Pos::new(4, 14, 1), "model.layers[0].units").with_hint("use a positive number");
         let text = render(&d, "s.yaml", src, Style::default());
         assert_eq!(text, "error: bad units\n --> s.yaml:4:14\n  |\n4 |       units: 0\n  |              ^\nhint: use a positive number\n");
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_caret() {
+        let src = format!("model: {{layers: [{}{{type: Dense}}]}}\n", "{type: Flatten}, ".repeat(10_000));
+        let col = src.find("{type: Dense}").unwrap() + 1;
+        let d = Diagnostic::error("bad", Pos::new(1, col, 13), "");
+        let text = render(&d, "s.yaml", &src, Style::default());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].starts_with("1 | ...") && lines[3].len() < 140, "{}", lines[3]);
+        let caret = lines[4].find('^').unwrap();
+        assert_eq!(&lines[3][caret..caret + 13], "{type: Dense}", "{text}");
+        assert_eq!(SourceLines::new(&src).render(&d, "s.yaml", Style::default()), text);
     }
 
     #[test]

@@ -16,6 +16,14 @@ pub const MAX_SPEC_BYTES: u64 = 16 << 20;
 pub const MAX_HISTORY_BYTES: u64 = 64 << 20;
 /// The longest line (CSV record) a streamed CSV reader accepts.
 pub const MAX_LINE_BYTES: u64 = 16 << 20;
+/// The largest model file: a billion float32 weights, far past what nnrun trains.
+pub const MAX_MODEL_BYTES: u64 = 4 << 30;
+/// The largest checkpoint: the weights, up to three optimizer slots per
+/// weight and EarlyStopping's best weights, for the largest model file.
+pub const MAX_CHECKPOINT_BYTES: u64 = 5 * MAX_MODEL_BYTES;
+/// The most values an IDX file read whole may announce (4 GiB as float32):
+/// a compressed file can't be made to inflate past it.
+pub const MAX_IDX_VALUES: u64 = 1 << 30;
 
 /// Why a file could not be read. Every message names the file.
 #[derive(Debug, thiserror::Error)]

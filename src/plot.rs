@@ -1,12 +1,20 @@
 //! Training curves from history.csv as one SVG: a panel per metric family
 //! (loss, accuracy, auc, ...), train solid and validation dashed, one colour
 //! per run so several runs compare on the same chart.
+//!
+//! history.csv may come from anywhere: values are any f64 text (`1e308`,
+//! `NaN`, `inf`), and files can be long. plotters' tick search loops forever
+//! on a range whose width is not finite, or too small to step through at its
+//! magnitude, so every axis range goes through `axis` first; non-finite
+//! values are gaps; long series are thinned to what the chart can show.
 
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlotError {
+    #[error("the file is empty; expected a header line such as 'epoch,loss' and a row per epoch")]
+    Empty,
     #[error("the header must start with 'epoch' and name at least one metric, found '{0}'")]
     BadHeader(String),
     #[error("line {line}: {found} values where the header has {expected}")]
@@ -17,6 +25,10 @@ pub enum PlotError {
     Run { run: String, source: Box<PlotError> },
     #[error("no run has any epochs to plot")]
     NoData,
+    #[error("{0} metric columns are more than the {MAX_COLUMNS} a history may have")]
+    TooManyColumns(usize),
+    #[error("{0} metric families are more than the {MAX_PANELS} panels one chart draws")]
+    TooManyPanels(usize),
     #[error("drawing the chart: {0}")]
     Draw(String),
 }
@@ -33,10 +45,13 @@ pub struct History {
 impl History {
     pub fn parse(text: &str) -> Result<History, PlotError> {
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-        let header = lines.next().map_or("", |(_, l)| l);
+        let Some((_, header)) = lines.next() else { return Err(PlotError::Empty) };
         let names: Vec<&str> = header.split(',').map(str::trim).collect();
         if names.len() < 2 || names[0] != "epoch" || names.iter().any(|n| n.is_empty()) {
-            return Err(PlotError::BadHeader(header.to_string()));
+            return Err(PlotError::BadHeader(header.chars().take(200).collect()));
+        }
+        if names.len() - 1 > MAX_COLUMNS {
+            return Err(PlotError::TooManyColumns(names.len() - 1));
         }
         let mut h = History { columns: names[1..].iter().map(|s| s.to_string()).collect(), epochs: vec![], rows: vec![] };
         for (i, line) in lines {
@@ -54,9 +69,12 @@ impl History {
         Ok(h)
     }
 
-    /// (epoch, value) points of one column, skipping empty and non-finite cells.
+    /// (epoch, value) points of one column, skipping empty and non-finite
+    /// cells (and epochs), thinned to at most `MAX_POINTS`.
     fn series(&self, col: usize) -> Vec<(f64, f64)> {
-        self.epochs.iter().zip(&self.rows).filter_map(|(&e, r)| r[col].filter(|v| v.is_finite()).map(|v| (e, v))).collect()
+        let points: Vec<(f64, f64)> =
+            self.epochs.iter().zip(&self.rows).filter(|(e, _)| e.is_finite()).filter_map(|(&e, r)| r[col].filter(|v| v.is_finite()).map(|v| (e, v))).collect();
+        thin(points, MAX_POINTS)
     }
 }
 
@@ -78,6 +96,54 @@ pub fn history_svg(runs: &[(String, String)]) -> Result<String, PlotError> {
 
 const WIDTH: u32 = 900;
 const PANEL_HEIGHT: u32 = 300;
+/// Metric columns of one history.csv.
+pub const MAX_COLUMNS: usize = 4096;
+/// Panels (metric families) one chart holds.
+pub const MAX_PANELS: usize = 64;
+/// Points drawn per series: a few per pixel of the chart's width.
+const MAX_POINTS: usize = 4 * WIDTH as usize;
+/// Values are drawn within ±LIMIT, so an axis's width (about 2.2 LIMIT at
+/// most, with its margins) stays finite.
+const LIMIT: f64 = 1e300;
+
+fn clamp(v: f64) -> f64 {
+    v.clamp(-LIMIT, LIMIT)
+}
+
+/// Keeps at most about `max` points: in each of `max / 2` equal runs of
+/// points, the lowest and the highest, in order, so spikes stay visible.
+fn thin(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
+    let buckets = (max / 2).max(1);
+    if points.len() <= max {
+        return points;
+    }
+    let size = points.len().div_ceil(buckets);
+    let mut out = Vec::with_capacity(2 * buckets);
+    for run in points.chunks(size) {
+        let lo = (0..run.len()).fold(0, |b, i| if run[i].1 < run[b].1 { i } else { b });
+        let hi = (0..run.len()).fold(0, |b, i| if run[i].1 > run[b].1 { i } else { b });
+        out.push(run[lo.min(hi)]);
+        if lo != hi {
+            out.push(run[lo.max(hi)]);
+        }
+    }
+    out
+}
+
+/// An axis range plotters can put ticks on in a few steps: finite, and at
+/// least a millionth of its magnitude wide, so a tick step stays far above
+/// the values' rounding. `lo <= hi` are finite and within ±LIMIT; `pad` is
+/// the margin on each side as a fraction of the width; a range narrower
+/// than `min_width` is widened to it around its middle.
+fn axis(lo: f64, hi: f64, pad: f64, min_width: f64) -> (f64, f64) {
+    debug_assert!(lo.is_finite() && hi.is_finite() && lo <= hi);
+    let magnitude = lo.abs().max(hi.abs());
+    // In halves: hi - lo itself can overflow.
+    let half = hi / 2.0 - lo / 2.0;
+    let mid = lo + half;
+    let half = (half * (1.0 + 2.0 * pad)).max(min_width / 2.0).max(magnitude * 1e-6).max(f64::MIN_POSITIVE);
+    (mid - half, mid + half)
+}
 // Matplotlib's tab10: distinct and colour-blind friendlier than plotters' primaries.
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -99,8 +165,9 @@ pub fn render(runs: &[(String, History)]) -> Result<String, PlotError> {
     }
     // Panels in order of first appearance; learning_rate only if it changes in some run.
     let mut panels: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for f in runs.iter().flat_map(|(_, h)| h.columns.iter().map(|n| family(n))) {
-        if !panels.contains(&f) {
+        if seen.insert(f) {
             panels.push(f);
         }
     }
@@ -111,6 +178,9 @@ pub fn render(runs: &[(String, History)]) -> Result<String, PlotError> {
             vals.iter().any(|v| *v != vals[0])
         }
     });
+    if panels.len() > MAX_PANELS {
+        return Err(PlotError::TooManyPanels(panels.len()));
+    }
 
     let mut svg = String::new();
     {
@@ -153,6 +223,12 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, family_nam
         colour += bases.len();
     }
 
+    // Beyond ±LIMIT no axis could hold both signs; say so rather than hide it.
+    let clamped = lines.iter().flat_map(|l| &l.3).any(|&(x, y)| x.abs() > LIMIT || y.abs() > LIMIT);
+    for p in lines.iter_mut().flat_map(|l| &mut l.3) {
+        *p = (clamp(p.0), clamp(p.1));
+    }
+    let caption = if clamped { format!("{family_name} (values beyond ±1e300 drawn at ±1e300)") } else { family_name.to_string() };
     let points = lines.iter().flat_map(|l| &l.3);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
@@ -161,17 +237,15 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, family_nam
     if x0 > x1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0); // no points in this panel
     }
-    if x1 - x0 < 1.0 {
-        (x0, x1) = (x0 - 0.5, x1 + 0.5); // a single epoch still gets a visible x range
-    }
-    let pad = if y1 > y0 { (y1 - y0) * 0.05 } else { y0.abs().max(1e-3) * 0.1 };
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    // A single epoch still gets a visible x range; a flat line a y range.
+    let (x0, x1) = axis(x0, x1, 0.0, 1.0);
+    let (y0, y1) = axis(y0, y1, 0.05, if y0 == y1 { y0.abs().max(1e-3) * 0.2 } else { 0.0 });
     // The legend sits at the right, away from where the curves end (rising metrics end high).
     let ends: Vec<f64> = lines.iter().filter_map(|l| l.3.last().map(|p| p.1)).collect();
     let high = !ends.is_empty() && ends.iter().sum::<f64>() / ends.len() as f64 > (y0 + y1) / 2.0;
 
     let mut chart = ChartBuilder::on(area)
-        .caption(family_name, ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(70)
@@ -181,7 +255,11 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, family_nam
         .configure_mesh()
         .x_desc("epoch")
         .x_labels(10)
-        .x_label_formatter(&|x| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() })
+        .x_label_formatter(&|x| match x.abs() {
+            a if a >= 1e6 => format!("{x:.1e}"),
+            _ if x.fract() == 0.0 => format!("{x:.0}"),
+            _ => String::new(),
+        })
         .y_label_formatter(&|y| tick(*y))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
@@ -241,9 +319,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_header() {
-        for text in ["", "loss,accuracy\n1,2\n", "epoch\n", "epoch,,loss\n1,2,3\n"] {
+        for text in ["loss,accuracy\n1,2\n", "epoch\n", "epoch,,loss\n1,2,3\n"] {
             assert!(matches!(History::parse(text), Err(PlotError::BadHeader(_))), "{text:?}");
         }
+        assert_eq!(History::parse(""), Err(PlotError::Empty));
+        assert_eq!(History::parse("\n  \n"), Err(PlotError::Empty));
     }
 
     #[test]
@@ -297,6 +377,71 @@ mod tests {
         let e = history_svg(&[("bad".into(), "epoch,loss\n1\n".into())]).unwrap_err();
         assert!(e.to_string().starts_with("run 'bad': line 2"), "{e}");
         assert_eq!(history_svg(&[("empty".into(), "epoch,loss\n".into())]).unwrap_err(), PlotError::NoData);
+    }
+
+    /// Renders on a thread and fails if it takes more than `secs`: a hang is
+    /// what these inputs used to cause.
+    fn renders_within(text: &'static str, secs: u64) -> Result<String, PlotError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(history_svg(&[("run".into(), text.into())])));
+        rx.recv_timeout(std::time::Duration::from_secs(secs)).unwrap_or_else(|_| panic!("plot of {text:?} did not finish in {secs} s"))
+    }
+
+    #[test]
+    fn extreme_values_draw_in_bounded_time() {
+        for text in [
+            "epoch,loss\n1,1e308\n2,-1e308\n",
+            "epoch,loss\n1,1.7976931348623157e308\n2,-1.7976931348623157e308\n",
+            "epoch,loss\n1,1e20\n2,1.0000000000000002e20\n",
+            "epoch,loss\n1,5e-324\n2,1e-323\n",
+            "epoch,loss\n1,0\n2,1e-300\n",
+            "epoch,loss\n1e16,0.5\n1.0000000000000002e16,0.6\n",
+            "epoch,loss\n-1e308,0.5\n1e308,0.6\n",
+            "epoch,loss\n1,NaN\n2,inf\n3,-inf\n4,0.5\n",
+            "epoch,loss\nNaN,0.5\ninf,0.6\n3,0.7\n",
+            "epoch,loss,val_loss\n1,1e308,-1e308\n",
+        ] {
+            let svg = renders_within(text, 10).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(svg.trim_end().ends_with("</svg>"), "{text:?}");
+        }
+        // Nothing finite at all: an empty panel, not a hang.
+        assert!(renders_within("epoch,loss\n1,NaN\n", 10).is_ok());
+    }
+
+    #[test]
+    fn axes_are_finite_and_wide_enough_to_step() {
+        for (lo, hi) in [(-1e300, 1e300), (1e300, 1e300), (0.0, 0.0), (1e20, 1e20 + 16384.0), (5e-324, 5e-324), (-3.0, 7.0)] {
+            let (a, b) = axis(lo, hi, 0.05, 0.0);
+            assert!(a.is_finite() && b.is_finite() && (b - a).is_finite(), "{lo}..{hi}: {a}..{b}");
+            assert!(a <= lo && hi <= b, "{lo}..{hi} inside {a}..{b}");
+            assert!(b - a >= lo.abs().max(hi.abs()) * 1e-6, "{lo}..{hi}: {a}..{b} too narrow");
+        }
+        assert_eq!(axis(-3.0, 7.0, 0.05, 0.0), (-3.5, 7.5), "5% margins, as before");
+        assert_eq!(axis(1.0, 1.0, 0.0, 1.0), (0.5, 1.5), "a single epoch");
+    }
+
+    #[test]
+    fn long_series_are_thinned_keeping_extremes() {
+        let points: Vec<(f64, f64)> = (0..100_000).map(|i| (i as f64, if i == 54_321 { 99.0 } else { (i % 7) as f64 })).collect();
+        let thinned = thin(points, 1000);
+        assert!(thinned.len() <= 1000, "{}", thinned.len());
+        assert!(thinned.contains(&(54_321.0, 99.0)), "the spike survives");
+        assert!(thinned.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+        assert_eq!(thin(vec![(1.0, 2.0)], 1000), [(1.0, 2.0)]);
+    }
+
+    #[test]
+    fn too_many_columns_are_refused_while_parsing() {
+        let header: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("m{i}")).collect();
+        assert_eq!(History::parse(&format!("epoch,{}\n", header.join(","))), Err(PlotError::TooManyColumns(MAX_COLUMNS + 1)));
+    }
+
+    #[test]
+    fn too_many_panels_are_refused() {
+        let header: Vec<String> = (0..=MAX_PANELS).map(|i| format!("m{i}")).collect();
+        let row = vec!["1"; MAX_PANELS + 1].join(",");
+        let text = format!("epoch,{}\n1,{row}\n", header.join(","));
+        assert_eq!(history_svg(&[("r".into(), text)]), Err(PlotError::TooManyPanels(MAX_PANELS + 1)));
     }
 
     #[test]

@@ -4,44 +4,54 @@ use crate::diag::{Diagnostic, DiagnosticJson, Severity};
 use crate::graph::{Model, Src};
 use crate::layers::{Shape, fmt_shape};
 use serde::Serialize;
+use std::fmt::Write as _;
 
 /// f32 weights.
-const BYTES_PER_PARAM: usize = 4;
+const BYTES_PER_PARAM: usize = crate::layers::BYTES_PER_VALUE;
 
-struct Row {
-    cells: Vec<String>,
+/// The widest a table cell gets: a long layer name, or a merge of thousands
+/// of layers, would otherwise widen every row of the table.
+const MAX_CELL: usize = 60;
+/// Inputs a "Connected to" cell names before "... (N more)".
+const MAX_CONNECTIONS: usize = 4;
+
+/// `text` cut to `MAX_CELL` characters, ending in `...` when cut.
+fn cell(text: String) -> String {
+    if text.chars().count() <= MAX_CELL { text } else { format!("{}...", text.chars().take(MAX_CELL - 3).collect::<String>()) }
 }
 
 /// The Keras-style table: one row per layer, then the parameter totals.
 /// Functional models also list model inputs and what each layer connects to.
+/// Linear in the number of layers, and each row at most a few hundred bytes.
 pub fn text(model: &Model) -> String {
     let mut header = vec!["Layer (type)", "Output Shape", "Param #"];
     if model.functional {
         header.push("Connected to");
     }
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     if model.functional {
         for inp in &model.inputs {
-            let mut cells = vec![format!("{} (InputLayer)", inp.name), fmt_shape(&inp.shape), "0".into()];
-            cells.push("-".into());
-            rows.push(Row { cells });
+            rows.push(vec![cell(format!("{} (InputLayer)", inp.name)), cell(fmt_shape(&inp.shape)), "0".into(), "-".into()]);
         }
     }
     for l in &model.layers {
         let shape = l.output_shape.as_ref().map_or("?".to_string(), |s| fmt_shape(s));
         let params = if l.output_shape.is_some() { thousands(l.params()) } else { "?".into() };
-        let mut cells = vec![format!("{} ({})", l.name, l.type_name), shape, params];
+        let mut cells = vec![cell(format!("{} ({})", l.name, l.type_name)), cell(shape), params];
         if model.functional {
-            let from: Vec<&str> = l.inputs.iter().map(|&s| model.src_name(s)).collect();
-            cells.push(from.join(", "));
+            let from: Vec<&str> = l.inputs.iter().take(MAX_CONNECTIONS).map(|&s| model.src_name(s)).collect();
+            let more = l.inputs.len().saturating_sub(MAX_CONNECTIONS);
+            let more = if more > 0 { format!(", ... ({} more)", thousands(more)) } else { String::new() };
+            // The names are cut first, so the count of the others stays visible.
+            let names = cell(from.join(", "));
+            cells.push(format!("{names}{more}"));
         }
-        rows.push(Row { cells });
+        rows.push(cells);
     }
 
-    let ncol = header.len();
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
-        for (w, c) in width.iter_mut().zip(&r.cells) {
+        for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
@@ -50,27 +60,31 @@ pub fn text(model: &Model) -> String {
         format!("{l}{}{r}\n", parts.join(m))
     };
     // Param # is right-aligned, the rest left-aligned.
-    let line = |cells: &[String], bar: &str| {
-        let parts: Vec<String> =
-            (0..ncol).map(|i| if i == 2 { format!(" {:>w$} ", cells[i], w = width[i]) } else { format!(" {:<w$} ", cells[i], w = width[i]) }).collect();
-        format!("{bar}{}{bar}\n", parts.join(bar))
+    let line = |out: &mut String, cells: &[String], bar: &str| {
+        out.push_str(bar);
+        for (i, &w) in width.iter().enumerate() {
+            let c = cells.get(i).map_or("", String::as_str);
+            let _ = if i == 2 { write!(out, " {c:>w$} {bar}") } else { write!(out, " {c:<w$} {bar}") };
+        }
+        out.push('\n');
     };
 
-    let mut out = format!("Model: \"{}\"\n", model.name);
+    let mut out = format!("Model: \"{}\"\n", cell(model.name.clone()));
     out += &rule("┏", "┳", "┓", "━");
-    out += &line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "┃");
+    line(&mut out, &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "┃");
     out += &rule("┡", "╇", "┩", "━");
+    let between = rule("├", "┼", "┤", "─");
     for (i, r) in rows.iter().enumerate() {
-        out += &line(&r.cells, "│");
+        line(&mut out, r, "│");
         if i + 1 < rows.len() {
-            out += &rule("├", "┼", "┤", "─");
+            out += &between;
         }
     }
     out += &rule("└", "┴", "┘", "─");
     let total = model.total_params();
     let trainable = model.trainable_params();
-    for (label, n) in [("Total", total), ("Trainable", trainable), ("Non-trainable", total - trainable)] {
-        out += &format!(" {label} params: {} ({})\n", thousands(n), memory_size(n * BYTES_PER_PARAM));
+    for (label, n) in [("Total", total), ("Trainable", trainable), ("Non-trainable", total.saturating_sub(trainable))] {
+        out += &format!(" {label} params: {} ({})\n", thousands(n), memory_size(n.saturating_mul(BYTES_PER_PARAM)));
     }
     out
 }
@@ -160,8 +174,8 @@ impl<'a> JsonReport<'a> {
             }),
             total_params: total,
             trainable_params: trainable,
-            non_trainable_params: total - trainable,
-            weights_bytes: total * BYTES_PER_PARAM,
+            non_trainable_params: total.saturating_sub(trainable),
+            weights_bytes: total.saturating_mul(BYTES_PER_PARAM),
             errors,
             warnings: of(Severity::Warning),
         }

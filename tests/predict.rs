@@ -222,8 +222,7 @@ fn mnist_idx_agrees_with_the_saved_test_accuracy() {
     let labels = nnrun::data::idx::read(Path::new("data/mnist/t10k-labels-idx1-ubyte.gz"), "labels").unwrap().data;
     let right = rows.iter().zip(&labels).filter(|(r, l)| r[0].parse::<f32>().unwrap() == **l).count();
     let file = nnrun::artifact::ModelFile::read(&model).unwrap();
-    let metrics: serde_json::Value = serde_json::from_str(&file.metadata["nnrun.metrics"]).unwrap();
-    let saved = metrics["test_accuracy"].as_f64().unwrap();
+    let saved = file.meta.metrics["test_accuracy"];
     assert!((right as f64 / 2000.0 - saved).abs() < 0.003, "predict {right}/2000, train's test_accuracy {saved}");
     // Images of another size, and a CSV where IDX is expected.
     let (code, err) = predict_err(&model, "data/digits/images-idx3-ubyte");

@@ -96,10 +96,12 @@ fn early_stopping_stops_and_restores_the_best_weights() {
 #[test]
 fn a_missing_monitor_warns_once() {
     let dir = out_dir("warn");
-    let stdout =
-        ok(&["specs/iris_named.yaml", "--epochs", "3", "--out", dir.to_str().unwrap(), "--set", "training.callbacks=[{type: EarlyStopping, patience: 1}]"]);
-    assert_eq!(stdout.matches("warning: EarlyStopping monitors `val_loss`").count(), 1, "{stdout}");
-    assert!(stdout.contains("no validation data"), "{stdout}");
+    let args = ["specs/iris_named.yaml", "--epochs", "3", "--out", dir.to_str().unwrap(), "--set", "training.callbacks=[{type: EarlyStopping, patience: 1}]"];
+    let (code, stdout, stderr) = train(&args);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Warnings go to stderr, rendered as every warning is.
+    assert_eq!(stderr.matches("warning: EarlyStopping monitors `val_loss`").count(), 1, "{stderr}");
+    assert!(stderr.contains("no validation data"), "{stderr}");
 }
 
 #[cfg(unix)]
@@ -130,8 +132,7 @@ fn ctrl_c_exits_130_and_resumes() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted: resume with nnrun train specs/iris_named.yaml --resume"), "{stderr}");
     assert!(!dir.join("model.safetensors").exists());
-    let ck = ModelFile::read(&dir.join("checkpoint.safetensors")).unwrap();
-    let done: usize = ck.meta("nnrun.checkpoint.epoch").unwrap().parse().unwrap();
+    let done = nnrun::checkpoint::Checkpoint::read(&dir.join("checkpoint.safetensors")).unwrap().epoch;
     assert!(done >= 1);
     let epochs = (done + 1).to_string();
     let stdout = ok(&["specs/iris_named.yaml", "--epochs", &epochs, "--resume", dir.to_str().unwrap()]);

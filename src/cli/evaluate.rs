@@ -1,8 +1,8 @@
 //! `nnrun evaluate`: loss, metrics and confusion matrices of a trained model
 //! on labelled data: the test data of its spec, or a file of the same kind.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::artifact::{self, ArtifactError, Restored};
+use super::{CliError, print_out, warn_text};
+use crate::artifact::{self, Restored};
 use crate::data::{self, DataError, Split};
 use crate::layers::Ctx;
 use crate::spec::Named;
@@ -45,17 +45,8 @@ pub struct Args {
     pub device: super::DeviceArg,
 }
 
-/// An exit code and the message for stderr.
-type Failure = (u8, String);
-
-pub fn run(args: &Args) -> u8 {
-    match evaluate(args) {
-        Ok(()) => EXIT_OK,
-        Err((code, msg)) => {
-            eprintln!("error: {msg}");
-            code
-        }
-    }
+pub fn run(args: &Args) -> Result<(), CliError> {
+    evaluate(args)
 }
 
 /// One classifier output's counts: `matrix[true][predicted]`.
@@ -65,13 +56,19 @@ struct Confusion {
     matrix: Vec<Vec<u64>>,
 }
 
-fn evaluate(args: &Args) -> Result<(), Failure> {
-    let device = args.device.open().map_err(|e| (EXIT_IO, e))?;
-    let r = artifact::restore(&args.model, &device).map_err(|e| (if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+fn evaluate(args: &Args) -> Result<(), CliError> {
+    let device = args.device.open()?;
+    let r = artifact::restore(&args.model, &device)?;
+    // The forward pass (and the drop of its graph) recurses along the model's depth.
+    let stack = super::model_stack(&r.net.graph, &format!("the model in {}", r.file.file))?;
+    super::on_stack(stack, || evaluate_with(args, &r))
+}
+
+fn evaluate_with(args: &Args, r: &Restored) -> Result<(), CliError> {
     let mut diags = Vec::new();
     let mut cfg = config::read(&r.spec, &r.net.graph, &mut diags).ok_or_else(|| {
         let msgs: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();
-        (EXIT_INVALID, format!("{}: the embedded training section is invalid:\n{}", r.file.file, msgs.join("\n")))
+        CliError::invalid(format!("{}: the embedded training section is invalid:\n{}", r.file.file, msgs.join("\n")))
     })?;
     // ctc outputs: decoded with --beam-width, and always scored as sequences.
     for (loss, metrics) in cfg.losses.iter_mut().zip(&mut cfg.metrics) {
@@ -85,67 +82,64 @@ fn evaluate(args: &Args) -> Result<(), Failure> {
             }
         }
     }
-    let (split, described) = load(args, &r, &cfg)?;
+    let (split, described) = load(args, r, &cfg)?;
     let seed = cfg.seed;
-    let values = fit::evaluate(&r.net, &cfg, &split, "", &mut StdRng::seed_from_u64(seed)).map_err(|e| (EXIT_INVALID, format!("evaluating: {e}")))?;
-    let confusions = confusions(&r, &cfg, &split).map_err(|e| (EXIT_INVALID, format!("evaluating: {e}")))?;
+    let values = fit::evaluate(&r.net, &cfg, &split, "", &mut StdRng::seed_from_u64(seed)).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
+    let confusions = confusions(r, &cfg, &split).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
     match args.format {
         Format::Text => {
-            println!("{}: {} samples from {described}", r.file.file, split.n);
+            let mut text = format!("{}: {} samples from {described}\n", r.file.file, split.n);
             for (k, v) in &values {
-                println!("{k}: {v:.4}");
+                text.push_str(&format!("{k}: {v:.4}\n"));
             }
             for c in &confusions {
-                print!("\n{}", matrix_text(c));
+                text.push_str(&format!("\n{}", matrix_text(c)));
             }
+            print_out(&text)?;
         }
         Format::Json => {
             let mut obj: serde_json::Map<String, serde_json::Value> = values.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
             obj.insert("samples".into(), split.n.into());
             let cm = confusions.iter().map(|c| (c.output.clone(), serde_json::json!({"classes": c.classes, "matrix": c.matrix}))).collect();
             obj.insert("confusion_matrix".into(), serde_json::Value::Object(cm));
-            println!("{}", serde_json::Value::Object(obj));
+            print_out(&format!("{}\n", serde_json::Value::Object(obj)))?;
         }
     }
     Ok(())
 }
 
 /// The split to evaluate on, and what it is in words.
-fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String), Failure> {
+fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String), CliError> {
     let Some(spec) = &r.spec.data else {
-        return Err((EXIT_INVALID, format!("{}: the embedded spec has no `data` section, so nnrun cannot read data for it", r.file.file)));
+        return Err(CliError::invalid(format!("{}: the embedded spec has no `data` section, so nnrun cannot read data for it", r.file.file)));
     };
     let io = cfg.io(&r.net.graph);
-    let invalid = |e: DataError| (EXIT_INVALID, e.to_string());
+    let invalid = CliError::from;
     if let Some(file) = &args.data {
-        let named = |p: &Path| -> Result<Named, Failure> {
-            if !p.is_file() {
-                return Err((EXIT_IO, format!("cannot read {}: no such file", p.display())));
-            }
+        let named = |p: &Path| -> Result<Named, CliError> {
+            // Regular files only: a FIFO would block, a device never end.
+            crate::io::open_regular(p)?;
             Ok(Named { name: p.display().to_string(), pos: Default::default() })
         };
         let path = named(file)?;
         let src = match (spec.train.is_csv(), &args.labels) {
             (true, None) => SourceSpec::Csv { path },
             (false, Some(labels)) => SourceSpec::Idx { images: path, labels: named(labels)? },
-            (true, Some(_)) => return Err((EXIT_IO, "--labels is for IDX images; this model was trained on CSV data, whose file holds the labels".into())),
-            (false, None) => return Err((EXIT_IO, "this model was trained on IDX images: give their labels file with --labels FILE".into())),
+            (true, Some(_)) => return Err(CliError::usage("--labels is for IDX images; this model was trained on CSV data, whose file holds the labels")),
+            (false, None) => return Err(CliError::usage("this model was trained on IDX images: give their labels file with --labels FILE")),
         };
         // Statistics and classes come from training, not from this file.
         let split = data::load_with(spec, &src, Path::new(""), &io, &r.prep).map_err(invalid)?;
         return Ok((split, file.display().to_string()));
     }
-    let spec_dir = PathBuf::from(r.file.metadata.get("nnrun.spec_dir").map_or("", String::as_str));
+    let spec_dir = PathBuf::from(&r.file.meta.spec_dir);
     let files = |s: &SourceSpec| s.paths().iter().map(|p| resolve(&spec_dir, &p.name).display().to_string()).collect::<Vec<_>>().join(" and ");
     // Training's paths are relative to where it ran.
     let located = |e: DataError| match e {
-        DataError::Open { .. } => (
-            EXIT_INVALID,
-            format!(
-                "{e}\nhint: the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE",
-                spec_dir.display()
-            ),
-        ),
+        DataError::Open { .. } => CliError::from(e).with_hint(format!(
+            "the model's data paths are relative to '{}' as seen from where it was trained; run from there, or pass --data FILE",
+            spec_dir.display()
+        )),
         e => invalid(e),
     };
     warn_changed(r, spec, &spec_dir);
@@ -155,29 +149,28 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
     }
     if spec.test_split > 0.0 {
         // The seed and the limit training used give the same test rows.
-        let seed = r.file.metadata.get("nnrun.seed").and_then(|s| s.parse().ok()).unwrap_or(cfg.seed);
-        let limit = r.file.metadata.get("nnrun.limit").and_then(|s| s.parse().ok());
+        let (seed, limit) = (r.file.meta.seed, r.file.meta.limit);
         let p = data::load(spec, &spec_dir, &io, seed, limit).map_err(located)?;
         if p.prep != r.prep {
-            eprintln!(
-                "warning: the training data differs from when the model was trained (other statistics or classes); the test split may not be the one training held out"
+            warn_text(
+                "the training data differs from when the model was trained (other statistics or classes); the test split may not be the one training held out",
+                None,
             );
         }
         let limited = limit.map_or(String::new(), |n: usize| format!(" (first {n} samples)"));
         let what = format!("the test split (test_split {} of {}{limited}, seed {seed})", spec.test_split, files(&spec.train));
         return Ok((p.test.expect("test_split > 0 gives a test split"), what));
     }
-    Err((EXIT_IO, format!("{}: the model's spec has no test data (`data.test` or `data.test_split`); pass --data FILE", r.file.file)))
+    Err(CliError::usage(format!("{}: the model's spec has no test data (`data.test` or `data.test_split`); pass --data FILE", r.file.file)))
 }
 
 /// Warns about data files whose contents changed since training: the
 /// metrics then describe other data than the saved ones did.
 fn warn_changed(r: &Restored, spec: &crate::spec::data::DataSpec, spec_dir: &Path) {
-    let Some(saved) = r.file.metadata.get("nnrun.data_sha256") else { return };
-    let saved: std::collections::BTreeMap<String, String> = serde_json::from_str(saved).unwrap_or_default();
+    let saved = &r.file.meta.data_sha256;
     for (file, sha) in data::file_digests(spec, spec_dir) {
         if saved.get(&file).is_some_and(|s| *s != sha) {
-            eprintln!("warning: {file} changed since the model was trained (its sha256 differs from the one in the model file)");
+            warn_text(format!("{file} changed since the model was trained (its sha256 differs from the one in the model file)"), None);
         }
     }
 }
@@ -205,7 +198,7 @@ fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split) -> candle_core::Re
     let mut out: Vec<Confusion> = Vec::new();
     for (k, n) in classes.iter().enumerate() {
         if let Some(n) = *n {
-            let names = r.prep.outputs.get(k).and_then(|p| p.classes.clone()).unwrap_or_else(|| (0..n).map(|c| c.to_string()).collect());
+            let names = r.prep.class_names(k, n);
             out.push(Confusion { output: g.layers[g.outputs[k]].name.clone(), classes: names, matrix: vec![vec![0; n]; n] });
         }
     }

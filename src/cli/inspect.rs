@@ -1,8 +1,8 @@
 //! `nnrun inspect`: what a model file holds, from the file alone: summary,
 //! embedded spec, preprocessing, final metrics and provenance.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::artifact::{self, ArtifactError, Restored};
+use super::{CliError, print_out};
+use crate::artifact::{self, Restored};
 use crate::summary;
 use std::fmt::Write;
 
@@ -13,17 +13,9 @@ pub struct Args {
     pub model: std::path::PathBuf,
 }
 
-pub fn run(args: &Args) -> u8 {
-    match artifact::restore(&args.model, &candle_core::Device::Cpu) {
-        Ok(r) => {
-            print!("{}", text(&r));
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }
-        }
-    }
+pub fn run(args: &Args) -> Result<(), CliError> {
+    let r = artifact::restore(&args.model, &candle_core::Device::Cpu)?;
+    print_out(&text(&r))
 }
 
 /// Long column lists as "first … last (N columns)".
@@ -54,12 +46,12 @@ fn metric_order(key: &str) -> (u8, &str) {
 }
 
 pub fn text(r: &Restored) -> String {
-    let meta = |k: &str| r.file.metadata.get(k).map_or("?", String::as_str);
+    let meta = &r.file.meta;
     let mut s = format!("Model file: {}\n\n", r.file.file);
     s.push_str(&summary::text(&r.net.graph));
 
     s.push_str("\nSpec (embedded):\n");
-    for line in meta("nnrun.spec").lines() {
+    for line in meta.spec.lines() {
         let _ = writeln!(s, "  {line}");
     }
 
@@ -90,28 +82,24 @@ pub fn text(r: &Restored) -> String {
     }
 
     s.push_str("\nFinal metrics:\n");
-    let metrics: serde_json::Map<String, serde_json::Value> = serde_json::from_str(meta("nnrun.metrics")).unwrap_or_default();
-    let mut keys: Vec<&String> = metrics.keys().collect();
+    let mut keys: Vec<&String> = meta.metrics.keys().collect();
     keys.sort_by_key(|k| metric_order(k));
     for k in keys {
-        let v = metrics[k].as_f64().unwrap_or(f64::NAN);
+        let v = meta.metrics[k];
         let _ = if k == "learning_rate" { writeln!(s, "  {k}: {v}") } else { writeln!(s, "  {k}: {v:.4}") };
     }
 
-    let _ = writeln!(s, "\nSeed: {}", meta("nnrun.seed"));
-    if let Some(n) = r.file.metadata.get("nnrun.limit") {
+    let _ = writeln!(s, "\nSeed: {}", meta.seed);
+    if let Some(n) = meta.limit {
         let _ = writeln!(s, "Trained on the first {n} samples (--limit)");
     }
-    let _ = writeln!(s, "Data paths relative to: {}", meta("nnrun.spec_dir"));
-    // Absent in files from before it was recorded.
-    if let Some(d) = r.file.metadata.get("nnrun.data_sha256") {
-        let digests: std::collections::BTreeMap<String, String> = serde_json::from_str(d).unwrap_or_default();
-        for (file, sha) in digests {
-            let _ = writeln!(s, "  {file}: sha256 {sha}");
-        }
+    let _ = writeln!(s, "Data paths relative to: {}", meta.spec_dir);
+    // Empty in files from before it was recorded.
+    for (file, sha) in &meta.data_sha256 {
+        let _ = writeln!(s, "  {file}: sha256 {sha}");
     }
-    let _ = writeln!(s, "nnrun version: {}", meta("nnrun.version"));
-    let _ = writeln!(s, "Format version: {}", meta("nnrun.format_version"));
+    let _ = writeln!(s, "nnrun version: {}", meta.version);
+    let _ = writeln!(s, "Format version: {}", meta.format_version);
     s
 }
 

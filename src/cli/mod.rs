@@ -1,5 +1,7 @@
-//! Command-line interface: one file per subcommand.
+//! Command-line interface: one file per subcommand. Each returns
+//! `Result<(), CliError>`; `main` renders the error once and exits with its code.
 
+pub mod error;
 pub mod evaluate;
 pub mod inspect;
 pub mod plot;
@@ -7,13 +9,10 @@ pub mod predict;
 pub mod train;
 pub mod validate;
 
+use crate::diag::{Diagnostic, Style};
 use clap::{Parser, Subcommand};
+pub use error::{CliError, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_IO, EXIT_OK};
 use std::process::ExitCode;
-
-/// Exit codes: 0 ok, 1 invalid spec or data, 2 usage or I/O error.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_INVALID: u8 = 1;
-pub const EXIT_IO: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(name = "nnrun", version, about = "Keras-style YAML model specs: validate and train neural networks")]
@@ -38,10 +37,11 @@ pub enum Command {
     Plot(plot::Args),
 }
 
-/// Parses arguments and runs the subcommand.
+/// Parses arguments, runs the subcommand, and renders its error, if any:
+/// the only place an error reaches stderr.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli.command {
+    let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         // Commands that compute set up the CPU kernels first; validate doesn't.
         Command::Train(args) => {
@@ -59,7 +59,81 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Plot(args) => plot::run(&args),
     };
-    ExitCode::from(code)
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", e.render(stderr_style()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn stderr_style() -> Style {
+    Style { color: color_for(&std::io::stderr()) }
+}
+
+/// Prints a warning as it happens, rendered like validate's: with the spec's
+/// `file:line:col` and a caret where it has a position in `text`, as coming
+/// from the command line where one of `flags` set the value, plain
+/// `warning: ...` and `hint: ...` otherwise. The one way warnings are shown.
+pub fn warn(d: &Diagnostic, file: &str, lines: &crate::diag::SourceLines, flags: &[error::Flag]) {
+    eprint!("{}", error::render_in(d, file, lines, flags, stderr_style()));
+}
+
+/// A warning without a position in any spec.
+pub fn warn_text(message: impl Into<String>, hint: Option<String>) {
+    warn(&Diagnostic::warning(message, Default::default(), "").with_hint_opt(hint), "", &crate::diag::SourceLines::new(""), &[]);
+}
+
+/// Writes to stdout. A reader that went away (`| head`) ends the output
+/// quietly; any other failure is an I/O error.
+pub fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::io(format!("cannot write to stdout: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// The stack a thread running `model` needs, or an error past the depth
+/// nnrun supports (`train::memory::MAX_TRAIN_DEPTH`). `what` names the
+/// model in the message ("the model", "the model in FILE").
+pub(crate) fn model_stack(model: &crate::graph::Model, what: &str) -> Result<usize, CliError> {
+    use crate::train::memory;
+    let depth = memory::depth(model);
+    memory::stack_bytes(depth).ok_or_else(|| {
+        CliError::invalid(format!(
+            "{what} is {depth} layers deep (counting each time step of a recurrent layer); nnrun supports at most {} (candle's backward pass and the drop of a graph recurse once per operation)",
+            memory::MAX_TRAIN_DEPTH
+        ))
+        .with_hint("use fewer layers or shorter sequences")
+    })
+}
+
+/// Runs `f` on a thread with a `stack`-byte stack (from `model_stack`):
+/// candle's backward pass, and the drop of a long chain of ops, recurse once
+/// per operation, and the main thread's 8 MiB end at about 10,000 layers.
+pub(crate) fn on_stack<T: Send, E: From<CliError> + Send>(stack: usize, f: impl FnOnce() -> Result<T, E> + Send) -> Result<T, E> {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new().name("model".into()).stack_size(stack).spawn_scoped(scope, f);
+        let thread = spawned.map_err(|e| {
+            let size = crate::summary::memory_size(stack);
+            CliError::invalid(format!("cannot start a thread with a {size} stack for the model: {e}")).with_hint("use fewer layers or shorter sequences")
+        })?;
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// `PATH: valid`, `PATH: invalid, 2 errors and 1 warning`, ...
+pub(crate) fn verdict(path: &str, errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
+    match (errors, warnings) {
+        (0, 0) => format!("{path}: valid"),
+        (0, w) => format!("{path}: valid, with {}", plural(w, "warning")),
+        (e, 0) => format!("{path}: invalid, {}", plural(e, "error")),
+        (e, w) => format!("{path}: invalid, {} and {}", plural(e, "error"), plural(w, "warning")),
+    }
 }
 
 /// Where a command computes: `--device cpu` (default) or `--device cuda`.
@@ -72,15 +146,14 @@ pub enum DeviceArg {
 }
 
 impl DeviceArg {
-    /// The candle device, or a message saying how to get one.
-    pub fn open(self) -> Result<candle_core::Device, String> {
+    /// The candle device, or an error saying how to get one (exit 2).
+    pub fn open(self) -> Result<candle_core::Device, CliError> {
         match self {
             DeviceArg::Cpu => Ok(candle_core::Device::Cpu),
-            DeviceArg::Cuda if !cfg!(feature = "cuda") => {
-                Err("--device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit)"
-                    .into())
-            }
-            DeviceArg::Cuda => candle_core::Device::new_cuda(0).map_err(|e| format!("--device cuda: cannot open GPU 0: {e}")),
+            DeviceArg::Cuda if !cfg!(feature = "cuda") => Err(CliError::usage(
+                "--device cuda: this nnrun was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit)",
+            )),
+            DeviceArg::Cuda => candle_core::Device::new_cuda(0).map_err(|e| CliError::io(format!("--device cuda: cannot open GPU 0: {e}"))),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `nnrun plot`: training curves of one or more run directories as one SVG.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
+use super::{CliError, print_out};
 use crate::{artifact, plot};
 use std::path::{Path, PathBuf};
 
@@ -14,43 +14,22 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(args: &Args) -> Result<(), CliError> {
     let mut runs = Vec::new();
     for dir in &args.runs {
         let file = dir.join("history.csv");
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", file.display());
-                return EXIT_IO;
-            }
-        };
-        match plot::History::parse(&text) {
-            Ok(h) => runs.push((label(dir), h)),
-            Err(e) => {
-                eprintln!("error: {}: {e}", file.display());
-                return EXIT_INVALID;
-            }
-        }
+        let text = crate::io::read_text_bounded(&file, crate::io::MAX_HISTORY_BYTES, "history.csv")?;
+        let h = plot::History::parse(&text).map_err(|e| CliError::invalid(format!("{}: {e}", file.display())))?;
+        runs.push((label(dir), h));
     }
-    let svg = match plot::render(&runs) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_INVALID;
-        }
-    };
+    let svg = plot::render(&runs).map_err(|e| CliError::invalid(e.to_string()))?;
     let out = match (&args.output, args.runs.as_slice()) {
         (Some(o), _) => o.clone(),
         (None, [one]) => one.join("history.svg"),
         (None, _) => PathBuf::from("plot.svg"),
     };
-    if let Err(e) = artifact::write_atomic(&out, svg.as_bytes()) {
-        eprintln!("error: cannot write {}: {e}", out.display());
-        return EXIT_IO;
-    }
-    println!("Wrote {}", out.display());
-    EXIT_OK
+    artifact::write_atomic(&out, svg.as_bytes()).map_err(|e| CliError::write(&out, e))?;
+    print_out(&format!("Wrote {}\n", out.display()))
 }
 
 /// The run's directory name (`runs/mlp/` -> `mlp`), which is how runs are named.

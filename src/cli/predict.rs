@@ -5,8 +5,8 @@
 //! training reads it). `--output` is written to a temp file beside it and
 //! renamed over it only once every row is written.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK};
-use crate::artifact::{self, ArtifactError, Restored};
+use super::CliError;
+use crate::artifact::{self, Restored};
 use crate::data::{self, DataError, PrepState, SourceKind};
 use crate::layers::Ctx;
 use crate::spec::data::Missing;
@@ -40,41 +40,52 @@ pub struct Args {
     pub device: super::DeviceArg,
 }
 
-/// A failure: exit code and message (empty: exit quietly).
-struct Fail(u8, String);
-
-fn invalid(msg: impl Display) -> Fail {
-    Fail(EXIT_INVALID, msg.to_string())
+/// Why predicting stopped: an error, or stdout's reader went away.
+enum Fail {
+    Error(CliError),
+    /// A closed pipe (`| head`): nobody wants more rows, which is no error.
+    Closed,
 }
 
-pub fn run(args: &Args) -> u8 {
+impl From<CliError> for Fail {
+    fn from(e: CliError) -> Self {
+        Fail::Error(e)
+    }
+}
+
+fn invalid(msg: impl Display) -> Fail {
+    Fail::Error(CliError::invalid(msg.to_string()))
+}
+
+pub fn run(args: &Args) -> Result<(), CliError> {
     match predict(args) {
-        Ok(()) => EXIT_OK,
-        Err(Fail(code, msg)) => {
-            if !msg.is_empty() {
-                eprintln!("error: {msg}");
-            }
-            code
-        }
+        Ok(()) | Err(Fail::Closed) => Ok(()),
+        Err(Fail::Error(e)) => Err(e),
     }
 }
 
 fn predict(args: &Args) -> Result<(), Fail> {
-    let device = args.device.open().map_err(|e| Fail(EXIT_IO, e))?;
-    let r =
-        artifact::restore(&args.model, &device).map_err(|e| Fail(if matches!(e, ArtifactError::Io { .. }) { EXIT_IO } else { EXIT_INVALID }, e.to_string()))?;
+    let device = args.device.open()?;
+    let r = artifact::restore(&args.model, &device).map_err(CliError::from)?;
+    // The forward pass (and the drop of its graph) recurses along the model's depth.
+    let stack = super::model_stack(&r.net.graph, &format!("the model in {}", r.file.file))?;
+    super::on_stack(stack, || predict_with(args, &r))
+}
+
+fn predict_with(args: &Args, r: &Restored) -> Result<(), Fail> {
     let prep = &r.prep;
     let shapes: Vec<Vec<usize>> = r.net.graph.inputs.iter().map(|i| i.shape.clone()).collect();
     let file = args.input.display().to_string();
-    if let Err(e) = std::fs::File::open(&args.input) {
-        return Err(Fail(EXIT_IO, format!("cannot read {file}: {e}")));
+    // Regular files only: a FIFO would block, a device never end.
+    if let Err(e) = crate::io::open_regular(&args.input) {
+        return Err(CliError::from(e).into());
     }
     let mut reader = match (prep.source, &prep.window) {
         (SourceKind::Csv, Some(w)) => Reader::window(&args.input, file, w, prep)?,
         (SourceKind::Csv, None) => Reader::csv(&args.input, file, prep)?,
-        (SourceKind::Idx, _) => Reader::idx(&args.input, file, &r)?,
+        (SourceKind::Idx, _) => Reader::idx(&args.input, file, r)?,
     };
-    let blocks = blocks(&r, args.beam_width)?;
+    let blocks = blocks(r, args.beam_width)?;
     let mut out = Out::open(args.output.as_deref())?;
     // A window's forecast belongs to no input row: say which line it follows.
     let windowed = matches!(reader, Reader::Window { .. });
@@ -82,6 +93,7 @@ fn predict(args: &Args) -> Result<(), Fail> {
     out.row(line_col.into_iter().chain(blocks.iter().flat_map(|b| b.header.iter().cloned())))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let model_err = |e: candle_core::Error| invalid(format!("{}: running the model: {e}", r.file.file));
+    let mut done = 0;
     loop {
         let (n, raw) = reader.batch(args.batch_size)?;
         if n == 0 {
@@ -90,6 +102,14 @@ fn predict(args: &Args) -> Result<(), Fail> {
         let mut xs = Vec::with_capacity(raw.len());
         for (i, mut v) in raw.into_iter().enumerate() {
             prep.apply_input(i, &mut v);
+            // An Embedding's input: indices it has, or an error at the row and column.
+            if let Some(ix) = r.io.indices[i].as_ref()
+                && let Some((k, value)) = ix.first_bad(&v)
+            {
+                let w = v.len() / n;
+                let msg = ix.message(&r.io.inputs[i].0, value, prep.transforms_input(i));
+                return Err(invalid(reader.at(done + k / w, k / w, i, k % w, msg)));
+            }
             let dims: Vec<usize> = std::iter::once(n).chain(shapes[i].iter().copied()).collect();
             xs.push(Tensor::from_vec(v, dims, &r.net.device).map_err(model_err)?);
         }
@@ -105,6 +125,7 @@ fn predict(args: &Args) -> Result<(), Fail> {
             }
             out.row(row)?;
         }
+        done += n;
     }
     out.finish()
 }
@@ -112,18 +133,20 @@ fn predict(args: &Args) -> Result<(), Fail> {
 /// Raw samples, a batch at a time: per model input, `n * width` values.
 enum Reader {
     Csv {
-        rdr: csv::Reader<std::fs::File>,
+        rdr: data::csv::CsvReader,
         file: String,
         headers: Vec<String>,
         cols: Vec<Vec<usize>>,
         fill: bool,
+        /// The file line of each sample of the last batch.
+        lines: Vec<usize>,
     },
     Idx {
         stream: data::idx::Stream<Box<dyn std::io::Read>>,
     },
     /// Sliding windows over one column; `lines` holds each window's last line.
     Window {
-        rdr: csv::Reader<std::fs::File>,
+        rdr: data::csv::CsvReader,
         file: String,
         column: String,
         col: usize,
@@ -135,8 +158,11 @@ enum Reader {
 }
 
 fn csv_fail(file: &str, e: csv::Error) -> Fail {
-    let code = if matches!(e.kind(), csv::ErrorKind::Io(_)) { EXIT_IO } else { EXIT_INVALID };
-    Fail(code, data::csv::csv_error(file, e).to_string())
+    data_fail(data::csv::csv_error(file, e))
+}
+
+fn data_fail(e: DataError) -> Fail {
+    Fail::Error(CliError::from(e))
 }
 
 fn list(items: &[String]) -> String {
@@ -145,7 +171,7 @@ fn list(items: &[String]) -> String {
 
 impl Reader {
     fn csv(path: &Path, file: String, prep: &PrepState) -> Result<Reader, Fail> {
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_fail(&file, e))?;
+        let mut rdr = data::csv::open(path, &file).map_err(data_fail)?;
         let headers: Vec<String> = rdr.headers().map_err(|e| csv_fail(&file, e))?.iter().map(String::from).collect();
         let (mut cols, mut missing) = (Vec::new(), Vec::new());
         for p in &prep.inputs {
@@ -169,11 +195,11 @@ impl Reader {
                 list(&headers)
             )));
         }
-        Ok(Reader::Csv { rdr, file, headers, cols, fill: prep.missing == Missing::Mean })
+        Ok(Reader::Csv { rdr, file, headers, cols, fill: prep.missing == Missing::Mean, lines: Vec::new() })
     }
 
     fn window(path: &Path, file: String, w: &data::WindowPrep, prep: &PrepState) -> Result<Reader, Fail> {
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_fail(&file, e))?;
+        let mut rdr = data::csv::open(path, &file).map_err(data_fail)?;
         let headers: Vec<String> = rdr.headers().map_err(|e| csv_fail(&file, e))?.iter().map(String::from).collect();
         let Some(col) = headers.iter().position(|h| *h == w.column) else {
             return Err(invalid(format!("{file}: no column '{}', the series the model was trained on; the file's columns are: {}", w.column, list(&headers))));
@@ -185,7 +211,7 @@ impl Reader {
         let [input] = &r.net.graph.inputs[..] else {
             return Err(invalid(format!("{}: IDX input for a model with several inputs is not supported", r.file.file)));
         };
-        let x = data::idx::open(path, &file).map_err(invalid)?;
+        let x = data::idx::open(path, &file).map_err(data_fail)?;
         let (width, want) = (x.width, input.shape.iter().product::<usize>());
         if width != want {
             return Err(invalid(format!(
@@ -200,27 +226,31 @@ impl Reader {
 
     fn batch(&mut self, max: usize) -> Result<(usize, Vec<Vec<f32>>), Fail> {
         match self {
-            Reader::Csv { rdr, file, headers, cols, fill } => {
+            Reader::Csv { rdr, file, headers, cols, fill, lines } => {
                 let mut out = vec![Vec::new(); cols.len()];
                 let mut rec = csv::StringRecord::new();
                 let mut n = 0;
+                lines.clear();
                 while n < max && rdr.read_record(&mut rec).map_err(|e| csv_fail(file, e))? {
+                    let row = rec.position().map_or(0, |p| p.line() as usize);
                     for (cs, o) in cols.iter().zip(&mut out) {
                         for &c in cs {
                             let s = &rec[c];
-                            match s.parse::<f32>().ok().filter(|x| x.is_finite()) {
+                            let x = data::csv::parse_cell(s)
+                                .map_err(|msg| invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg }))?;
+                            match x {
                                 Some(x) => o.push(x),
                                 // NaN: apply_input fills it with the training mean.
                                 None if *fill => o.push(f32::NAN),
                                 None => {
                                     let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is not a number") };
                                     let msg = format!("{what} (the model fills missing values only when trained with `missing: mean`)");
-                                    let row = rec.position().map_or(0, |p| p.line() as usize);
                                     return Err(invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg }));
                                 }
                             }
                         }
                     }
+                    lines.push(row);
                     n += 1;
                 }
                 Ok((n, out))
@@ -232,7 +262,9 @@ impl Reader {
                 while n < max && rdr.read_record(&mut rec).map_err(|e| csv_fail(file, e))? {
                     let line = rec.position().map_or(0, |p| p.line() as usize);
                     let s = &rec[*col];
-                    let x = match s.parse::<f32>().ok().filter(|x| x.is_finite()) {
+                    let cell =
+                        data::csv::parse_cell(s).map_err(|msg| invalid(DataError::Cell { file: file.clone(), row: line, column: column.clone(), msg }))?;
+                    let x = match cell {
                         Some(x) => x,
                         // As in training: filled with the mean later, or the row left out.
                         None if *missing == Missing::Mean => f32::NAN,
@@ -262,12 +294,22 @@ impl Reader {
                 Ok((n, vec![out]))
             }
             Reader::Idx { stream } => {
-                let (n, v) = stream.next(max).map_err(invalid)?;
+                let (n, v) = stream.next(max).map_err(data_fail)?;
                 if n == 0 {
-                    stream.finish().map_err(invalid)?;
+                    stream.finish().map_err(data_fail)?;
                 }
                 Ok((n, vec![v]))
             }
+        }
+    }
+
+    /// Where sample `s` of the last batch (sample `index` of the file) was
+    /// read, with `msg` about position `k` of input `i`.
+    fn at(&self, index: usize, s: usize, i: usize, k: usize, msg: String) -> DataError {
+        match self {
+            Reader::Csv { file, headers, cols, lines, .. } => DataError::Cell { file: file.clone(), row: lines[s], column: headers[cols[i][k]].clone(), msg },
+            Reader::Window { file, column, lines, .. } => DataError::Cell { file: file.clone(), row: lines[s], column: column.clone(), msg },
+            Reader::Idx { stream } => DataError::File { file: stream.file().to_string(), msg: format!("record {index}: {msg}") },
         }
     }
 }
@@ -311,7 +353,9 @@ fn blocks(r: &Restored, beam: usize) -> Result<Vec<Block>, Fail> {
         .enumerate()
         .map(|(o, p)| {
             let units = g.layers[g.outputs[o]].output_shape.as_ref().map_or(1, |s| s.iter().product());
-            let name = |k: usize| p.classes.as_ref().and_then(|c| c.get(k)).cloned().unwrap_or_else(|| k.to_string());
+            // Names for every unit, also those no training sample had.
+            let names = r.prep.class_names(o, units.max(2));
+            let name = |k: usize| names[k].clone();
             let (kind, label) = match (p.loss.as_str(), losses.get(o)) {
                 ("ctc", Some(&crate::train::losses::Loss::Ctc { classes, blank, .. })) => {
                     let tokens = p.classes.clone().unwrap_or_default();
@@ -383,16 +427,16 @@ impl Out {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let f = std::fs::File::create(&tmp).map_err(|e| Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())))?;
+        let f = std::fs::File::create(&tmp).map_err(|e| CliError::write(dest, e))?;
         Ok(Out { w: Some(csv::Writer::from_writer(Box::new(f))), file: Some((tmp, dest.to_path_buf())) })
     }
 
     fn fail(&self, e: std::io::Error) -> Fail {
         match &self.file {
-            Some((_, dest)) => Fail(EXIT_IO, format!("cannot write {}: {e}", dest.display())),
+            Some((_, dest)) => CliError::write(dest, e).into(),
             // A closed pipe (`| head`) only means nobody wants more rows.
-            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail(EXIT_OK, String::new()),
-            None => Fail(EXIT_IO, format!("cannot write to stdout: {e}")),
+            None if e.kind() == std::io::ErrorKind::BrokenPipe => Fail::Closed,
+            None => CliError::io(format!("cannot write to stdout: {e}")).into(),
         }
     }
 

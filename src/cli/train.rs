@@ -1,27 +1,33 @@
 //! `nnrun train`: lower the spec, load its data, fit, and write the run directory.
+//!
+//! Everything that can be checked is checked before the data is loaded: the
+//! spec (its warnings are shown as `validate` shows them), the command line,
+//! the checkpoint to resume, the run folder's permissions, and whether the
+//! model fits in memory and on the stack.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK, color_for};
+use super::error::Flag;
+use super::{CliError, warn, warn_text};
 use crate::artifact;
 use crate::data;
-use crate::diag::{Diagnostic, Style, render};
+use crate::diag::Diagnostic;
 use crate::graph;
 use crate::model::Net;
 use crate::spec::{Source, overrides, yaml};
+use crate::summary::memory_size;
 use crate::train::losses::Loss;
-use crate::train::{config, fit, progress};
+use crate::train::{config, fit, memory, progress};
 use candle_core::DType;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-pub const EXIT_INTERRUPTED: u8 = 130;
-
 /// Set by the Ctrl-C handler; the fit loop stops after the current step.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// `--threads` past this is a typo, not a machine.
+pub const MAX_THREADS: usize = 1024;
 
 /// What a checkpoint must match to be resumed: the resolved spec, except
 /// `training.epochs`, which a resumed run may raise.
@@ -38,7 +44,7 @@ struct RunFiles<'a> {
     dir: &'a Path,
     key: String,
     limit: Option<usize>,
-    model: ModelMeta<'a>,
+    model: artifact::ModelMeta<'a>,
     /// The last epoch's checkpoint, when not yet written, and the last write.
     pending: Option<Vec<u8>>,
     written: Option<std::time::Instant>,
@@ -49,11 +55,19 @@ struct RunFiles<'a> {
 /// epochs of small models.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// An I/O error that names its file, for fit to pass on.
+fn naming(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+}
+
 impl RunFiles<'_> {
     /// Writes the newest checkpoint if it is still only in memory.
     fn flush(&mut self) -> std::io::Result<()> {
         match self.pending.take() {
-            Some(bytes) => artifact::write_atomic(&self.dir.join(crate::checkpoint::FILE), &bytes),
+            Some(bytes) => {
+                let path = self.dir.join(crate::checkpoint::FILE);
+                artifact::write_atomic(&path, &bytes).map_err(naming(&path))
+            }
             None => Ok(()),
         }
     }
@@ -70,8 +84,25 @@ impl fit::Hooks for RunFiles<'_> {
     }
 
     fn save_model(&mut self, net: &Net, history: &[fit::EpochLog], file: &str) -> std::io::Result<()> {
-        let bytes = model_bytes(net, &self.model, history, None)?;
-        artifact::write_atomic(&self.dir.join(file), &bytes)
+        let bytes = artifact::model_bytes(net, &self.model, history, None)?;
+        let path = self.dir.join(file);
+        artifact::write_atomic(&path, &bytes).map_err(naming(&path))
+    }
+}
+
+/// A count on the command line: 1 or more.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a positive integer: {e}")),
+    }
+}
+
+fn threads(s: &str) -> Result<usize, String> {
+    match positive(s)? {
+        n if n > MAX_THREADS => Err(format!("must be at most {MAX_THREADS}")),
+        n => Ok(n),
     }
 }
 
@@ -81,10 +112,10 @@ pub struct Args {
     #[arg(value_name = "SPEC")]
     pub spec: PathBuf,
     /// Override training.epochs
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub epochs: Option<usize>,
     /// Override training.batch_size
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub batch_size: Option<usize>,
     /// Override training.seed
     #[arg(long)]
@@ -96,9 +127,9 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Train on the first N training samples only
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub limit: Option<usize>,
-    /// Stop after N optimizer steps in all
+    /// Stop after N optimizer steps in all (0: save the initial weights)
     #[arg(long, value_name = "N")]
     pub max_steps: Option<usize>,
     /// Set any spec value: --set training.optimizer.learning_rate=0.01 (repeatable)
@@ -107,50 +138,89 @@ pub struct Args {
     /// Progress as plain text lines or JSON lines (a bar is shown on a terminal)
     #[arg(long, value_enum, default_value_t = progress::LogFormat::Text)]
     pub log_format: progress::LogFormat,
-    /// CPU threads (default: all cores)
-    #[arg(long)]
+    /// CPU threads, 1 to 1024 (default: all cores)
+    #[arg(long, value_name = "N", value_parser = threads)]
     pub threads: Option<usize>,
     /// Where to compute: cpu, or cuda (a build with `--features cuda`)
     #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
     pub device: super::DeviceArg,
+    /// Train even when the training split lacks some of an output's classes (warns)
+    #[arg(long)]
+    pub allow_missing_classes: bool,
 }
 
-/// Prints diagnostics once, at the edge.
-fn report(diags: &[Diagnostic], source: &Source) {
-    let style = Style { color: color_for(&std::io::stderr()) };
-    for d in diags {
-        eprint!("{}", render(d, &source.path, &source.text, style));
+/// The spec values the command line sets: `--epochs`, `--batch-size` and
+/// `--seed` are overrides like `--set`, so the saved spec shows them.
+fn flags(args: &Args) -> Vec<Flag> {
+    let short = [
+        ("epochs", "--epochs", args.epochs.map(|v| v.to_string())),
+        ("batch_size", "--batch-size", args.batch_size.map(|v| v.to_string())),
+        ("seed", "--seed", args.seed.map(|v| v.to_string())),
+    ];
+    let sets =
+        args.set.iter().map(|s| Flag { path: s.split_once('=').map_or(s.as_str(), |(p, _)| p).to_string(), set: s.clone(), shown: format!("--set {s}") });
+    sets.chain(
+        short
+            .into_iter()
+            .filter_map(|(key, flag, v)| v.map(|v| Flag { path: format!("training.{key}"), set: format!("training.{key}={v}"), shown: format!("{flag} {v}") })),
+    )
+    .collect()
+}
+
+/// Prints a line of progress. A closed stdout does not stop a training.
+fn say(text: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+/// Creates the run folder if needed and checks that files can be created
+/// in it, before a minute of data loading and training would find out.
+fn check_writable(dir: &Path) -> Result<(), CliError> {
+    let hint = "choose a folder you can write to with --out DIR";
+    std::fs::create_dir_all(dir).map_err(|e| CliError::io(format!("cannot create the run folder {}: {e}", dir.display())).with_hint(hint))?;
+    let probe = dir.join(format!(".nnrun-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(CliError::io(format!("cannot write to the run folder {}: {e}", dir.display())).with_hint(hint)),
     }
 }
 
-pub fn run(args: &Args) -> u8 {
-    let source = match Source::read(&args.spec) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.spec.display());
-            return EXIT_IO;
-        }
-    };
-    let mut sets = args.set.clone();
-    // CLI flags are overrides like any other, so the saved spec shows them.
-    for (flag, key) in
-        [(args.epochs.map(|v| v.to_string()), "epochs"), (args.batch_size.map(|v| v.to_string()), "batch_size"), (args.seed.map(|v| v.to_string()), "seed")]
-    {
-        if let Some(v) = flag {
-            sets.push(format!("training.{key}={v}"));
-        }
+/// Refuses a step that cannot fit in the memory left, before allocating it.
+fn check_memory(e: &memory::Estimate, optimizer: &str, available: Option<u64>, loaded: bool) -> Result<(), CliError> {
+    let Some(available) = available else { return Ok(()) };
+    if e.model() <= available {
+        return Ok(());
     }
-    let mut root = match yaml::parse(&source.text) {
-        Ok(r) => r,
-        Err(d) => {
-            report(&[d], &source);
-            return EXIT_INVALID;
-        }
-    };
-    if let Err(d) = overrides::apply(&mut root, &sets) {
-        report(&[d], &source);
-        return EXIT_INVALID;
-    }
+    let m = |b: u64| memory_size(usize::try_from(b).unwrap_or(usize::MAX));
+    let data = if loaded { format!(", beside the {} of training data already loaded", m(e.data)) } else { String::new() };
+    let largest = e.largest.as_ref().map_or(String::new(), |(name, b)| format!("; {name} alone needs {}", m(*b)));
+    Err(CliError::invalid(format!(
+        "training needs about {} of memory{data}, and {} is available: weights {}, gradients {}, optimizer state {} ({} keeps {} value{} per weight), activations {} (batch of {})",
+        m(e.model()),
+        m(available),
+        m(e.weights),
+        m(e.gradients),
+        m(e.optimizer),
+        optimizer,
+        e.slots,
+        if e.slots == 1 { "" } else { "s" },
+        m(e.activations),
+        e.batch,
+    ))
+    .with_hint(format!("lower the batch size (--batch-size N) or the layers' sizes (units, filters){largest}")))
+}
+
+pub fn run(args: &Args) -> Result<(), CliError> {
+    let source = Source::read(&args.spec)?;
+    let flags = flags(args);
+    let sets: Vec<String> = flags.iter().map(|f| f.set.clone()).collect();
+    let spec_error = |diags: Vec<Diagnostic>| CliError::Spec { file: source.path.clone(), text: source.text.clone(), diags, flags: flags.clone() };
+    let mut root = yaml::parse(&source.text).map_err(|d| spec_error(vec![d]))?;
+    // A malformed --set is a usage error; a well-formed one with a bad value
+    // is reported below, as coming from the flag.
+    overrides::apply(&mut root, &sets).map_err(|d| CliError::Usage { message: d.message, hint: d.hint })?;
     let mut diags = Vec::new();
     let built = graph::from_root(&root, &source, &mut diags);
     let cfg = built.as_ref().and_then(|(spec, model)| config::read(spec, model, &mut diags));
@@ -161,218 +231,207 @@ pub fn run(args: &Args) -> u8 {
                 .with_hint("add `data:` with a `train` source; see specs/mnist_mlp.yaml"),
         );
     }
-    let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.is_error()).cloned().collect();
-    if !errors.is_empty() {
-        report(&errors, &source);
-        eprintln!("{}: invalid, {} error{}", source.path, errors.len(), if errors.len() == 1 { "" } else { "s" });
-        return EXIT_INVALID;
+    let (Some((spec, model)), Some(cfg), Some(data_spec)) = (built, cfg, data_spec) else {
+        return Err(spec_error(diags));
+    };
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(spec_error(diags));
     }
-    let ((spec, model), cfg, data_spec) = (built.unwrap(), cfg.unwrap(), data_spec.unwrap());
-    let device = match args.device.open() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_IO;
-        }
-    };
-
-    let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
-    let io = cfg.io(&model);
-    let prepared = match data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_INVALID;
-        }
-    };
-    let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
-    for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
-        eprintln!("warning: {over} of {} training targets need more time steps than output '{out}' has ({steps}); the longest needs {need}", prepared.train.n);
-        if zero_infinity {
-            eprintln!("  = note: `zero_infinity: true`: their loss and gradient count as 0");
-        } else {
-            eprintln!("hint: shorten the downsampling along the time axis, or set `training.zero_infinity: true` to skip them (their ctc loss is infinite)");
-        }
+    diags.sort_by_key(|d| (d.pos.line, d.pos.col));
+    // validate's warnings for the same spec, before any work starts.
+    let lines = crate::diag::SourceLines::new(&source.text);
+    for d in &diags {
+        warn(d, &source.path, &lines, &flags);
     }
+    let device = args.device.open()?;
 
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let net = match Net::new(model, &device, DType::F32, &mut rng) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: building the model: {e}");
-            return EXIT_INVALID;
-        }
-    };
+    // Refused before any data is read: a model too deep for the stack, or
+    // too large for the memory.
+    let stack = super::model_stack(&model, "the model")?;
+    // The weights live on the GPU there; only the CPU's are checked.
+    let available = if device.is_cpu() { memory::available() } else { None };
+    check_memory(&memory::estimate(&model, &cfg, 0), cfg.optimizer.name, available, false)?;
+
     let out_dir = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(&spec.name));
     let key = resume_key(&root);
-    let resume = match &args.resume {
-        None => fit::Resume::default(),
-        Some(dir) => {
-            let path = dir.join(crate::checkpoint::FILE);
-            let ck = match crate::checkpoint::Checkpoint::read(&path) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: cannot resume: {e}");
-                    return EXIT_IO;
-                }
-            };
-            if ck.spec != key {
-                eprintln!("error: cannot resume: {} belongs to a different spec (only training.epochs may change between runs)", path.display());
-                eprintln!("hint: pass the same spec and --set/--batch-size/--seed flags as the run being resumed, or start a new run with --out");
-                return EXIT_INVALID;
-            }
-            if ck.limit != args.limit {
-                eprintln!("error: cannot resume: {} was trained with --limit {}, this run has {}", path.display(), fmt_limit(ck.limit), fmt_limit(args.limit));
-                return EXIT_INVALID;
-            }
-            match ck.restore(&net) {
-                Ok(r) => {
-                    println!("Resuming {} after epoch {}", dir.display(), ck.epoch);
-                    r
-                }
-                Err(e) => {
-                    eprintln!("error: cannot resume from {}: {e}", path.display());
-                    return EXIT_INVALID;
-                }
-            }
+    let checkpoint = match &args.resume {
+        None => None,
+        Some(dir) => Some(read_checkpoint(dir, &key, args.limit)?),
+    };
+    let existed = out_dir.is_dir();
+    check_writable(&out_dir)?;
+    let result = (|| {
+        let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
+        let io = cfg.io(&model);
+        let prepared = data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit)?;
+        let missing = prepared.missing_classes(&io);
+        if !missing.is_empty() && !args.allow_missing_classes {
+            let message = missing.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n");
+            return Err(CliError::invalid(message)
+                .with_hint("give the training split every class (check the data, `--limit` and the splits), or pass --allow-missing-classes to train anyway"));
         }
-    };
-    if let Err(e) = std::fs::create_dir_all(&out_dir) {
-        eprintln!("error: creating {}: {e}", out_dir.display());
-        return EXIT_IO;
-    }
-    println!(
-        "Training '{}': {} train samples{}{}, {} epochs, batch size {}",
-        spec.name,
-        prepared.train.n,
-        prepared.validation.as_ref().map_or(String::new(), |v| format!(", {} validation", v.n)),
-        prepared.test.as_ref().map_or(String::new(), |t| format!(", {} test", t.n)),
-        cfg.epochs,
-        cfg.batch_size
-    );
-    let mut console = progress::Console::new(std::io::stdout().is_terminal());
-    let mut json = progress::JsonLines;
-    let reporter: &mut dyn progress::Progress = match args.log_format {
-        progress::LogFormat::Text => &mut console,
-        progress::LogFormat::Json => &mut json,
-    };
-    // A second Ctrl-C while the handler is already installed (tests call run
-    // in one process only through the binary) is harmless; ignore failures.
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
-    let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
-    let data_sha256 = data::file_digests(&data_spec, &spec_dir);
-    let meta = ModelMeta { root: &root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: &spec_dir, data_sha256 };
-    let mut files = RunFiles { dir: &out_dir, key, limit: args.limit, model: meta, pending: None, written: None };
-    let outcome = fit::fit(&net, &cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
-    // Whatever happened, the last completed epoch stays resumable.
-    if let Err(e) = files.flush() {
-        eprintln!("error: writing {}: {e}", out_dir.join(crate::checkpoint::FILE).display());
-        return EXIT_IO;
-    }
-    let history = match outcome {
-        Ok(o) if o.interrupted => {
-            let spec_arg = args.spec.display();
-            if out_dir.join(crate::checkpoint::FILE).is_file() {
-                eprintln!("interrupted: resume with nnrun train {spec_arg} --resume {}", out_dir.display());
+        for m in &missing {
+            warn_text(m.to_string(), Some("the model can't learn a class it never sees: predict calls the units of the missing ones `unseen_<unit>`".into()));
+        }
+        let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
+        for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
+            let message =
+                format!("{over} of {} training targets need more time steps than output '{out}' has ({steps}); the longest needs {need}", prepared.train.n);
+            if zero_infinity {
+                warn_text(format!("{message} (`zero_infinity: true`: their loss and gradient count as 0)"), None);
             } else {
-                eprintln!("interrupted before the first epoch ended: nothing to resume");
-            }
-            return EXIT_INTERRUPTED;
-        }
-        Ok(o) => o.history,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, fit::TrainError::Diverged { value, .. } if value.is_infinite()) && cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { .. })) {
-                eprintln!(
-                    "hint: a ctc target longer than the output's time axis allows has an infinite loss; see the warning above, or set `training.zero_infinity: true`"
-                );
-            } else if matches!(e, fit::TrainError::Diverged { .. }) {
-                eprintln!("hint: lower the learning rate (--set training.optimizer.learning_rate=...), or normalize the inputs (data.normalize: standard)");
-            }
-            return EXIT_INVALID;
-        }
-    };
-    let test = match prepared.test.as_ref().map(|t| fit::evaluate(&net, &cfg, t, "test_", &mut rng)).transpose() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: evaluating on the test split: {e}");
-            return EXIT_INVALID;
-        }
-    };
-    if let Some(t) = &test {
-        let text: Vec<String> = t.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();
-        match args.log_format {
-            progress::LogFormat::Text => println!("Test - {}", text.join(" - ")),
-            progress::LogFormat::Json => {
-                let obj: serde_json::Map<String, serde_json::Value> =
-                    t.iter().map(|(k, v)| (k.clone(), (*v).into())).chain([("event".to_string(), "test".into())]).collect();
-                println!("{}", serde_json::Value::Object(obj));
+                let hint = "shorten the downsampling along the time axis, or set `training.zero_infinity: true` to skip them (their ctc loss is infinite)";
+                warn_text(message, Some(hint.into()));
             }
         }
+        let samples = [Some(&prepared.train), prepared.validation.as_ref(), prepared.test.as_ref()].into_iter().flatten().map(|s| s.n as u64).sum();
+        check_memory(&memory::estimate(&model, &cfg, samples), cfg.optimizer.name, available.and(memory::available()), true)?;
+        let job = Job { args, spec_name: &spec.name, root: &root, cfg: &cfg, data_spec: &data_spec, spec_dir: &spec_dir, out_dir: &out_dir, key };
+        // candle's backward pass and the drop of the graph recurse along the
+        // model's depth: the fit runs on a thread with a stack to match.
+        super::on_stack(stack, move || job.run(model, &device, prepared, checkpoint))
+    })();
+    if result.is_err() && !existed {
+        // Nothing was written: leave no empty folder behind (fails if not empty).
+        let _ = std::fs::remove_dir(&out_dir);
     }
+    result
+}
 
-    match write_run(&out_dir, &net, &files.model, &history, test.as_deref()) {
-        Ok(()) => {
-            if args.log_format == progress::LogFormat::Text {
-                println!("Saved {}", out_dir.display());
+/// Reads the checkpoint to resume from and checks that it belongs to this
+/// spec and `--limit`, before any data is loaded.
+fn read_checkpoint(dir: &Path, key: &str, limit: Option<usize>) -> Result<crate::checkpoint::Checkpoint, CliError> {
+    let path = dir.join(crate::checkpoint::FILE);
+    if let Err(e) = std::fs::File::open(&path) {
+        return Err(CliError::io(format!("cannot resume: cannot read {}: {e}", path.display()))
+            .with_hint("--resume takes a run folder that holds a checkpoint.safetensors"));
+    }
+    let ck = crate::checkpoint::Checkpoint::read(&path).map_err(|e| CliError::invalid(format!("cannot resume: {e}")))?;
+    if ck.spec != key {
+        return Err(CliError::invalid(format!("cannot resume: {} belongs to a different spec (only training.epochs may change between runs)", path.display()))
+            .with_hint("pass the same spec and --set/--batch-size/--seed flags as the run being resumed, or start a new run with --out"));
+    }
+    if ck.limit != limit {
+        return Err(CliError::invalid(format!(
+            "cannot resume: {} was trained with --limit {}, this run has {}",
+            path.display(),
+            fmt_limit(ck.limit),
+            fmt_limit(limit)
+        )));
+    }
+    Ok(ck)
+}
+
+/// What the fit thread needs from the checks before it.
+struct Job<'a> {
+    args: &'a Args,
+    spec_name: &'a str,
+    root: &'a yaml::Node,
+    cfg: &'a config::TrainConfig,
+    data_spec: &'a crate::spec::data::DataSpec,
+    spec_dir: &'a Path,
+    out_dir: &'a Path,
+    key: String,
+}
+
+impl Job<'_> {
+    /// Builds the model, fits it and writes the run folder.
+    fn run(
+        self,
+        model: graph::Model,
+        device: &candle_core::Device,
+        prepared: data::Prepared,
+        checkpoint: Option<crate::checkpoint::Checkpoint>,
+    ) -> Result<(), CliError> {
+        let (args, cfg, out_dir) = (self.args, self.cfg, self.out_dir);
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let net = Net::new(model, device, DType::F32, &mut rng).map_err(|e| CliError::invalid(format!("building the model: {e}")))?;
+        let resume = match &checkpoint {
+            None => fit::Resume::default(),
+            Some(ck) => {
+                let r =
+                    ck.restore(&net).map_err(|e| CliError::invalid(format!("cannot resume from {}: {e}", out_dir.join(crate::checkpoint::FILE).display())))?;
+                say(format_args!("Resuming {} after epoch {}", out_dir.display(), ck.epoch));
+                r
             }
-            EXIT_OK
+        };
+        say(format_args!(
+            "Training '{}': {} train samples{}{}, {} epochs, batch size {}",
+            self.spec_name,
+            prepared.train.n,
+            prepared.validation.as_ref().map_or(String::new(), |v| format!(", {} validation", v.n)),
+            prepared.test.as_ref().map_or(String::new(), |t| format!(", {} test", t.n)),
+            cfg.epochs,
+            cfg.batch_size
+        ));
+        let mut console = progress::Console::new(std::io::stdout().is_terminal());
+        let mut json = progress::JsonLines;
+        let reporter: &mut dyn progress::Progress = match args.log_format {
+            progress::LogFormat::Text => &mut console,
+            progress::LogFormat::Json => &mut json,
+        };
+        // A second Ctrl-C while the handler is already installed (tests call run
+        // in one process only through the binary) is harmless; ignore failures.
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+        let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
+        let data_sha256 = data::file_digests(self.data_spec, self.spec_dir);
+        let meta = artifact::ModelMeta { root: self.root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: self.spec_dir, data_sha256 };
+        let mut files = RunFiles { dir: out_dir, key: self.key, limit: args.limit, model: meta, pending: None, written: None };
+        let outcome = fit::fit(&net, cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
+        // Whatever happened, the last completed epoch stays resumable.
+        files.flush().map_err(|e| CliError::io(e.to_string()))?;
+        let history = match outcome {
+            Ok(o) if o.interrupted => {
+                let message = if out_dir.join(crate::checkpoint::FILE).is_file() {
+                    format!("interrupted: resume with nnrun train {} --resume {}", args.spec.display(), out_dir.display())
+                } else {
+                    "interrupted before the first epoch ended: nothing to resume".to_string()
+                };
+                return Err(CliError::Interrupted(message));
+            }
+            Ok(o) => o.history,
+            Err(e) => {
+                let ctc = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { .. }));
+                let hint = match &e {
+                    fit::TrainError::Diverged { value, .. } if value.is_infinite() && ctc => Some(
+                        "a ctc target longer than the output's time axis allows has an infinite loss; see the warning above, or set `training.zero_infinity: true`",
+                    ),
+                    fit::TrainError::Diverged { .. } => {
+                        Some("lower the learning rate (--set training.optimizer.learning_rate=...), or normalize the inputs (data.normalize: standard)")
+                    }
+                    _ => None,
+                };
+                let e = CliError::from(e);
+                return Err(match hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                });
+            }
+        };
+        if history.is_empty() && args.log_format == progress::LogFormat::Text {
+            say(format_args!("No training step taken (--max-steps 0): the model keeps its initial weights"));
         }
-        Err(e) => {
-            eprintln!("error: writing {}: {e}", out_dir.display());
-            EXIT_IO
+        let test = prepared.test.as_ref().map(|t| fit::evaluate(&net, cfg, t, "test_", &mut rng)).transpose();
+        let test = test.map_err(|e| CliError::invalid(format!("evaluating on the test split: {e}")))?;
+        if let Some(t) = &test {
+            let text: Vec<String> = t.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();
+            match args.log_format {
+                progress::LogFormat::Text => say(format_args!("Test - {}", text.join(" - "))),
+                progress::LogFormat::Json => {
+                    let obj: serde_json::Map<String, serde_json::Value> =
+                        t.iter().map(|(k, v)| (k.clone(), (*v).into())).chain([("event".to_string(), "test".into())]).collect();
+                    say(format_args!("{}", serde_json::Value::Object(obj)));
+                }
+            }
         }
+        artifact::write_run(out_dir, &net, &files.model, &history, test.as_deref()).map_err(|e| CliError::write(out_dir, e))?;
+        if args.log_format == progress::LogFormat::Text {
+            say(format_args!("Saved {}", out_dir.display()));
+        }
+        Ok(())
     }
 }
 
 fn fmt_limit(l: Option<usize>) -> String {
     l.map_or("none".into(), |n| n.to_string())
-}
-
-/// What a model file records besides the weights.
-struct ModelMeta<'a> {
-    root: &'a yaml::Node,
-    prep: &'a data::PrepState,
-    seed: u64,
-    limit: Option<usize>,
-    spec_dir: &'a Path,
-    data_sha256: std::collections::BTreeMap<String, String>,
-}
-
-/// model.safetensors's bytes: the weights, the resolved spec, preprocessing
-/// and the last epoch's (and the test) metrics.
-fn model_bytes(net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<Vec<u8>> {
-    let spec_yaml = overrides::to_yaml(m.root);
-    let last = history.last().map(|h| h.values.clone()).unwrap_or_default();
-    let metrics: serde_json::Map<String, serde_json::Value> = last.iter().chain(test.unwrap_or(&[])).map(|(k, v)| (k.clone(), (*v).into())).collect();
-    let mut meta = BTreeMap::from([
-        ("nnrun.format_version".to_string(), artifact::FORMAT_VERSION.to_string()),
-        ("nnrun.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("nnrun.spec".to_string(), spec_yaml),
-        ("nnrun.preprocessing".to_string(), serde_json::to_string(m.prep).unwrap_or_default()),
-        ("nnrun.metrics".to_string(), serde_json::Value::Object(metrics).to_string()),
-        ("nnrun.seed".to_string(), m.seed.to_string()),
-        // Relative data paths in the spec are relative to this directory.
-        ("nnrun.spec_dir".to_string(), m.spec_dir.display().to_string()),
-        ("nnrun.data_sha256".to_string(), serde_json::to_string(&m.data_sha256).unwrap_or_default()),
-    ]);
-    // `evaluate` needs it to split the same test rows off the limited data.
-    if let Some(n) = m.limit {
-        meta.insert("nnrun.limit".to_string(), n.to_string());
-    }
-    artifact::safetensors_bytes(&net.named_tensors(), meta).map_err(std::io::Error::other)
-}
-
-fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let bytes = model_bytes(net, m, history, test)?;
-    artifact::write_atomic(&dir.join("model.safetensors"), &bytes)?;
-    artifact::write_atomic(&dir.join("spec.yaml"), overrides::to_yaml(m.root).as_bytes())?;
-    let csv = artifact::history_csv(history);
-    artifact::write_atomic(&dir.join("history.csv"), csv.as_bytes())?;
-    // The chart users look at instead of the CSV.
-    let label = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-    let svg = crate::plot::history_svg(&[(label, csv)]).map_err(std::io::Error::other)?;
-    artifact::write_atomic(&dir.join("history.svg"), svg.as_bytes())?;
-    Ok(())
 }

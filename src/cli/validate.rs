@@ -1,7 +1,7 @@
 //! `nnrun validate`: static checks and the model summary, in milliseconds.
 
-use super::{EXIT_INVALID, EXIT_IO, EXIT_OK, color_for};
-use crate::diag::{Diagnostic, Style, render};
+use super::{CliError, EXIT_INVALID, EXIT_IO, EXIT_OK, color_for, verdict};
+use crate::diag::{Diagnostic, SourceLines, Style, render};
 use crate::graph;
 use crate::spec::Source;
 use crate::summary::{self, JsonReport};
@@ -28,7 +28,9 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &Args) -> u8 {
+/// Each spec's report is the output; the error only carries the exit code
+/// (the worst of the specs: 2 unreadable, 1 invalid).
+pub fn run(args: &Args) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let style = Style { color: args.format == Format::Text && color_for(&stdout) };
     let mut out = stdout.lock();
@@ -38,20 +40,21 @@ pub fn run(args: &Args) -> u8 {
             Ok(source) => check_one(&source, args, style, i > 0, &mut out),
             Err(e) => {
                 let shown = path.display().to_string();
-                let d = Diagnostic::error(format!("cannot read {shown}: {e}"), Default::default(), "");
+                let d = Diagnostic::error(e.to_string(), Default::default(), "");
                 match args.format {
                     Format::Json => print_json(&mut out, &JsonReport::new(&shown, None, std::slice::from_ref(&d))),
                     Format::Text => {
                         let _ = write!(std::io::stderr(), "{}", render(&d, &shown, "", Style { color: color_for(&std::io::stderr()) }));
                     }
                 }
-                EXIT_IO
+                // Not there or not readable: I/O. Too large or not text: an invalid spec.
+                if e.is_io() { EXIT_IO } else { EXIT_INVALID }
             }
         };
         code = code.max(file_code);
     }
     let _ = out.flush();
-    code
+    if code == EXIT_OK { Ok(()) } else { Err(CliError::Reported(code)) }
 }
 
 fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &mut impl Write) -> u8 {
@@ -82,23 +85,16 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
             if let (0, Some(m)) = (errors, model) {
                 let _ = write!(out, "{}", summary::text(m));
             }
+            let lines = SourceLines::new(&source.text);
             for d in &diags {
-                let _ = write!(out, "\n{}", render(d, &source.path, &source.text, style));
+                let _ = write!(out, "\n{}", lines.render(d, &source.path, style));
             }
-            let _ = writeln!(out, "{}", verdict(&source.path, errors, warnings));
+            // A blank line sets the verdict off from the diagnostics above it.
+            let gap = if diags.is_empty() { "" } else { "\n" };
+            let _ = writeln!(out, "{gap}{}", verdict(&source.path, errors, warnings));
         }
     }
     if errors > 0 || (args.strict && warnings > 0) { EXIT_INVALID } else { EXIT_OK }
-}
-
-fn verdict(path: &str, errors: usize, warnings: usize) -> String {
-    let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
-    match (errors, warnings) {
-        (0, 0) => format!("{path}: valid"),
-        (0, w) => format!("\n{path}: valid, with {}", plural(w, "warning")),
-        (e, 0) => format!("\n{path}: invalid, {}", plural(e, "error")),
-        (e, w) => format!("\n{path}: invalid, {} and {}", plural(e, "error"), plural(w, "warning")),
-    }
 }
 
 fn print_json(out: &mut impl Write, report: &JsonReport) {

@@ -4,8 +4,12 @@
 use super::prep::{Column, Table, Values};
 use super::{DataError, DataFile, ModelIo, SourceKind};
 use crate::diag::did_you_mean;
+use crate::io::{LineLimit, ReadError};
 use crate::spec::Named;
 use crate::spec::data::{DataSpec, Feature, Missing};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
 
 /// Column indices per model input, and one per output.
 struct Selection {
@@ -13,9 +17,38 @@ struct Selection {
     targets: Vec<usize>,
 }
 
+/// A CSV file being read: a regular file, lines at most `io::MAX_LINE_BYTES` long.
+pub type CsvReader = csv::Reader<LineLimit<BufReader<File>>>;
+
+/// Opens a CSV file (fields trimmed, the first row the header). FIFOs and
+/// devices are refused, and a line can't grow without end.
+pub fn open(path: &Path, file: &str) -> Result<CsvReader, DataError> {
+    let (f, _) = crate::io::open_regular(path).map_err(|e| match e {
+        ReadError::Io { source, .. } => DataError::Unreadable { file: file.to_string(), msg: format!("cannot read: {source}") },
+        e => DataError::Read(e),
+    })?;
+    Ok(csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(LineLimit::new(BufReader::new(f), crate::io::MAX_LINE_BYTES)))
+}
+
+/// A numeric cell: `Ok(Some(x))` for a finite number, `Ok(None)` for a
+/// missing value (empty, text or NaN: `missing` decides), `Err` for an
+/// infinite one (`inf`, or past float32's range), which no policy accepts.
+pub fn parse_cell(s: &str) -> Result<Option<f32>, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() => Ok(Some(x)),
+        Ok(x) if x.is_infinite() => Err(not_finite(s, "a missing value is left empty")),
+        _ => Ok(None),
+    }
+}
+
+/// The message for a number that is NaN or infinite as float32.
+pub(crate) fn not_finite(s: &str, hint: &str) -> String {
+    format!("'{s}' is not a finite number (float32 holds magnitudes up to 3.4e38; {hint})")
+}
+
 pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table, DataError> {
     let file = f.name.as_str();
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(&f.path).map_err(|e| csv_error(file, e))?;
+    let mut rdr = open(&f.path, file)?;
     let headers: Vec<String> = rdr.headers().map_err(|e| csv_error(file, e))?.iter().map(String::from).collect();
     if headers.iter().all(|h| h.is_empty() || h.parse::<f64>().is_ok()) {
         return Err(DataError::file(file, "line 1 should be a header row with column names, but it looks like data; add a header row (e.g. `x1,x2,target`)"));
@@ -37,7 +70,8 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
         for (cols, out) in sel.inputs.iter().zip(&mut inputs) {
             for &c in cols {
                 let s = &rec[c];
-                match s.parse::<f32>().ok().filter(|x| x.is_finite()) {
+                let x = parse_cell(s).map_err(|msg| DataError::Cell { file: file.into(), row: line, column: headers[c].clone(), msg })?;
+                match x {
                     Some(x) => out.push(x),
                     None if spec.missing != Missing::Error => out.push(f32::NAN),
                     None => {
@@ -75,7 +109,7 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
 /// `target` names it, or the file has a single column.
 pub(crate) fn read_labels(f: &DataFile, target: Option<&Named>) -> Result<(String, Vec<String>), DataError> {
     let file = f.name.as_str();
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(&f.path).map_err(|e| csv_error(file, e))?;
+    let mut rdr = open(&f.path, file)?;
     let headers: Vec<String> = rdr.headers().map_err(|e| csv_error(file, e))?.iter().map(String::from).collect();
     let c = match (target, headers.len()) {
         (Some(t), _) => headers.iter().position(|h| *h == t.name).ok_or_else(|| {
@@ -104,7 +138,9 @@ pub(crate) fn csv_error(file: &str, e: csv::Error) -> DataError {
             format!("{}{len} fields, but the header has {expected_len}; every row needs one value per column", line(pos.as_ref()))
         }
         csv::ErrorKind::Utf8 { pos, .. } => format!("{}not valid UTF-8 text", line(pos.as_ref())),
-        csv::ErrorKind::Io(e) => format!("cannot read: {e}"),
+        // An endless line (io::LineLimit) is the contents' fault, not the disk's.
+        csv::ErrorKind::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => e.to_string(),
+        csv::ErrorKind::Io(e) => return DataError::Unreadable { file: file.to_string(), msg: format!("cannot read: {e}") },
         _ => e.to_string(),
     };
     DataError::file(file, msg)
@@ -298,6 +334,51 @@ mod tests {
         let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1).unwrap();
         assert_eq!(p.train.inputs[0].data, vec![1., 10., 3., 20., 3., 70. / 3., 5., 40.]);
         assert_eq!(p.prep.inputs[0].fill.as_deref(), Some(&[3.0, 70. / 3.][..]));
+    }
+
+    /// NaN is a missing value (`missing` decides); an infinite one is never accepted.
+    #[test]
+    fn infinite_values_are_errors_and_nan_is_missing() {
+        let d = temp_dir("inf");
+        let f = write(&d, "i.csv", "a,b,y\n1,NaN,0\n2,inf,1\n");
+        let io1 = io(&[("input", &[2])], REG);
+        let hint = "(float32 holds magnitudes up to 3.4e38; a missing value is left empty)";
+        for missing in ["error", "drop", "mean"] {
+            let e = err(load_in(&d, &format!("train: i.csv\ntarget: y\nmissing: {missing}\n"), &io1));
+            let want = if missing == "error" {
+                format!("{f}: row 2, column 'b': 'NaN' is not a number (set `missing: drop` or `missing: mean` to skip or fill such values)")
+            } else {
+                format!("{f}: row 3, column 'b': 'inf' is not a finite number {hint}")
+            };
+            assert_eq!(e, want);
+        }
+        write(&d, "i.csv", "a,b,y\n1,NaN,0\n2,3,1\n4,1e39,1\n");
+        assert_eq!(err(load_in(&d, "train: i.csv\ntarget: y\nmissing: drop\n", &io1)), format!("{f}: row 4, column 'b': '1e39' is not a finite number {hint}"));
+        write(&d, "i.csv", "a,b,y\n1,NaN,0\n2,3,1\n");
+        assert_eq!(load_in(&d, "train: i.csv\ntarget: y\nmissing: drop\n", &io1).unwrap().train.n, 1);
+        // Targets: an infinite number is no class name and no value.
+        write(&d, "t.csv", "a,b,y\n1,2,0\n2,3,-inf\n");
+        assert_eq!(
+            err(load_in(&d, "train: t.csv\ntarget: y\n", &io1)),
+            format!(
+                "{}: row 3, column 'y': '-inf' is not a finite number (float32 holds magnitudes up to 3.4e38; leave a missing target empty and set `missing: drop`)",
+                d.join("t.csv").display()
+            )
+        );
+    }
+
+    #[test]
+    fn endless_lines_and_special_files_are_refused() {
+        let d = temp_dir("long");
+        let f = write(&d, "l.csv", &format!("a,y\n{},1\n", "9".repeat((crate::io::MAX_LINE_BYTES + 1) as usize)));
+        let e = err(load_in(&d, "train: l.csv\ntarget: y\n", &io(&[("input", &[1])], REG)));
+        assert_eq!(e, format!("{f}: line 2 is longer than 16777216 bytes (is this a text file?)"));
+        let fifo = d.join("f.csv");
+        if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+            let e = super::super::load(&spec("train: f.csv\ntarget: y\n"), &d, &io(&[("input", &[1])], REG), 1, None).unwrap_err();
+            assert!(e.to_string().contains("f.csv: is a FIFO (named pipe), not a regular file"), "{e}");
+            assert!(e.is_io());
+        }
     }
 
     #[test]

@@ -34,19 +34,43 @@ pub fn read(path: &std::path::Path, file: &str) -> Result<Idx, DataError> {
     all(open(path, file)?)
 }
 
+/// A read error: corrupt compressed data is the contents' fault (exit 1),
+/// anything else the file system's (exit 2).
+fn io_err(file: &str) -> impl Fn(std::io::Error) -> DataError + '_ {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    move |e| match e.kind() {
+        InvalidData | InvalidInput | UnexpectedEof => DataError::file(file, format!("cannot read: {e}")),
+        _ => DataError::Unreadable { file: file.to_string(), msg: format!("cannot read: {e}") },
+    }
+}
+
 /// Opens an IDX file (raw or gzip) for reading a batch of samples at a time.
+/// Only regular files; a raw file's header must announce exactly the bytes
+/// that follow it, and a gzip file inflates to at most what its header
+/// announces.
 pub fn open(path: &std::path::Path, file: &str) -> Result<Stream<Box<dyn Read>>, DataError> {
-    let io_err = |e: std::io::Error| DataError::file(file, format!("cannot read: {e}"));
-    let mut f = std::fs::File::open(path).map_err(io_err)?;
+    let (mut f, size) = crate::io::open_regular(path).map_err(|e| match e {
+        crate::io::ReadError::Io { source, .. } => io_err(file)(source),
+        e => DataError::Read(e),
+    })?;
     let mut magic = [0u8; 2];
-    let got = read_full(&mut f, &mut magic).map_err(io_err)?;
+    let got = read_full(&mut f, &mut magic).map_err(io_err(file))?;
     let head = std::io::Cursor::new(magic[..got].to_vec());
-    let r: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
-        Box::new(GzDecoder::new(head.chain(std::io::BufReader::new(f))))
-    } else {
-        Box::new(std::io::BufReader::new(head.chain(f)))
-    };
-    Stream::new(r, file)
+    if got == 2 && magic == [0x1f, 0x8b] {
+        return Stream::new(Box::new(GzDecoder::new(head.chain(std::io::BufReader::new(f)))), file);
+    }
+    let s = Stream::new(Box::new(std::io::BufReader::new(head.chain(f))) as Box<dyn Read>, file)?;
+    // The header is checked against the file's size before any data is read.
+    let after = size.saturating_sub(4 + 4 * s.dims.len() as u64);
+    if after != s.bytes as u64 {
+        let msg = if after < s.bytes as u64 {
+            format!("truncated: the header announces {:?} ({} bytes of data) but the file holds {after} bytes after the header", s.dims, s.bytes)
+        } else {
+            format!("the file holds more data than its header {:?} announces ({} bytes); is the header wrong?", s.dims, s.bytes)
+        };
+        return Err(DataError::file(file, msg));
+    }
+    Ok(s)
 }
 
 /// Parses an IDX stream.
@@ -80,9 +104,9 @@ impl<R: Read> Stream<R> {
     /// Reads and checks the header.
     pub fn new(mut r: R, file: &str) -> Result<Self, DataError> {
         let err = |msg: String| DataError::file(file, msg);
-        let io_err = |e: std::io::Error| err(format!("cannot read: {e}"));
+        let io_err = io_err(file);
         let mut magic = [0u8; 4];
-        let n = read_full(&mut r, &mut magic).map_err(io_err)?;
+        let n = read_full(&mut r, &mut magic).map_err(&io_err)?;
         if n < 4 || magic[0] != 0 || magic[1] != 0 {
             return Err(err(format!(
                 "not an IDX file: it starts with {:02x?}, but IDX files start with 00 00, the type and the number of dimensions",
@@ -97,15 +121,19 @@ impl<R: Read> Stream<R> {
             return Err(err("the IDX header has 0 dimensions; it needs at least the sample count".into()));
         }
         let mut raw_dims = vec![0u8; 4 * ndims];
-        if read_full(&mut r, &mut raw_dims).map_err(io_err)? < raw_dims.len() {
+        if read_full(&mut r, &mut raw_dims).map_err(&io_err)? < raw_dims.len() {
             return Err(err(format!("truncated: the header announces {ndims} dimensions but the file ends inside them")));
         }
         let dims: Vec<usize> = raw_dims.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-        let bytes = dims
-            .iter()
-            .try_fold(size, |acc, &d| acc.checked_mul(d))
-            .filter(|&b| b <= isize::MAX as usize / 2)
-            .ok_or_else(|| err(format!("the header's dimensions {dims:?} are too large to be real")))?;
+        let values = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&v| v <= crate::io::MAX_IDX_VALUES);
+        let Some(values) = values else {
+            return Err(err(format!(
+                "the header's dimensions {dims:?} announce more than {} values, more than nnrun reads from one IDX file",
+                crate::io::MAX_IDX_VALUES
+            )));
+        };
+        // At most 2^30 values of 8 bytes: no overflow, on any target nnrun builds for.
+        let bytes = values as usize * size;
         let width = dims[1..].iter().product();
         Ok(Stream { r, file: file.to_string(), code: magic[2], size, left: dims[0], dims, width, consumed: 0, bytes })
     }
@@ -116,7 +144,7 @@ impl<R: Read> Stream<R> {
         let want = n * self.width * self.size;
         // Allocation follows the data actually present, whatever the header claims.
         let mut data = Vec::with_capacity(want.min(1 << 24));
-        (&mut self.r).take(want as u64).read_to_end(&mut data).map_err(|e| DataError::file(&self.file, format!("cannot read: {e}")))?;
+        (&mut self.r).take(want as u64).read_to_end(&mut data).map_err(io_err(&self.file))?;
         if data.len() < want {
             return Err(DataError::file(
                 &self.file,
@@ -128,6 +156,7 @@ impl<R: Read> Stream<R> {
                 ),
             ));
         }
+        let first = self.dims[0] - self.left;
         self.consumed += want;
         self.left -= n;
         let code = self.code;
@@ -141,13 +170,34 @@ impl<R: Read> Stream<R> {
                 _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
             }
         };
-        Ok((n, data.chunks(self.size).map(be).collect()))
+        let values: Vec<f32> = data.chunks(self.size).map(be).collect();
+        // Float files may hold NaN or infinity (or f64 values past float32's range).
+        if matches!(code, 0x0D | 0x0E)
+            && let Some(k) = values.iter().position(|v| !v.is_finite())
+        {
+            let w = self.width.max(1);
+            return Err(DataError::file(
+                &self.file,
+                format!(
+                    "record {}: value {} of the record is {}, not a finite number; nnrun needs finite values (IDX has no missing values)",
+                    first + k / w,
+                    k % w,
+                    values[k]
+                ),
+            ));
+        }
+        Ok((n, values))
+    }
+
+    /// The file's name, for messages.
+    pub fn file(&self) -> &str {
+        &self.file
     }
 
     /// After the last sample: checks that nothing follows it.
     pub fn finish(&mut self) -> Result<(), DataError> {
         let mut extra = [0u8; 1];
-        let got = read_full(&mut self.r, &mut extra).map_err(|e| DataError::file(&self.file, format!("cannot read: {e}")))?;
+        let got = read_full(&mut self.r, &mut extra).map_err(io_err(&self.file))?;
         if self.left == 0 && got > 0 {
             return Err(DataError::file(
                 &self.file,
@@ -297,11 +347,51 @@ mod tests {
         assert!(parse_err(b"\x1f\x8b\x08\x00").starts_with("x.idx: not an IDX file: it starts with [1f, 8b, 08, 00]"));
         assert!(parse_err(&[0, 0, 0x08, 200, 0, 0]).contains("the header announces 200 dimensions but the file ends inside them"));
         assert!(parse_err(&idx(0x07, &[1], &[1])).contains("unknown IDX element type 0x07"));
-        assert!(parse_err(&idx(0x0E, &[u32::MAX, u32::MAX, u32::MAX], &[])).contains("too large to be real"));
-        // A huge but representable header allocates nothing big.
-        assert!(parse_err(&idx(0x08, &[1 << 30, 4], &[0; 8])).contains("truncated"));
+        assert_eq!(
+            parse_err(&idx(0x0E, &[u32::MAX, u32::MAX, u32::MAX], &[])),
+            "x.idx: the header's dimensions [4294967295, 4294967295, 4294967295] announce more than 1073741824 values, more than nnrun reads from one IDX file"
+        );
+        assert!(parse_err(&idx(0x08, &[1 << 30, 2], &[0; 8])).contains("announce more than 1073741824 values"));
+        // A huge header under the limit allocates nothing big.
+        assert!(parse_err(&idx(0x08, &[1 << 28, 4], &[0; 8])).contains("truncated"));
         assert!(parse_err(&[0, 0]).contains("not an IDX file"));
         assert!(parse_err(&[0, 0, 0x08, 0]).contains("0 dimensions"));
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_with_the_record() {
+        let f32s: Vec<u8> = [1.0f32, 2.0, 3.0, f32::NAN].iter().flat_map(|f| f.to_be_bytes()).collect();
+        assert_eq!(
+            parse_err(&idx(0x0D, &[2, 2], &f32s)),
+            "x.idx: record 1: value 1 of the record is NaN, not a finite number; nnrun needs finite values (IDX has no missing values)"
+        );
+        let f64s: Vec<u8> = [1e300f64, 0.0].iter().flat_map(|f| f.to_be_bytes()).collect();
+        assert!(parse_err(&idx(0x0E, &[2], &f64s)).starts_with("x.idx: record 0: value 0 of the record is inf"));
+        // Streamed, the record counts from the file's start.
+        let bytes = idx(0x0D, &[2, 2], &f32s);
+        let mut st = Stream::new(&bytes[..], "s.idx").unwrap();
+        assert_eq!(st.next(1).unwrap().1, [1.0, 2.0]);
+        assert!(st.next(1).unwrap_err().to_string().starts_with("s.idx: record 1: value 1"));
+    }
+
+    #[test]
+    fn headers_are_checked_against_the_file_and_the_limit() {
+        let d = temp_dir("idxsize");
+        // A raw file must hold exactly what its header announces, known before reading.
+        std::fs::write(d.join("short"), idx(0x08, &[1 << 28, 4], &[0; 8])).unwrap();
+        let e = read(&d.join("short"), "short").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "short: truncated: the header announces [268435456, 4] (1073741824 bytes of data) but the file holds 8 bytes after the header"
+        );
+        assert!(!e.is_io());
+        // A gzip bomb: inflating stops at the limit's worth of the header.
+        std::fs::write(d.join("bomb.gz"), gz(&idx(0x08, &[1 << 31, 1], &[]))).unwrap();
+        assert!(read(&d.join("bomb.gz"), "bomb.gz").unwrap_err().to_string().contains("announce more than 1073741824 values"));
+        let e = read(&d.join("nothing"), "nothing").unwrap_err();
+        assert!(e.is_io() && e.to_string().starts_with("nothing: cannot read: No such file"), "{e}");
+        let e = read(std::path::Path::new("/dev/zero"), "/dev/zero").unwrap_err();
+        assert_eq!(e.to_string(), "cannot read /dev/zero: it is a character device, not a regular file (copy it to a file first)");
     }
 
     #[test]

@@ -15,7 +15,39 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelIo {
     pub inputs: Vec<(String, Vec<usize>)>,
+    /// Per input: the Embedding that reads it, whose values must be indices.
+    pub indices: Vec<Option<IndexInput>>,
     pub outputs: Vec<OutputIo>,
+}
+
+/// A model input read by an Embedding: every value must be an integer in
+/// [0, input_dim), or the forward pass fails.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexInput {
+    /// The Embedding layer (the one with the smallest `input_dim`, if several).
+    pub layer: String,
+    pub input_dim: usize,
+}
+
+impl IndexInput {
+    /// Position and value of the first entry of `data` that is not an index.
+    pub fn first_bad(&self, data: &[f32]) -> Option<(usize, f32)> {
+        data.iter().position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as f64) < self.input_dim as f64)).map(|k| (k, data[k]))
+    }
+
+    /// What is wrong with `value` of input `input`; `transformed` when the
+    /// data's scale or normalization changed it on the way.
+    pub fn message(&self, input: &str, value: f32, transformed: bool) -> String {
+        let mut msg = format!(
+            "{value} is not an index for Embedding '{}' (which reads input '{input}'): it takes integers from 0 to {}",
+            self.layer,
+            self.input_dim.saturating_sub(1)
+        );
+        if transformed {
+            msg.push_str(" (this is the value after the data's `scale` and `normalize`; leave both out for an Embedding's input)");
+        }
+        msg
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,6 +150,30 @@ pub struct WindowPrep {
 }
 
 impl PrepState {
+    /// Whether preparing input `i` changes its values (scale or normalization).
+    pub fn transforms_input(&self, i: usize) -> bool {
+        self.scale != 1.0 || self.inputs.get(i).is_some_and(|p| p.shift.iter().any(|&s| s != 0.0) || p.div.iter().any(|&d| d != 1.0))
+    }
+
+    /// Column names for the `units` units of output `o`: the class names, then,
+    /// for units no training sample had, `unseen_<unit>`; numeric labels are
+    /// their own names.
+    pub fn class_names(&self, o: usize, units: usize) -> Vec<String> {
+        let Some(classes) = self.outputs.get(o).and_then(|p| p.classes.as_ref()) else {
+            return (0..units).map(|k| k.to_string()).collect();
+        };
+        let mut names: Vec<String> = classes.iter().take(units).cloned().collect();
+        for k in names.len()..units {
+            let mut name = format!("unseen_{k}");
+            // A class of the data may already have that name.
+            while names.contains(&name) || classes.contains(&name) {
+                name.insert(0, '_');
+            }
+            names.push(name);
+        }
+        names
+    }
+
     /// Prepares raw values of input `i` (any number of samples, row-major) in place.
     pub fn apply_input(&self, i: usize, data: &mut [f32]) {
         let p = &self.inputs[i];
@@ -140,12 +196,137 @@ impl PrepState {
             *y = (*y * p.div + p.shift) / p.scale;
         }
     }
+
+    /// Checks a saved state (from a model file: untrusted) against the model
+    /// it is to prepare data for: one entry per input and output, in order,
+    /// with the names, shapes, lengths and losses the model implies, and no
+    /// value that would break preparing or mapping back (NaN, a zero divisor).
+    /// `apply_input`, `restore_target` and `prep::apply` rely on it.
+    pub fn check(&self, io: &ModelIo) -> Result<(), String> {
+        let names = |v: &mut dyn Iterator<Item = &str>| v.map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+        if self.inputs.len() != io.inputs.len() {
+            return Err(format!(
+                "its preprocessing describes {} input(s) ({}) but the model has {} ({})",
+                self.inputs.len(),
+                names(&mut self.inputs.iter().map(|p| p.name.as_str())),
+                io.inputs.len(),
+                names(&mut io.inputs.iter().map(|(n, _)| n.as_str()))
+            ));
+        }
+        if self.outputs.len() != io.outputs.len() {
+            return Err(format!(
+                "its preprocessing describes {} output(s) ({}) but the model has {} ({})",
+                self.outputs.len(),
+                names(&mut self.outputs.iter().map(|p| p.name.as_str())),
+                io.outputs.len(),
+                names(&mut io.outputs.iter().map(|o| o.name.as_str()))
+            ));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(format!("its preprocessing has scale {}; it must be a positive number", self.scale));
+        }
+        let finite = |what: &str, v: &[f32]| match v.iter().position(|x| !x.is_finite()) {
+            Some(k) => Err(format!("{what}[{k}] is {}, not a finite number", v[k])),
+            None => Ok(()),
+        };
+        if self.source == SourceKind::Idx && (io.inputs.len() != 1 || io.outputs.len() != 1) {
+            return Err("its preprocessing is for IDX data, which feeds one input and one output".into());
+        }
+        if let Some(w) = &self.window {
+            let fits = |(name, shape): &(String, Vec<usize>)| (*shape == [w.size, 1] || *shape == [w.size]) && self.inputs[0].name == *name;
+            let ok = self.source == SourceKind::Csv && io.inputs.len() == 1 && io.outputs.len() == 1 && fits(&io.inputs[0]);
+            if !ok || self.inputs[0].features != [w.column.clone()] {
+                let model: Vec<String> = io.inputs.iter().map(|(n, s)| format!("'{n}' {s:?}")).collect();
+                return Err(format!(
+                    "its preprocessing reads windows of {} values of column '{}', which the model's inputs ({}) can't take",
+                    w.size,
+                    w.column,
+                    model.join(", ")
+                ));
+            }
+        }
+        for (p, (name, shape)) in self.inputs.iter().zip(&io.inputs) {
+            let at = format!("preprocessing of input '{}'", p.name);
+            if p.name != *name || p.shape != *shape {
+                return Err(format!(
+                    "its preprocessing is for input '{}' of shape {:?}, but the model's input is '{name}' of shape {shape:?}",
+                    p.name, p.shape
+                ));
+            }
+            let width: usize = shape.iter().product();
+            for (what, len) in [("shift", p.shift.len()), ("div", p.div.len())].into_iter().chain(p.fill.as_ref().map(|f| ("fill", f.len()))) {
+                if len != width {
+                    return Err(format!("the {at}: `{what}` holds {len} values, but the input has {width} per sample"));
+                }
+            }
+            let features = match (self.source, &self.window) {
+                (SourceKind::Idx, _) => 0,
+                (SourceKind::Csv, Some(_)) => 1,
+                (SourceKind::Csv, None) => width,
+            };
+            if p.features.len() != features {
+                return Err(format!("the {at}: {} feature column(s), but the input takes {features}", p.features.len()));
+            }
+            finite(&format!("the {at}: shift"), &p.shift)?;
+            finite(&format!("the {at}: div"), &p.div)?;
+            if let Some(fill) = &p.fill {
+                finite(&format!("the {at}: fill"), fill)?;
+            }
+            if let Some(k) = p.div.iter().position(|&d| d == 0.0) {
+                return Err(format!("the {at}: div[{k}] is 0, a division by zero"));
+            }
+            if (self.missing == Missing::Mean) != p.fill.is_some() {
+                return Err(format!("the {at}: fill values must be given exactly when `missing` is mean"));
+            }
+        }
+        for (p, out) in self.outputs.iter().zip(&io.outputs) {
+            let at = format!("preprocessing of output '{}'", p.name);
+            let loss = crate::spec::training::canonical_loss(&out.loss);
+            if p.name != out.name {
+                return Err(format!("its preprocessing is for output '{}', but the model's output is '{}'", p.name, out.name));
+            }
+            if p.loss != loss {
+                return Err(format!("the {at} records loss '{}', but the embedded spec trains it with '{loss}'", p.loss));
+            }
+            finite(&format!("the {at}: scale, shift and div"), &[p.scale, p.shift, p.div])?;
+            if p.scale == 0.0 || p.div == 0.0 {
+                return Err(format!("the {at}: a scale or div of 0, a division by zero"));
+            }
+            let units: usize = out.shape.iter().product();
+            let classes = p.classes.as_deref();
+            let most = match loss {
+                "categorical_crossentropy" | "sparse_categorical_crossentropy" => units,
+                "binary_crossentropy" => 2,
+                "ctc" => out.shape.last().map_or(0, |c| c.saturating_sub(1)),
+                _ if classes.is_some() => return Err(format!("the {at} lists classes, but loss '{loss}' is a regression")),
+                _ => continue,
+            };
+            let Some(c) = classes else { continue };
+            if c.len() > most {
+                let what = if loss == "ctc" { "tokens (and the ctc blank)" } else { "classes" };
+                return Err(format!("the {at} lists {} {what}, more than the output's {} units take", c.len(), out.shape.last().copied().unwrap_or(0)));
+            }
+            // Class names are sorted (lookups search them); ctc tokens are in
+            // numeric order when they are numbers.
+            let ordered = if loss == "ctc" { c.iter().enumerate().all(|(i, a)| !c[..i].contains(a)) } else { c.windows(2).all(|w| w[0] < w[1]) };
+            if c.is_empty() || !ordered || c.iter().any(String::is_empty) {
+                return Err(format!("the {at}: the class list is empty, has an empty or repeated name, or is out of order"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{file}: {msg} (named at line {line} of the spec; paths are relative to the spec file's folder)")]
     Open { file: String, line: usize, msg: String },
+    /// Opening or reading failed (or the file is not a regular file).
+    #[error(transparent)]
+    Read(#[from] crate::io::ReadError),
+    /// Reading failed part way.
+    #[error("{file}: {msg}")]
+    Unreadable { file: String, msg: String },
     #[error("{file}: row {row}, column '{column}': {msg}")]
     Cell { file: String, row: usize, column: String, msg: String },
     #[error("{file}: {msg}")]
@@ -155,6 +336,83 @@ pub enum DataError {
 impl DataError {
     pub(crate) fn file(file: &str, msg: impl Into<String>) -> Self {
         DataError::File { file: file.to_string(), msg: msg.into() }
+    }
+
+    /// The file could not be opened or read (exit code 2), as opposed to a
+    /// file whose contents are not acceptable (exit code 1).
+    pub fn is_io(&self) -> bool {
+        match self {
+            DataError::Open { .. } | DataError::Unreadable { .. } => true,
+            DataError::Read(e) => e.is_io(),
+            DataError::Cell { .. } | DataError::File { .. } => false,
+        }
+    }
+}
+
+/// A classification output whose training split lacks some of its classes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MissingClasses {
+    pub output: String,
+    /// Classes the output has (units; 2 for a one-unit binary output).
+    pub expected: usize,
+    /// The classes the training split holds (names, or label values).
+    pub present: Vec<String>,
+    /// The labels that never occur, when the labels are numbers; empty when
+    /// the classes are names (the missing names are unknown).
+    pub missing: Vec<String>,
+}
+
+impl std::fmt::Display for MissingClasses {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let n = self.present.len();
+        write!(
+            f,
+            "output '{}' has {} classes, but the training split holds {} of them ({})",
+            self.output,
+            self.expected,
+            if n == 1 { "only 1".to_string() } else { n.to_string() },
+            prep::list(&self.present)
+        )?;
+        match self.missing.len() {
+            0 => Ok(()),
+            1 => write!(f, "; label {} never occurs", self.missing[0]),
+            _ => write!(f, "; labels {} never occur", prep::list(&self.missing)),
+        }
+    }
+}
+
+impl Prepared {
+    /// Classification outputs (crossentropy on one class per sample) whose
+    /// training split holds fewer classes than the output has: the model
+    /// can't learn the others, and `predict` can only number them.
+    pub fn missing_classes(&self, io: &ModelIo) -> Vec<MissingClasses> {
+        let mut out = Vec::new();
+        for (o, (io_out, p)) in io.outputs.iter().zip(&self.prep.outputs).enumerate() {
+            let units: usize = io_out.shape.iter().product();
+            let expected = match p.loss.as_str() {
+                "categorical_crossentropy" | "sparse_categorical_crossentropy" if io_out.shape.len() == 1 => units,
+                "binary_crossentropy" if units == 1 => 2,
+                _ => continue,
+            };
+            let Some(t) = self.train.targets.get(o) else { continue };
+            if let Some(classes) = &p.classes {
+                if classes.len() < expected {
+                    out.push(MissingClasses { output: p.name.clone(), expected, present: classes.clone(), missing: Vec::new() });
+                }
+                continue;
+            }
+            let labels: std::collections::BTreeSet<usize> = if p.loss == "categorical_crossentropy" {
+                (0..self.train.n).filter_map(|i| t.sample(i).iter().position(|&v| v == 1.0)).collect()
+            } else {
+                t.data.iter().map(|&v| v as usize).collect()
+            };
+            if labels.len() < expected {
+                let present = labels.iter().map(|l| l.to_string()).collect();
+                let missing = (0..expected).filter(|l| !labels.contains(l)).map(|l| l.to_string()).collect();
+                out.push(MissingClasses { output: p.name.clone(), expected, present, missing });
+            }
+        }
+        out
     }
 }
 
@@ -166,14 +424,17 @@ pub(crate) struct DataFile {
 }
 
 fn open(spec_dir: &Path, p: &Named) -> Result<DataFile, DataError> {
+    use crate::io::ReadError;
     let path = resolve(spec_dir, &p.name);
     let name = path.display().to_string();
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => Ok(DataFile { path, name }),
-        Ok(_) => Err(DataError::Open { file: name, line: p.pos.line, msg: "is not a file".into() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DataError::Open { file: name, line: p.pos.line, msg: "no such file".into() }),
-        Err(e) => Err(DataError::Open { file: name, line: p.pos.line, msg: e.to_string() }),
-    }
+    let msg = match crate::io::open_regular(&path) {
+        Ok(_) => return Ok(DataFile { path, name }),
+        Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => "no such file".to_string(),
+        Err(ReadError::Io { source, .. }) => format!("cannot read: {source}"),
+        Err(ReadError::NotRegular { kind, .. }) => format!("is {kind}, not a regular file"),
+        Err(e) => e.to_string(),
+    };
+    Err(DataError::Open { file: name, line: p.pos.line, msg })
 }
 
 /// Reads one source into a raw table (features unscaled, NaN = missing).
@@ -210,7 +471,8 @@ pub fn file_digests(data: &DataSpec, spec_dir: &Path) -> std::collections::BTree
     });
     let mut out = std::collections::BTreeMap::new();
     for n in names {
-        let Ok(mut f) = std::fs::File::open(resolve(spec_dir, &n.name)) else { continue };
+        // Regular files only: a FIFO would block here.
+        let Ok((mut f, _)) = crate::io::open_regular(&resolve(spec_dir, &n.name)) else { continue };
         let mut h = Sha256::new();
         if std::io::copy(&mut f, &mut h).is_ok() {
             out.insert(n.name.clone(), h.finalize().iter().map(|b| format!("{b:02x}")).collect());
@@ -262,6 +524,7 @@ pub(crate) mod testutil {
     pub fn io(inputs: &[(&str, &[usize])], outputs: &[(&str, &[usize], &str)]) -> ModelIo {
         ModelIo {
             inputs: inputs.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect(),
+            indices: vec![None; inputs.len()],
             outputs: outputs.iter().map(|(n, s, l)| OutputIo { name: n.to_string(), shape: s.to_vec(), loss: l.to_string() }).collect(),
         }
     }
@@ -280,6 +543,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::spec::data::SourceSpec;
 
     fn repo() -> &'static Path {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -310,6 +574,140 @@ mod tests {
         let p = load_in(repo(), src, &io(&[("input", &[784])], &[("out", &[10], "categorical_crossentropy")])).unwrap();
         assert_eq!(p.train.targets[0].shape, vec![10]);
         assert_eq!(p.train.targets[0].sample(0).iter().sum::<f32>(), 1.0);
+    }
+
+    /// A saved state is checked against the model before it prepares anything.
+    #[test]
+    fn saved_preprocessing_must_fit_the_model() {
+        let src = "train: data/tabular/iris_named.csv\ntarget: species\nnormalize: standard\n";
+        let model = io(&[("input", &[4])], &[("out", &[3], "categorical_crossentropy")]);
+        let good = load_in(repo(), src, &model).unwrap().prep;
+        assert_eq!(good.check(&model), Ok(()));
+        let check = |edit: &dyn Fn(&mut PrepState)| {
+            let mut p = good.clone();
+            edit(&mut p);
+            p.check(&model).unwrap_err()
+        };
+        assert_eq!(check(&|p| p.inputs[0].div.truncate(3)), "the preprocessing of input 'input': `div` holds 3 values, but the input has 4 per sample");
+        assert_eq!(check(&|p| p.inputs.clear()), "its preprocessing describes 0 input(s) () but the model has 1 ('input')");
+        assert_eq!(check(&|p| p.outputs.clear()), "its preprocessing describes 0 output(s) () but the model has 1 ('out')");
+        assert_eq!(check(&|p| p.inputs[0].shift[2] = f32::NAN), "the preprocessing of input 'input': shift[2] is NaN, not a finite number");
+        assert_eq!(check(&|p| p.inputs[0].div[1] = 0.0), "the preprocessing of input 'input': div[1] is 0, a division by zero");
+        assert_eq!(check(&|p| p.inputs[0].features.pop().map_or((), drop)), "the preprocessing of input 'input': 3 feature column(s), but the input takes 4");
+        assert_eq!(check(&|p| p.inputs[0].name = "x".into()), "its preprocessing is for input 'x' of shape [4], but the model's input is 'input' of shape [4]");
+        assert_eq!(
+            check(&|p| p.inputs[0].fill = Some(vec![0.0; 4])),
+            "the preprocessing of input 'input': fill values must be given exactly when `missing` is mean"
+        );
+        assert_eq!(check(&|p| p.scale = 0.0), "its preprocessing has scale 0; it must be a positive number");
+        assert_eq!(
+            check(&|p| p.outputs[0].loss = "mean_squared_error".into()),
+            "the preprocessing of output 'out' records loss 'mean_squared_error', but the embedded spec trains it with 'categorical_crossentropy'"
+        );
+        assert_eq!(
+            check(&|p| p.outputs[0].classes.as_mut().unwrap().push("zebra".into())),
+            "the preprocessing of output 'out' lists 4 classes, more than the output's 3 units take"
+        );
+        assert_eq!(
+            check(&|p| p.outputs[0].classes.as_mut().unwrap().swap(0, 1)),
+            "the preprocessing of output 'out': the class list is empty, has an empty or repeated name, or is out of order"
+        );
+        assert_eq!(check(&|p| p.outputs[0].div = 0.0), "the preprocessing of output 'out': a scale or div of 0, a division by zero");
+        assert!(check(&|p| p.window = Some(WindowPrep { column: "x".into(), size: 4 })).contains("reads windows of 4 values of column 'x'"));
+        assert_eq!(check(&|p| p.source = SourceKind::Idx), "the preprocessing of input 'input': 4 feature column(s), but the input takes 0");
+        // Numeric regressions have no classes; ctc leaves one class for the blank.
+        let reg = io(&[("input", &[4])], &[("out", &[3], "mse")]);
+        let mut p = good.clone();
+        p.outputs[0].loss = "mean_squared_error".into();
+        assert_eq!(p.check(&reg).unwrap_err(), "the preprocessing of output 'out' lists classes, but loss 'mean_squared_error' is a regression");
+        let ctc = io(&[("input", &[4])], &[("out", &[5, 3], "ctc")]);
+        p.outputs[0].loss = "ctc".into();
+        assert_eq!(p.check(&ctc).unwrap_err(), "the preprocessing of output 'out' lists 3 tokens (and the ctc blank), more than the output's 3 units take");
+        p.outputs[0].classes.as_mut().unwrap().pop();
+        assert_eq!(p.check(&ctc), Ok(()));
+    }
+
+    #[test]
+    fn classes_the_training_split_lacks() {
+        let d = testutil::temp_dir("classes");
+        std::fs::write(d.join("s.csv"), "x,s,n\n1,a,0\n2,a,2\n3,b,0\n").unwrap();
+        let named = io(&[("input", &[1])], &[("out", &[3], "sparse_categorical_crossentropy")]);
+        let p = load_in(&d, "train: s.csv\ntarget: s\nfeatures: x\n", &named).unwrap();
+        let m = p.missing_classes(&named);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].to_string(), "output 'out' has 3 classes, but the training split holds 2 of them (a, b)");
+        assert_eq!(p.prep.class_names(0, 3), ["a", "b", "unseen_2"]);
+        for loss in ["sparse_categorical_crossentropy", "categorical_crossentropy"] {
+            let numbered = io(&[("input", &[1])], &[("out", &[3], loss)]);
+            let p = load_in(&d, "train: s.csv\ntarget: n\nfeatures: x\n", &numbered).unwrap();
+            assert_eq!(
+                p.missing_classes(&numbered)[0].to_string(),
+                "output 'out' has 3 classes, but the training split holds 2 of them (0, 2); label 1 never occurs"
+            );
+            assert_eq!(p.prep.class_names(0, 3), ["0", "1", "2"]);
+        }
+        std::fs::write(d.join("one.csv"), "x,s\n1,a\n2,a\n").unwrap();
+        let binary = io(&[("input", &[1])], &[("out", &[1], "binary_crossentropy")]);
+        let p = load_in(&d, "train: one.csv\ntarget: s\n", &binary).unwrap();
+        assert_eq!(p.missing_classes(&binary)[0].to_string(), "output 'out' has 2 classes, but the training split holds only 1 of them (a)");
+        // A class of the data named like a placeholder keeps its name.
+        let mut prep = p.prep.clone();
+        prep.outputs[0].classes = Some(vec!["unseen_1".into()]);
+        assert_eq!(prep.class_names(0, 2), ["unseen_1", "_unseen_1"]);
+        // Every class present, or a regression: nothing to say.
+        let p = load_in(&d, "train: s.csv\ntarget: s\nfeatures: x\n", &io(&[("input", &[1])], &[("out", &[2], "categorical_crossentropy")])).unwrap();
+        assert!(p.missing_classes(&io(&[("input", &[1])], &[("out", &[2], "categorical_crossentropy")])).is_empty());
+        let reg = io(&[("input", &[1])], &[("out", &[1], "mse")]);
+        assert!(load_in(&d, "train: s.csv\ntarget: n\nfeatures: x\n", &reg).unwrap().missing_classes(&reg).is_empty());
+    }
+
+    #[test]
+    fn embedding_inputs_must_be_indices() {
+        let d = testutil::temp_dir("emb");
+        std::fs::write(d.join("t.csv"), "w1,w2,y\n1,2,0\n3,2.5,1\n").unwrap();
+        let mut model = io(&[("tokens", &[2])], &[("out", &[1], "binary_crossentropy")]);
+        model.indices[0] = Some(IndexInput { layer: "embedding".into(), input_dim: 4 });
+        let e = err(load_in(&d, "train: t.csv\ntarget: y\n", &model));
+        let f = d.join("t.csv").display().to_string();
+        assert_eq!(
+            e,
+            format!("{f}: row 3, column 'w2': 2.5 is not an index for Embedding 'embedding' (which reads input 'tokens'): it takes integers from 0 to 3")
+        );
+        std::fs::write(d.join("t.csv"), "w1,w2,y\n1,2,0\n3,4,1\n").unwrap();
+        assert!(err(load_in(&d, "train: t.csv\ntarget: y\n", &model)).contains("row 3, column 'w2': 4 is not an index"));
+        std::fs::write(d.join("t.csv"), "w1,w2,y\n1,2,0\n3,0,1\n").unwrap();
+        let e = err(load_in(&d, "train: t.csv\ntarget: y\nscale: 0.5\n", &model));
+        assert!(e.ends_with("row 2, column 'w1': 0.5 is not an index for Embedding 'embedding' (which reads input 'tokens'): it takes integers from 0 to 3 (this is the value after the data's `scale` and `normalize`; leave both out for an Embedding's input)"), "{e}");
+        let p = load_in(&d, "train: t.csv\ntarget: y\n", &model).unwrap();
+        assert_eq!(p.train.inputs[0].data, [1., 2., 3., 0.]);
+        // Data prepared with saved statistics is checked too.
+        std::fs::write(d.join("e.csv"), "w1,w2,y\n-1,2,0\n").unwrap();
+        let spec = spec("train: t.csv\ntarget: y\n");
+        let src = SourceSpec::Csv { path: Named { name: "e.csv".into(), pos: Default::default() } };
+        let e = load_with(&spec, &src, &d, &model, &p.prep).unwrap_err().to_string();
+        assert!(
+            e.ends_with("e.csv: row 2, column 'w1': -1 is not an index for Embedding 'embedding' (which reads input 'tokens'): it takes integers from 0 to 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn io_errors_are_told_apart_from_bad_contents() {
+        let model = io(&[("input", &[1])], &[("o", &[1], "mean_squared_error")]);
+        let missing = load_in(Path::new("specs"), "train: ../nope.csv\ntarget: y\n", &model).unwrap_err();
+        assert!(missing.is_io());
+        let d = testutil::temp_dir("isio");
+        std::fs::write(d.join("bad.csv"), "x,y\n1\n").unwrap();
+        assert!(!load_in(&d, "train: bad.csv\ntarget: y\n", &model).unwrap_err().is_io());
+        let dev = load_in(Path::new("/dev"), "train: zero\ntarget: y\n", &model).unwrap_err();
+        assert_eq!(
+            dev.to_string(),
+            "/dev/zero: is a character device, not a regular file (named at line 1 of the spec; paths are relative to the spec file's folder)"
+        );
+        assert!(dev.is_io());
+        // A line without end stops at the limit, as bad contents.
+        let e = csv::open(Path::new("/dev/zero"), "/dev/zero").err().unwrap();
+        assert_eq!(e.to_string(), "cannot read /dev/zero: it is a character device, not a regular file (copy it to a file first)");
     }
 
     #[test]

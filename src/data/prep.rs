@@ -190,11 +190,13 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
         } else {
             stats(&train.inputs[i], w, spec.normalize)
         };
+        let transformed = scale != 1.0 || shift.iter().any(|&s| s != 0.0) || div.iter().any(|&d| d != 1.0);
         for (k, t) in std::iter::once(&mut train).chain(others.iter_mut()).enumerate() {
             let mut data = std::mem::take(&mut t.inputs[i]);
             for (j, x) in data.iter_mut().enumerate() {
                 *x = (*x - shift[j % w]) / div[j % w];
             }
+            check_indices(t, io, i, &data, transformed)?;
             arrays[k].push(Array { shape: shape.clone(), data });
         }
         input_preps.push(InputPrep {
@@ -266,6 +268,18 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
             window: spec.window.as_ref().map(|w| WindowPrep { column: w.column.name.clone(), size: w.size }),
         },
     })
+}
+
+/// Prepared values of input `i` of `t` that feed an Embedding must be
+/// indices it has: found here, at the row and column, rather than inside the
+/// first forward pass.
+fn check_indices(t: &Table, io: &ModelIo, i: usize, data: &[f32], transformed: bool) -> Result<(), DataError> {
+    let Some(ix) = io.indices.get(i).and_then(Option::as_ref) else { return Ok(()) };
+    let Some((k, v)) = ix.first_bad(data) else { return Ok(()) };
+    let w = t.widths[i].max(1);
+    let features = &t.features[i];
+    let column = features.get(k % w).or(features.first()).map_or("", String::as_str);
+    Err(t.error_at(&t.file, k / w, column, ix.message(&io.inputs[i].0, v, transformed)))
 }
 
 /// Fills NaN features (and numeric targets) with the training mean; returns
@@ -344,6 +358,11 @@ fn parse_num(s: &str) -> Option<f32> {
     s.trim().parse::<f32>().ok().filter(|x| x.is_finite())
 }
 
+/// Text that is no number at all (`inf` and `NaN` are numbers, if unusable ones).
+fn is_text(s: &str) -> bool {
+    s.trim().parse::<f32>().is_err()
+}
+
 /// Per table the target values, and the class names when they were strings.
 type Typed = (Vec<Vec<f32>>, Option<Vec<String>>);
 
@@ -352,7 +371,7 @@ type Typed = (Vec<Vec<f32>>, Option<Vec<String>>);
 fn typed_targets(tables: &[&Table], o: usize, out: &OutputIo) -> Result<Typed, DataError> {
     let col = &tables[0].targets[o];
     let text = match &col.values {
-        Values::Str(train) => train.iter().position(|s| !s.is_empty() && parse_num(s).is_none()),
+        Values::Str(train) => train.iter().position(|s| !s.is_empty() && is_text(s)),
         Values::Num(_) => None,
     };
     let Some(first_text) = text else {
@@ -393,7 +412,12 @@ fn numeric_targets(t: &Table, o: usize, train_col: &str) -> Result<Vec<f32>, Dat
                     return Err(missing_target(t, o, i));
                 }
                 parse_num(s).ok_or_else(|| {
-                    t.error_at(&t.targets[o].file, i, train_col, format!("'{s}' is not a number, but the training values of this column are numbers"))
+                    let msg = if is_text(s) {
+                        format!("'{s}' is not a number, but the training values of this column are numbers")
+                    } else {
+                        super::csv::not_finite(s, "leave a missing target empty and set `missing: drop`")
+                    };
+                    t.error_at(&t.targets[o].file, i, train_col, msg)
                 })
             })
             .collect(),
@@ -431,6 +455,7 @@ pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, Dat
         }
         let mut data = std::mem::take(&mut t.inputs[i]);
         state.apply_input(i, &mut data);
+        check_indices(&t, io, i, &data, state.transforms_input(i))?;
         inputs.push(Array { shape: shape.clone(), data });
     }
     let mut targets = Vec::new();
@@ -520,7 +545,7 @@ fn ctc_encode(t: &Table, o: usize, vocab: &[String], width: usize) -> Result<Arr
     Ok(Array { shape: vec![width], data })
 }
 
-fn list(items: &[String]) -> String {
+pub(crate) fn list(items: &[String]) -> String {
     if items.len() <= 12 { items.join(", ") } else { format!("{}, ... ({} in all)", items[..10].join(", "), items.len()) }
 }
 

@@ -6,6 +6,7 @@ use crate::diag::Diagnostic;
 use crate::layers::Activation;
 use crate::spec::training::{Losses, canonical_loss};
 use crate::spec::{Named, Spec};
+use std::collections::{HashMap, HashSet};
 
 pub fn run(model: &Model, spec: &Spec, diags: &mut Vec<Diagnostic>) {
     single_unit_softmax(model, diags);
@@ -103,25 +104,28 @@ pub fn pair_losses<'a>(model: &Model, losses: &'a Losses, diags: &mut Vec<Diagno
             model.outputs.iter().copied().zip(v.iter()).collect()
         }
         Losses::ByOutput(v) => {
+            // Maps both ways, so thousands of outputs stay linear.
+            let by_name: HashMap<&str, usize> = model.outputs.iter().map(|&o| (model.layers[o].name.as_str(), o)).collect();
+            let named: HashSet<&str> = v.iter().map(|(n, _)| n.name.as_str()).collect();
             let mut out = Vec::new();
             for (name, loss) in v {
-                match model.outputs.iter().find(|&&o| model.layers[o].name == name.name) {
+                match by_name.get(name.name.as_str()) {
                     Some(&o) => out.push((o, loss)),
                     None => {
-                        let outs: Vec<&str> = model.outputs.iter().map(|&o| model.layers[o].name.as_str()).collect();
+                        let outs = super::fmt_names(model.outputs.iter().map(|&o| model.layers[o].name.as_str()));
                         diags.push(
                             Diagnostic::error(
                                 format!("`training.loss` names '{}', which is not a model output", name.name),
                                 name.pos,
                                 format!("training.loss.{}", name.name),
                             )
-                            .with_hint(format!("outputs: {}", outs.join(", "))),
+                            .with_hint(format!("outputs: {outs}")),
                         );
                     }
                 }
             }
             for &o in &model.outputs {
-                if !v.iter().any(|(n, _)| n.name == model.layers[o].name) {
+                if !named.contains(model.layers[o].name.as_str()) {
                     let pos = v.first().map(|(n, _)| n.pos).unwrap_or_default();
                     diags.push(Diagnostic::error(format!("`training.loss` gives no loss for output '{}'", model.layers[o].name), pos, "training.loss"));
                 }

@@ -3,7 +3,7 @@
 
 use super::activation::{read_activation, read_initializer};
 use super::core::channels_last;
-use super::{Activation, Ctx, Layer, LayerType, Shape, ShapeError, Weight, expect_rank, fmt_shape};
+use super::{Activation, Ctx, Layer, LayerType, MAX_ELEMENTS, Shape, ShapeError, Weight, expect_rank, fmt_shape, overflow, size, sizes};
 use crate::kernels;
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
@@ -40,20 +40,29 @@ pub fn sliding_window(
     padding: &str,
 ) -> Result<Vec<usize>, ShapeError> {
     // The message ends with the input shape: the graph appends "from '<layer>'".
-    let out: Vec<i64> = (0..size.len())
-        .map(|i| {
-            let (n, s) = (input[i] as i64, strides[i] as i64);
-            let span = (dilation[i] * (size[i] - 1) + 1) as i64;
-            // "same" and "causal" pad so that only the stride shrinks the axis.
-            let kept = if padding == "valid" { n - span } else { n - 1 };
-            kept.div_euclid(s) + 1
-        })
-        .collect();
+    // i128: sizes are usize (up to 2^64) and a dilated span multiplies two of
+    // them, so no sum or product here can wrap; a product past i128 is
+    // reported as an overflow.
+    let span = |i: usize| (dilation[i] as i128).checked_mul(size[i] as i128 - 1).map(|s| s + 1);
+    let mut out: Vec<i128> = Vec::with_capacity(size.len());
+    for i in 0..size.len() {
+        let (n, s) = (input[i] as i128, strides[i].max(1) as i128);
+        let Some(span) = span(i).filter(|&s| padding == "valid" || s <= MAX_ELEMENTS as i128) else {
+            // Padding would add span - 1 cells along the axis.
+            return Err(super::overflow(format!("padding {:?} for the window of {what} {}{}", padding, fmt_tuple(size), dilation_text(dilation)))
+                .hint(format!("use a smaller {what}{}", if dilation.iter().any(|&d| d > 1) { " or dilation_rate" } else { "" }))
+                .at(what));
+        };
+        // "same" and "causal" pad so that only the stride shrinks the axis.
+        let kept = if padding == "valid" { n - span } else { n - 1 };
+        out.push(kept.div_euclid(s) + 1);
+    }
     if out.iter().all(|&o| o > 0) {
+        // Each is at most the input size, so it fits a usize.
         return Ok(out.into_iter().map(|o| o as usize).collect());
     }
     let dilated = if dilation.iter().any(|&d| d > 1) {
-        let span: Vec<usize> = (0..size.len()).map(|i| dilation[i] * (size[i] - 1) + 1).collect();
+        let span: Vec<String> = (0..size.len()).map(|i| span(i).map_or("?".into(), |s| s.to_string())).collect();
         format!(" with dilation_rate {} (spanning {})", fmt_tuple(dilation), fmt_tuple(&span))
     } else {
         String::new()
@@ -71,6 +80,10 @@ pub fn sliding_window(
 // ---- tensor helpers shared with pooling ---------------------------------------------
 // Windows run on (B, H, W, C); a 1D layer adds a unit W axis, so every sliding
 // window goes through the same code (and the same candle ops).
+
+fn dilation_text(dilation: &[usize]) -> String {
+    if dilation.iter().any(|&d| d > 1) { format!(" with dilation_rate {}", fmt_tuple(dilation)) } else { String::new() }
+}
 
 /// A per-axis argument as (height, width); 1D layers get `fill` for the unit W axis.
 pub fn pair(v: &[usize], fill: usize) -> [usize; 2] {
@@ -189,13 +202,13 @@ pub struct Conv {
 impl Conv {
     fn read(a: &mut Args, dims: usize) -> Self {
         let paddings: &[&'static str] = if dims == 1 { &["valid", "same", "causal"] } else { &["valid", "same"] };
-        let filters = a.usize("filters", None, 1);
-        let kernel_size = a.ints("kernel_size", dims, None, 1);
-        let strides = a.ints("strides", dims, Some(1), 1);
+        let filters = size(a, "filters", None, 1);
+        let kernel_size = sizes(a, "kernel_size", dims, None, 1);
+        let strides = sizes(a, "strides", dims, Some(1), 1);
         let padding = a.choice("padding", Some("valid"), paddings);
         channels_last(a);
-        let dilation_rate = a.ints("dilation_rate", dims, Some(1), 1);
-        let groups = a.usize("groups", Some(1), 1);
+        let dilation_rate = sizes(a, "dilation_rate", dims, Some(1), 1);
+        let groups = size(a, "groups", Some(1), 1);
         // Keras's BaseConv rejects these combinations when the layer is created.
         if strides.iter().any(|&s| s > 1)
             && dilation_rate.iter().any(|&d| d > 1)
@@ -378,8 +391,13 @@ fn read_padding(a: &mut Args) -> [[usize; 2]; 2] {
     let kind = "an integer >= 0, [height, width] or [[top, bottom], [left, right]]";
     let default = [[1, 1], [1, 1]];
     let Some(node) = a.raw("padding", kind, Some("[1, 1]".into())) else { return default };
-    let pair = |n: &Node| -> Option<[usize; 2]> {
-        let int = |n: &Node| n.as_int().filter(|&i| i >= 0).map(|i| i as usize);
+    let mut too_large = false;
+    let mut pair = |n: &Node| -> Option<[usize; 2]> {
+        let mut int = |n: &Node| {
+            let i = n.as_int().filter(|&i| i >= 0)? as usize;
+            too_large |= i > MAX_ELEMENTS;
+            Some(i)
+        };
         match n.as_seq() {
             Some([x, y]) => Some([int(x)?, int(y)?]),
             Some(_) => None,
@@ -391,10 +409,17 @@ fn read_padding(a: &mut Args) -> [[usize; 2]; 2] {
         Some(_) => None,
         None => pair(node).map(|p| [p, p]),
     };
-    parsed.unwrap_or_else(|| {
-        a.error("padding", node, format!("must be {kind}, received {}", node.describe()), None);
-        default
-    })
+    match parsed {
+        Some(_) if too_large => {
+            a.too_large("padding", node, MAX_ELEMENTS);
+            default
+        }
+        Some(p) => p,
+        None => {
+            a.error("padding", node, format!("must be {kind}, received {}", node.describe()), None);
+            default
+        }
+    }
 }
 
 impl Layer for ZeroPadding2D {
@@ -402,7 +427,11 @@ impl Layer for ZeroPadding2D {
         let input = &inputs[0];
         expect_spatial(input, 2)?;
         let [[t, b], [l, r]] = self.padding;
-        Ok(vec![input[0] + t + b, input[1] + l + r, input[2]])
+        let grow = |n: usize, x: usize, y: usize| n.checked_add(x)?.checked_add(y);
+        match (grow(input[0], t, b), grow(input[1], l, r)) {
+            (Some(h), Some(w)) => Ok(vec![h, w, input[2]]),
+            _ => Err(overflow(format!("the padded output of {}", fmt_shape(input))).at("padding")),
+        }
     }
 
     fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
@@ -418,7 +447,7 @@ pub static UP_SAMPLING2D: LayerType = LayerType {
     family: "conv",
     summary: "Repeats the rows and columns of an image `size` times: (h*sh, w*sw, channels).",
     build: |a| {
-        let size = a.ints("size", 2, Some(2), 1);
+        let size = sizes(a, "size", 2, Some(2), 1);
         channels_last(a);
         let interpolation = a.choice("interpolation", Some("nearest"), &["nearest", "bilinear"]);
         Box::new(UpSampling2D { size, interpolation })
@@ -435,7 +464,10 @@ impl Layer for UpSampling2D {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         let input = &inputs[0];
         expect_spatial(input, 2)?;
-        Ok(vec![input[0] * self.size[0], input[1] * self.size[1], input[2]])
+        match (input[0].checked_mul(self.size[0]), input[1].checked_mul(self.size[1])) {
+            (Some(h), Some(w)) => Ok(vec![h, w, input[2]]),
+            _ => Err(overflow(format!("the upsampled output of {}", fmt_shape(input))).at("size")),
+        }
     }
 
     fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
@@ -924,6 +956,42 @@ pub(super) mod tests {
         }
         let e = infer("ZeroPadding2D", "{}", &[&[28, 28]]).unwrap_err();
         assert_eq!(e.message, "expects a 4-D input (batch, height, width, channels), received (batch, 28, 28)");
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_or_computed_exactly() {
+        let big = "9223372036854775807";
+        for (ty, yaml) in [
+            ("ZeroPadding2D", format!("{{padding: {big}}}")),
+            ("ZeroPadding2D", format!("{{padding: [[0, {big}], 1]}}")),
+            ("UpSampling2D", format!("{{size: {big}}}")),
+            ("Conv1D", format!("{{filters: 1, kernel_size: 3, dilation_rate: {big}}}")),
+            ("Conv2D", format!("{{filters: {big}, kernel_size: 3}}")),
+            ("Conv2D", format!("{{filters: 1, kernel_size: [1, {big}]}}")),
+        ] {
+            let e = arg_error(ty, &yaml);
+            assert!(e.contains("must be at most 274,877,906,944 (2^38), received"), "{ty} {yaml}: {e}");
+        }
+        // Up to the argument limit, no shape wraps (it gave (6, 6, 1) and 18 before).
+        let max = crate::layers::MAX_ELEMENTS;
+        assert_eq!(infer("ZeroPadding2D", &format!("{{padding: {max}}}"), &[&[8, 8, 1]]).unwrap().0, vec![2 * max + 8, 2 * max + 8, 1]);
+        assert_eq!(infer("UpSampling2D", &format!("{{size: {max}}}"), &[&[max, 3, 1]]).unwrap_err().arg, Some("size"));
+        let e = infer("Conv1D", &format!("{{filters: 1, kernel_size: 3, dilation_rate: {max}}}"), &[&[16, 1]]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "kernel_size (3,) with dilation_rate (274877906944,) (spanning (549755813889,)) leaves an output size of (-549755813872,) with padding 'valid': it is larger than the input (batch, 16, 1)"
+        );
+        // 'same' pads span - 1 cells: past the tensor limit, that is an error too.
+        let e = infer("Conv1D", &format!("{{filters: 1, kernel_size: 3, dilation_rate: {max}, padding: same}}"), &[&[16, 1]]).unwrap_err();
+        assert!(
+            e.message.starts_with("padding \"same\" for the window of kernel_size (3,) with dilation_rate (274877906944,) would be larger than"),
+            "{}",
+            e.message
+        );
+        assert_eq!(infer("Conv1D", "{filters: 1, kernel_size: 3, dilation_rate: 1000, padding: causal}", &[&[16, 1]]).unwrap().0, vec![16, 1]);
+        // sliding_window itself takes any usize without wrapping.
+        let e = super::sliding_window(&vec![16, 1], "kernel_size", &[3], &[usize::MAX], &[1], "valid").unwrap_err();
+        assert!(e.message.contains("(spanning (36893488147419103231,))"), "{}", e.message);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! RepeatVector, Embedding.
 
 use super::activation::{read_activation, read_initializer};
-use super::{Activation, Ctx, Init, Layer, LayerType, Shape, ShapeError, Weight, expect_rank, fmt_shape};
+use super::{Activation, Ctx, Init, Layer, LayerType, MAX_ELEMENTS, Shape, ShapeError, Weight, expect_rank, fmt_shape, numel, overflow, size};
 use crate::spec::args::Args;
 use candle_core::{DType, Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
@@ -36,7 +36,7 @@ impl Dense {
     fn read(a: &mut Args) -> Self {
         let d = Dense::default();
         Dense {
-            units: a.usize("units", None, 1),
+            units: size(a, "units", None, 1),
             activation: read_activation(a, "activation", Some(d.activation)),
             use_bias: a.bool("use_bias", d.use_bias),
             kernel_initializer: read_initializer(a, "kernel_initializer", d.kernel_initializer),
@@ -48,10 +48,10 @@ impl Dense {
 impl Layer for Dense {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         let mut out = inputs[0].clone();
-        if out.is_empty() {
+        let Some(last) = out.last_mut() else {
             return Err(ShapeError::new(format!("expects an input with a feature axis, received {}", fmt_shape(&out))));
-        }
-        *out.last_mut().unwrap() = self.units;
+        };
+        *last = self.units;
         Ok(out)
     }
 
@@ -166,7 +166,8 @@ pub struct Flatten;
 
 impl Layer for Flatten {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
-        Ok(vec![inputs[0].iter().product()])
+        let n = numel(&inputs[0]).ok_or_else(|| overflow(format!("flattening {}", fmt_shape(&inputs[0]))))?;
+        Ok(vec![n])
     }
     fn forward(&self, inputs: &[Tensor], _w: &[Var], _ctx: &mut Ctx) -> CResult<Tensor> {
         inputs[0].flatten_from(1)
@@ -207,14 +208,20 @@ impl Reshape {
         {
             a.error("target_shape", node, "may contain -1 only once", None);
         }
+        if target_shape.iter().any(|&d| d > MAX_ELEMENTS as i64)
+            && let Some(node) = a.node("target_shape")
+        {
+            a.too_large("target_shape", node, MAX_ELEMENTS);
+        }
         Reshape { target_shape }
     }
 }
 
 impl Layer for Reshape {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
-        let n: usize = inputs[0].iter().product();
-        let known: usize = self.target_shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
+        let n = numel(&inputs[0]).ok_or_else(|| overflow(format!("the input {}", fmt_shape(&inputs[0]))))?;
+        // Past usize the product can't equal n: `None` reads as a mismatch.
+        let known = self.target_shape.iter().filter(|&&d| d > 0).try_fold(1usize, |p, &d| p.checked_mul(usize::try_from(d).ok()?));
         let target = || {
             let d: Vec<String> = self.target_shape.iter().map(|d| d.to_string()).collect();
             format!("[{}]", d.join(", "))
@@ -224,8 +231,9 @@ impl Layer for Reshape {
                 .hint(format!("the entries of target_shape must multiply to {n}; write -1 for one entry to have it inferred"))
                 .at("target_shape")
         };
+        let Some(known) = known.filter(|&k| k > 0) else { return Err(mismatch()) };
         if self.target_shape.contains(&-1) {
-            if known == 0 || !n.is_multiple_of(known) {
+            if !n.is_multiple_of(known) {
                 return Err(mismatch());
             }
             let fill = n / known;
@@ -290,7 +298,7 @@ pub static REPEAT_VECTOR: LayerType = LayerType {
     name: "RepeatVector",
     family: "core",
     summary: "Repeats a (batch, features) input `n` times: (batch, n, features).",
-    build: |a| Box::new(RepeatVector { n: a.usize("n", None, 1) }),
+    build: |a| Box::new(RepeatVector { n: size(a, "n", None, 1) }),
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -331,8 +339,8 @@ pub struct Embedding {
 impl Embedding {
     fn read(a: &mut Args) -> Self {
         Embedding {
-            input_dim: a.usize("input_dim", None, 1),
-            output_dim: a.usize("output_dim", None, 1),
+            input_dim: size(a, "input_dim", None, 1),
+            output_dim: size(a, "output_dim", None, 1),
             embeddings_initializer: read_initializer(a, "embeddings_initializer", "uniform"),
             mask_zero: a.bool("mask_zero", false),
         }
@@ -358,7 +366,12 @@ impl Layer for Embedding {
         if let Some(bad) = flat.iter().find(|&&v| v < 0.0 || v >= self.input_dim as f64 || v.fract() != 0.0) {
             candle_core::bail!("Embedding input {bad} is not an integer index in [0, {})", self.input_dim);
         }
-        let idx = Tensor::from_vec(flat.iter().map(|&v| v as u32).collect::<Vec<_>>(), flat.len(), x.device())?;
+        // u32 indices unless the table is larger (input_dim may be up to 2^38).
+        let idx = if self.input_dim <= u32::MAX as usize {
+            Tensor::from_vec(flat.iter().map(|&v| v as u32).collect::<Vec<_>>(), flat.len(), x.device())?
+        } else {
+            Tensor::from_vec(flat.iter().map(|&v| v as i64).collect::<Vec<_>>(), flat.len(), x.device())?
+        };
         let mut dims = x.dims().to_vec();
         dims.push(self.output_dim);
         w[0].as_tensor().index_select(&idx, 0)?.reshape(dims)
@@ -375,6 +388,25 @@ mod tests {
         assert_eq!(infer("Dense", "{units: 10, use_bias: false}", &[&[512]]).unwrap(), (vec![10], 5_120, 5_120));
         // Applies to the last axis of any rank, like Keras.
         assert_eq!(infer("Dense", "{units: 8}", &[&[5, 7, 3]]).unwrap(), (vec![5, 7, 8], 32, 32));
+    }
+
+    #[test]
+    fn huge_sizes_are_refused() {
+        for (ty, yaml) in [
+            ("Dense", "{units: 9223372036854775807}"),
+            ("Dense", "{units: 274877906945}"),
+            ("RepeatVector", "{n: 9223372036854775807}"),
+            ("Embedding", "{input_dim: 9223372036854775807, output_dim: 2}"),
+            ("Reshape", "{target_shape: [9223372036854775807, -1]}"),
+        ] {
+            assert!(arg_error(ty, yaml).contains("must be at most 274,877,906,944 (2^38)"), "{ty} {yaml}");
+        }
+        // A product past usize is a mismatch, not a wrap.
+        let huge = crate::layers::MAX_ELEMENTS;
+        let e = infer("Reshape", &format!("{{target_shape: [{huge}, {huge}, {huge}]}}"), &[&[8]]).unwrap_err();
+        assert!(e.message.starts_with("cannot reshape (batch, 8) (8 values per sample) to target_shape"), "{}", e.message);
+        let e = infer("Flatten", "{}", &[&[usize::MAX, 2]]).unwrap_err();
+        assert!(e.message.starts_with("flattening (batch, 18446744073709551615, 2) would be larger than the 274,877,906,944 values"), "{}", e.message);
     }
 
     #[test]

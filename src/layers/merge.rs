@@ -132,7 +132,7 @@ impl Layer for Concatenate {
                 .hint("Flatten the branches before concatenating them, or crop/pad them to the same size"));
         }
         let mut out = first.clone();
-        out[ax] = inputs.iter().map(|s| s[ax]).sum();
+        out[ax] = inputs.iter().try_fold(0usize, |n, s| n.checked_add(s[ax])).ok_or_else(|| super::overflow("the concatenated axis"))?;
         Ok(out)
     }
 

@@ -21,6 +21,81 @@ pub use init::Init;
 /// A tensor shape without the batch axis.
 pub type Shape = Vec<usize>;
 
+/// The most values one tensor may hold: a weight, or one sample's output of
+/// a layer. 2^38 float32 values are 1 TiB, more than a machine nnrun runs on
+/// could hold, and small enough that shape arithmetic on sizes up to it never
+/// overflows 64 bits. Validate reports a tensor past it as an error.
+pub const MAX_ELEMENTS: usize = 1 << 38;
+/// The most values all weights of a model may hold together (1 TiB of float32).
+pub const MAX_TOTAL_PARAMS: usize = 1 << 38;
+/// Bytes per value: nnrun trains in float32.
+pub const BYTES_PER_VALUE: usize = 4;
+
+/// The number of values of a shape, `None` past `usize`.
+pub fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The number of values of a shape, exact for any shape a spec can write
+/// (`None` only past 2^128), for messages about sizes past every limit.
+pub fn numel_wide(shape: &[usize]) -> Option<u128> {
+    shape.iter().try_fold(1u128, |n, &d| n.checked_mul(d as u128))
+}
+
+/// `1234567` -> `1,234,567`
+pub fn thousands(n: u128) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 TiB`, `285.2 TiB`: a byte count for messages about limits (1024-based).
+pub fn fmt_bytes(bytes: u128) -> String {
+    let mut size = bytes as f64;
+    for unit in ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"] {
+        if size < 1024.0 {
+            return if size.fract() == 0.0 { format!("{size} {unit}") } else { format!("{size:.1} {unit}") };
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.1} YiB")
+}
+
+/// "would hold 78,400,000,000 values (292.1 GiB of float32)", or "more than
+/// 2^128 values" when even that overflows.
+pub fn fmt_values(n: Option<u128>) -> String {
+    match n {
+        Some(n) => format!("{} values ({} of float32)", thousands(n), fmt_bytes(n.saturating_mul(BYTES_PER_VALUE as u128))),
+        None => "more than 2^128 values".into(),
+    }
+}
+
+/// A shape computation that overflowed: far past `MAX_ELEMENTS` in any case.
+pub fn overflow(what: impl std::fmt::Display) -> ShapeError {
+    ShapeError::new(format!(
+        "{what} would be larger than the {} values ({}) one tensor may hold",
+        thousands(MAX_ELEMENTS as u128),
+        fmt_bytes((MAX_ELEMENTS * BYTES_PER_VALUE) as u128)
+    ))
+}
+
+/// A size argument (units, filters, kernel_size, ...): an integer `>= min` and
+/// at most `MAX_ELEMENTS`, since every size ends up as an axis of some tensor.
+pub fn size(a: &mut Args, name: &'static str, default: Option<usize>, min: usize) -> usize {
+    a.usize_max(name, default, min, MAX_ELEMENTS)
+}
+
+/// Like `size`, as an int or a list of `n` (kernel_size, strides, ...).
+pub fn sizes(a: &mut Args, name: &'static str, n: usize, default: Option<usize>, min: usize) -> Vec<usize> {
+    a.ints_max(name, n, default, min, MAX_ELEMENTS)
+}
+
 /// `(batch, 26, 26, 32)`: how users see shapes in Keras, batch axis named.
 pub fn fmt_shape(shape: &[usize]) -> String {
     let mut s = String::from("(batch");
@@ -65,8 +140,10 @@ impl Weight {
     pub fn init(self, name: &'static str) -> Self {
         self.with_init(Init::Named(name))
     }
+    /// The number of values; `usize::MAX` past it (the graph refuses
+    /// any weight over `MAX_ELEMENTS`, so a built model never sees that).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        numel(&self.shape).unwrap_or(usize::MAX)
     }
 }
 
@@ -279,7 +356,7 @@ pub fn expect_min_rank(input: &Shape, rank: usize) -> Result<(), ShapeError> {
 
 /// The usual fix for feeding a layer a tensor of the wrong rank.
 pub fn rank_hint(input: &Shape, want: usize) -> Option<String> {
-    let n: usize = input.iter().product();
+    let n = numel(input)?;
     let reshape = |dims: Vec<usize>| {
         let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
         format!("{{type: Reshape, target_shape: [{}]}}", d.join(", "))
@@ -290,13 +367,13 @@ pub fn rank_hint(input: &Shape, want: usize) -> Option<String> {
         (2, 3) => Some(format!("add a channel axis before '{{name}}': {}", reshape(vec![input[0], input[1], 1]))),
         (1, 3) => {
             let side = (n as f64).sqrt().round() as usize;
-            if side * side == n {
+            if side.checked_mul(side) == Some(n) {
                 Some(format!("insert {} before '{{name}}' to make it an image", reshape(vec![side, side, 1])))
             } else {
                 Some("insert a Reshape layer to (height, width, channels) before '{name}'".into())
             }
         }
-        (3, 2) => Some(format!("insert {} before '{{name}}' to turn rows into time steps", reshape(vec![input[0], input[1] * input[2]]))),
+        (3, 2) => Some(format!("insert {} before '{{name}}' to turn rows into time steps", reshape(vec![input[0], input[1].checked_mul(input[2])?]))),
         (r, 2) if r > 3 => Some("insert a Reshape layer to (steps, features) before '{name}'".into()),
         _ => None,
     }

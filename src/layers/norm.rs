@@ -50,6 +50,10 @@ pub struct BatchNormalization {
     pub gamma_initializer: &'static str,
     pub moving_mean_initializer: &'static str,
     pub moving_variance_initializer: &'static str,
+    /// The layer's `trainable` flag. Frozen (false), it runs in inference
+    /// mode even in training, as in Keras 3 (`training and self.trainable`):
+    /// fine-tuning relies on a frozen BatchNormalization keeping its statistics.
+    pub trainable: bool,
 }
 
 impl BatchNormalization {
@@ -64,6 +68,7 @@ impl BatchNormalization {
             gamma_initializer: read_initializer(a, "gamma_initializer", "ones"),
             moving_mean_initializer: read_initializer(a, "moving_mean_initializer", "zeros"),
             moving_variance_initializer: read_initializer(a, "moving_variance_initializer", "ones"),
+            trainable: a.trainable,
         }
     }
 }
@@ -91,7 +96,8 @@ impl Layer for BatchNormalization {
     }
 
     /// Keras: training normalizes with the batch mean and biased variance and
-    /// moves the statistics toward them; inference uses the moving statistics.
+    /// moves the statistics toward them; inference, and training a frozen
+    /// layer, use the moving statistics and leave them alone.
     fn forward(&self, inputs: &[Tensor], w: &[Var], ctx: &mut Ctx) -> CResult<Tensor> {
         let x = &inputs[0];
         let ax = resolve_axis(self.axis, &x.dims()[1..].to_vec()).map_err(shape_err)? + 1;
@@ -102,7 +108,7 @@ impl Layer for BatchNormalization {
         let per_channel = |v: &Tensor| v.reshape(bshape.as_slice());
         let (gamma, beta) = (self.scale.then(|| &w[0]), self.center.then(|| &w[self.scale as usize]));
         let (moving_mean, moving_var) = (&w[w.len() - 2], &w[w.len() - 1]);
-        let (mean, var) = if ctx.train {
+        let (mean, var) = if ctx.train && self.trainable {
             let reduce: Vec<usize> = (0..x.rank()).filter(|&d| d != ax).collect();
             let (mean, var) = moments(x, &reduce)?;
             // Detached: the moving statistics are not part of the gradient.
@@ -367,6 +373,85 @@ mod tests {
         // Inference leaves them alone.
         run(&*l, &x, &[2, 2], &w, false);
         close(&read(&w[2]), &[1.5, 3.0]);
+    }
+
+    #[test]
+    fn frozen_batch_norm_uses_moving_statistics_in_training() {
+        let node = crate::spec::yaml::parse("{momentum: 0.5}").unwrap();
+        let mut a = crate::spec::args::Args::new(&node, "l", "layer 'x' (BatchNormalization)", &[]);
+        a.trainable = false;
+        let l = (super::BATCH_NORMALIZATION.build)(&mut a);
+        let w = [var(&[2.0, 1.0]), var(&[0.5, 0.0]), var(&[1.0, -1.0]), var(&[3.999, 0.249])];
+        // As in inference (batch_norm_inference_uses_moving_statistics), though training.
+        close(&run(&*l, &[3.0, 1.0, -1.0, 0.0], &[2, 2], &w, true), &[2.5, 4.0, -1.5, 2.0]);
+        let read = |v: &Var| v.as_tensor().to_vec1::<f64>().unwrap();
+        assert_eq!((read(&w[2]), read(&w[3])), (vec![1.0, -1.0], vec![3.999, 0.249]), "moving statistics unchanged");
+    }
+
+    /// Dense -> frozen BatchNormalization -> Dense, three SGD steps through
+    /// nnrun's model, loss and optimizer, against Keras 3.15.1 (jax) numbers
+    /// from bench/keras_checks/frozen_batchnorm.py (same weights and batch).
+    #[test]
+    fn frozen_batch_norm_trains_like_keras() {
+        const KERAS_LOSSES: [f64; 3] = [1.3837244510650635, 0.9506271481513977, 0.8250083923339844];
+        const KERAS_MOVING_MEAN: [f64; 4] = [0.30000001192092896, -0.20000000298023224, 0.10000000149011612, 0.4000000059604645];
+        const KERAS_MOVING_VAR: [f64; 4] = [0.5, 1.5, 2.0, 0.800000011920929];
+        const KERAS_GAMMA: [f64; 4] = [1.5, 0.800000011920929, 1.2000000476837158, 0.6000000238418579];
+        const KERAS_BETA: [f64; 4] = [0.10000000149011612, -0.20000000298023224, 0.0, 0.30000001192092896];
+        const KERAS_OUTPUT: [f64; 8] = [
+            0.4363766014575958,
+            0.3307764530181885,
+            -0.6650580763816833,
+            0.631528913974762,
+            0.10199524462223053,
+            -0.03643512725830078,
+            0.27426931262016296,
+            0.2500932812690735,
+        ];
+        let x = [0.5, -1.0, 2.0, 1.5, 0.25, -0.5, -1.0, 2.0, 0.75, 0.0, -0.5, 1.25];
+        let y = [1.0, 0.0, 0.0, 1.0, 0.5, -0.5, -1.0, 2.0];
+        let weights: [&[&[f64]]; 3] = [
+            &[&[0.2, -0.4, 0.6, 0.1, -0.3, 0.5, 0.2, -0.7, 0.4, 0.1, -0.5, 0.3], &[0.05, -0.1, 0.2, 0.0]],
+            &[&[1.5, 0.8, 1.2, 0.6], &[0.1, -0.2, 0.0, 0.3], &[0.3, -0.2, 0.1, 0.4], &[0.5, 1.5, 2.0, 0.8]],
+            &[&[0.3, -0.2, 0.1, 0.4, -0.6, 0.5, 0.2, 0.2], &[0.0, 0.1]],
+        ];
+        let spec = "model:\n  input_shape: [3]\n  layers:\n    - {type: Dense, units: 4}\n    - {type: BatchNormalization, trainable: false}\n    - {type: Dense, units: 2}\n";
+        let mut diags = Vec::new();
+        let (_, graph) = crate::graph::from_source(&crate::spec::Source { path: "t.yaml".into(), text: spec.into() }, &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+        let dev = Device::Cpu;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let net = crate::model::Net::new(graph, &dev, candle_core::DType::F64, &mut rng).unwrap();
+        for (vars, values) in net.vars.iter().zip(weights) {
+            for (v, w) in vars.iter().zip(values) {
+                v.set(&Tensor::from_vec(w.to_vec(), v.dims(), &dev).unwrap()).unwrap();
+            }
+        }
+        let opt_node = crate::spec::yaml::parse("{type: sgd, learning_rate: 0.1}").unwrap();
+        let opt_spec = crate::train::optim::parse(&opt_node, "training.optimizer", &mut diags).unwrap();
+        let mut opt = crate::train::optim::Optimizer::new(&opt_spec, net.trainable_vars()).unwrap();
+        let loss = crate::train::losses::Loss::from_name("mean_squared_error").unwrap();
+        let (xt, yt) = (Tensor::from_vec(x.to_vec(), (4, 3), &dev).unwrap(), Tensor::from_vec(y.to_vec(), (4, 2), &dev).unwrap());
+        let near = |got: &[f64], want: &[f64], what: &str| {
+            assert!(got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5), "{what}: nnrun {got:?}, Keras {want:?}");
+        };
+        let mut losses = Vec::new();
+        for _ in 0..KERAS_LOSSES.len() {
+            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
+            let out = net.forward(std::slice::from_ref(&xt), &mut ctx, &[false]).unwrap();
+            let l = loss.compute(&out[0], &yt, false).unwrap();
+            losses.push(l.to_scalar::<f64>().unwrap());
+            opt.step(&l.backward().unwrap()).unwrap();
+        }
+        near(&losses, &KERAS_LOSSES, "loss per step");
+        let bn: Vec<Vec<f64>> = net.vars[1].iter().map(|v| v.as_tensor().to_vec1::<f64>().unwrap()).collect();
+        near(&bn[0], &KERAS_GAMMA, "gamma");
+        near(&bn[1], &KERAS_BETA, "beta");
+        near(&bn[2], &KERAS_MOVING_MEAN, "moving mean");
+        near(&bn[3], &KERAS_MOVING_VAR, "moving variance");
+        let mut ctx = Ctx { train: false, rng: &mut rng, logits: false, grads: None };
+        let out = net.forward(&[xt], &mut ctx, &[false]).unwrap();
+        near(&out[0].flatten_all().unwrap().to_vec1::<f64>().unwrap(), &KERAS_OUTPUT, "output after training");
     }
 
     #[test]

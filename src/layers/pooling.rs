@@ -52,7 +52,7 @@ pub struct Pooling {
 
 impl Pooling {
     fn read(a: &mut Args, dims: usize, max: bool) -> Self {
-        let pool_size = a.ints("pool_size", dims, Some(2), 1);
+        let pool_size = super::sizes(a, "pool_size", dims, Some(2), 1);
         let strides = a.opt_ints("strides", dims, 1).unwrap_or_else(|| pool_size.clone());
         let padding = a.choice("padding", Some("valid"), &["valid", "same"]);
         channels_last(a);

@@ -118,7 +118,7 @@ impl Recurrent {
         let rate = |a: &mut Args, name| a.float(name, Some(0.0), 0.0, 1.0, true);
         Recurrent {
             kind,
-            units: a.usize("units", None, 1),
+            units: super::size(a, "units", None, 1),
             activation: read_activation(a, "activation", Some(d.activation)),
             recurrent_activation: d.recurrent_activation.map(|r| read_activation(a, "recurrent_activation", Some(r))),
             use_bias: a.bool("use_bias", d.use_bias),
@@ -143,6 +143,7 @@ impl Layer for Recurrent {
     }
 
     fn weights(&self, inputs: &[Shape]) -> Vec<Weight> {
+        // units <= MAX_ELEMENTS (`size`), so g * u can't overflow.
         let (f, u, g) = (*inputs[0].last().unwrap_or(&0), self.units, self.kind.gates());
         let mut w = vec![
             Weight::new("kernel", vec![f, g * u]).init(self.kernel_initializer),
@@ -347,8 +348,10 @@ fn read_inner(a: &mut Args, node: &Node) -> Option<Recurrent> {
 impl Layer for Bidirectional {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         let mut out = self.layer.output_shape(inputs)?;
-        if self.merge_mode == "concat" {
-            *out.last_mut().unwrap() *= 2;
+        if self.merge_mode == "concat"
+            && let Some(last) = out.last_mut()
+        {
+            *last = last.checked_mul(2).ok_or_else(|| super::overflow("the concatenated output"))?;
         }
         Ok(out)
     }

@@ -58,17 +58,21 @@ pub struct Args<'a> {
     reserved: &'static [&'static str],
     pub docs: Vec<ArgDoc>,
     pub diags: Vec<Diagnostic>,
+    /// The layer's `trainable` flag (`LayerSpec::trainable`), set by the
+    /// graph, for layers that compute differently when frozen
+    /// (BatchNormalization runs in inference mode, as in Keras).
+    pub trainable: bool,
 }
 
 impl<'a> Args<'a> {
     /// `owner` prefixes messages, for example `layer 'dense' (Dense)`.
     pub fn new(node: &'a Node, path: impl Into<String>, owner: impl Into<String>, reserved: &'static [&'static str]) -> Self {
-        Args { node: Some(node), path: path.into(), owner: owner.into(), reserved, docs: Vec::new(), diags: Vec::new() }
+        Args { node: Some(node), path: path.into(), owner: owner.into(), reserved, docs: Vec::new(), diags: Vec::new(), trainable: true }
     }
 
     /// An empty argument set that only records documentation.
     pub fn for_docs() -> Self {
-        Args { node: None, path: String::new(), owner: String::new(), reserved: &[], docs: Vec::new(), diags: Vec::new() }
+        Args { node: None, path: String::new(), owner: String::new(), reserved: &[], docs: Vec::new(), diags: Vec::new(), trainable: true }
     }
 
     fn documenting(&self) -> bool {
@@ -144,6 +148,38 @@ impl<'a> Args<'a> {
                 fallback
             }
         }
+    }
+
+    /// Like `usize`, at most `max` (a size past what memory could hold).
+    pub fn usize_max(&mut self, name: &'static str, default: Option<usize>, min: usize, max: usize) -> usize {
+        let v = self.usize(name, default, min);
+        match self.node(name) {
+            Some(node) if v > max => {
+                self.too_large(name, node, max);
+                default.unwrap_or(min.max(1))
+            }
+            _ => v,
+        }
+    }
+
+    /// Like `ints`, each at most `max`.
+    pub fn ints_max(&mut self, name: &'static str, n: usize, default: Option<usize>, min: usize, max: usize) -> Vec<usize> {
+        let v = self.ints(name, n, default, min);
+        match self.node(name) {
+            Some(node) if v.iter().any(|&x| x > max) => {
+                self.too_large(name, node, max);
+                vec![default.unwrap_or(min.max(1)); n]
+            }
+            _ => v,
+        }
+    }
+
+    /// Reports a size argument past `max`.
+    pub fn too_large(&mut self, name: &str, node: &Node, max: usize) {
+        let pow = if max.is_power_of_two() { format!(" (2^{})", max.ilog2()) } else { String::new() };
+        let what = format!("must be at most {}{pow}, received {}", group(max), node.describe());
+        let hint = "no machine could hold a tensor of that size; see \"Limits\" in docs/spec-reference.md".to_string();
+        self.error(name, node, what, Some(hint));
     }
 
     /// An optional integer `>= min` with no default (Keras `None`).
@@ -305,7 +341,9 @@ impl<'a> Args<'a> {
                 continue;
             }
             let known: Vec<&str> = self.docs.iter().map(|d| d.name).chain(self.reserved.iter().copied()).collect();
-            let (msg, hint) = if KERAS_UNSUPPORTED.contains(&key) {
+            let unsupported = KERAS_UNSUPPORTED.contains(&key);
+            let key = &super::yaml::shown(key);
+            let (msg, hint) = if unsupported {
                 (
                     format!("{}: Keras argument `{key}` is not supported by nnrun yet", self.owner),
                     "remove it; see docs/spec-reference.md for the supported arguments".to_string(),
@@ -320,6 +358,19 @@ impl<'a> Args<'a> {
             self.diags.push(Diagnostic::error(msg, k.pos, self.arg_path(key)).with_hint(hint));
         }
     }
+}
+
+/// `1234567` -> `1,234,567`
+fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn int_kind(min: usize) -> String {

@@ -242,10 +242,15 @@ impl DataSpec {
         let sources = [Some(&self.train), self.validation.as_ref(), self.test.as_ref()];
         for path in sources.into_iter().flatten().flat_map(SourceSpec::paths) {
             let resolved = resolve(spec_dir, &path.name);
-            if !resolved.is_file() {
+            if !resolved.exists() {
                 diags.push(
                     Diagnostic::error(format!("data file {} does not exist", resolved.display()), path.pos, "data")
                         .with_hint("paths are relative to the folder of the spec file"),
+                );
+            } else if !resolved.is_file() {
+                diags.push(
+                    Diagnostic::error(format!("data file {} is not a regular file", resolved.display()), path.pos, "data")
+                        .with_hint("nnrun reads data from regular files only (not directories, FIFOs or devices); copy the data to a file"),
                 );
             }
         }

@@ -23,8 +23,11 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn read(path: &Path) -> std::io::Result<Source> {
-        Ok(Source { path: path.display().to_string(), text: std::fs::read_to_string(path)? })
+    /// Reads a spec file: a regular file of at most `io::MAX_SPEC_BYTES`, as UTF-8.
+    /// The error names the path.
+    pub fn read(path: &Path) -> Result<Source, crate::io::ReadError> {
+        let text = crate::io::read_text_bounded(path, crate::io::MAX_SPEC_BYTES, "spec")?;
+        Ok(Source { path: path.display().to_string(), text })
     }
 
     /// The file stem, the default model name.
@@ -64,6 +67,8 @@ pub struct ModelSpec {
     pub layers: Vec<LayerSpec>,
     pub outputs: Option<Vec<Named>>,
     pub pos: Pos,
+    /// Layers left out of `layers` because they could not be read (an error says why).
+    pub dropped_layers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -111,7 +116,16 @@ pub fn parse_root(root: &Node, source: &Source, diags: &mut Vec<Diagnostic>) -> 
     unknown_keys(root, TOP_KEYS, "", "the spec", diags);
     let name = match root.get("name") {
         Some(n) => match n.as_str() {
-            Some(s) if !s.is_empty() => s.to_string(),
+            Some(s) => match model_name_problem(s) {
+                None => s.to_string(),
+                Some(why) => {
+                    diags.push(
+                        Diagnostic::error(format!("`name` {why}, received {}", n.describe()), n.pos, "name")
+                            .with_hint("the name labels the model and its run folder (runs/<name>); to choose where a run goes, use `nnrun train --out DIR`"),
+                    );
+                    source.stem()
+                }
+            },
             _ => {
                 diags.push(Diagnostic::error(format!("`name` must be a string, received {}", n.describe()), n.pos, "name"));
                 source.stem()
@@ -223,7 +237,8 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
         names
     });
     let functional = named_inputs.is_some() || outputs.is_some() || layers.iter().any(|l| l.inputs.is_some());
-    Some(ModelSpec { inputs, functional, layers, outputs, pos: node.pos })
+    let dropped_layers = items.len() - layers.len();
+    Some(ModelSpec { inputs, functional, layers, outputs, pos: node.pos, dropped_layers })
 }
 
 fn parse_layer(node: &Node, index: usize, diags: &mut Vec<Diagnostic>) -> Option<LayerSpec> {
@@ -276,6 +291,13 @@ fn parse_shape(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<V
     if let Some(i) = node.as_int().filter(|&i| i > 0) {
         return Some(vec![i as usize]);
     }
+    if let Some(items) = node.as_seq().filter(|s| s.len() > MAX_RANK) {
+        diags.push(
+            Diagnostic::error(format!("an input shape may have at most {MAX_RANK} axes, received {}", items.len()), node.pos, path)
+                .with_hint("leave out the batch axis: [784] for vectors, [28, 28, 1] for images (channels last)"),
+        );
+        return None;
+    }
     if let Some(items) = node.as_seq().filter(|s| !s.is_empty()) {
         let dims: Option<Vec<usize>> = items.iter().map(|d| d.as_int().filter(|&i| i > 0).map(|i| i as usize)).collect();
         if let Some(d) = dims {
@@ -310,6 +332,31 @@ fn names_list(node: &Node, path: &str, diags: &mut Vec<Diagnostic>) -> Option<Ve
     names
 }
 
+/// The most axes a tensor may have, batch excluded. nnrun's layers use at
+/// most 4; the limit keeps shapes (and messages quoting them) short.
+pub const MAX_RANK: usize = 32;
+
+/// The longest model name: a file name's limit on common file systems.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Why `s` can't be a model name, if it can't. `train` makes `runs/<name>`,
+/// so the name must be one path component that stays inside `runs/`.
+pub fn model_name_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        Some("must not be empty")
+    } else if s == "." || s == ".." {
+        Some("must be a name, not `.` or `..`")
+    } else if s.contains(['/', '\\']) {
+        Some("must be a name, not a path (no `/` or `\\`)")
+    } else if s.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if s.len() > MAX_NAME_BYTES {
+        Some("must be at most 255 bytes long")
+    } else {
+        None
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '.' || c == '/')
 }
@@ -325,7 +372,8 @@ pub fn unknown_keys(node: &Node, allowed: &[&str], path: &str, what: &str, diags
             Some(m) => format!("did you mean `{m}`?"),
             None => format!("valid keys: {}", allowed.join(", ")),
         };
-        let p = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        let key = yaml::shown(key);
+        let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
         diags.push(Diagnostic::error(format!("unknown key `{key}` in {what}"), k.pos, p).with_hint(hint));
     }
 }
@@ -358,6 +406,35 @@ mod tests {
         assert!(m.functional);
         assert_eq!(m.inputs.len(), 2);
         assert_eq!(m.outputs.unwrap()[0].name, "dense");
+    }
+
+    #[test]
+    fn the_model_name_is_a_name_not_a_path() {
+        for (name, why) in [
+            ("../../x", "must be a name, not a path (no `/` or `\\`)"),
+            ("/abs/path", "must be a name, not a path (no `/` or `\\`)"),
+            ("a\\\\b", "must be a name, not a path (no `/` or `\\`)"),
+            ("..", "must be a name, not `.` or `..`"),
+            (".", "must be a name, not `.` or `..`"),
+            ("", "must not be empty"),
+            ("a\\0b", "must not contain control characters"),
+            ("tab\\there", "must not contain control characters"),
+        ] {
+            let (s, d) = parse_str(&format!("name: \"{name}\"\nmodel:\n  input_shape: [3]\n  layers:\n    - {{type: Dense, units: 4}}\n"));
+            assert_eq!(d.len(), 1, "{name}: {d:?}");
+            assert!(d[0].message.starts_with(&format!("`name` {why}, received ")), "{name}: {}", d[0].message);
+            assert_eq!((d[0].pos.line, d[0].pos.col), (1, 7));
+            assert!(d[0].hint.as_deref().unwrap().contains("--out"));
+            assert_eq!(s.unwrap().name, "t", "the file stem stands in");
+        }
+        let long = "x".repeat(256);
+        let (_, d) = parse_str(&format!("name: {long}\nmodel:\n  input_shape: [3]\n  layers:\n    - {{type: Dense, units: 4}}\n"));
+        assert!(d[0].message.starts_with("`name` must be at most 255 bytes long"), "{}", d[0].message);
+        for ok in ["mnist-cnn_v2", "My model", "..x", "a.b", "模型"] {
+            let (s, d) = parse_str(&format!("name: \"{ok}\"\nmodel:\n  input_shape: [3]\n  layers:\n    - {{type: Dense, units: 4}}\n"));
+            assert!(d.is_empty(), "{ok}: {d:?}");
+            assert_eq!(s.unwrap().name, ok);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `--set path=value` overrides on the YAML tree, and writing the tree back
 //! out (the run directory keeps the spec as it was resolved).
 
-use super::yaml::{Node, Value, parse};
+use super::yaml::{MAX_DEPTH, Node, Value, parse};
 use crate::diag::{Diagnostic, Pos};
 
 /// Applies `training.optimizer.learning_rate=0.01`-style overrides. The value
@@ -21,6 +21,11 @@ pub fn apply(root: &mut Node, sets: &[String]) -> Result<(), Diagnostic> {
         forget_positions(&mut value);
         let mut node = &mut *root;
         let keys: Vec<&str> = path.split('.').collect();
+        // The tree stays within the parser's depth limit, so nothing that
+        // recurses over it (to_yaml, clone, drop) can overflow the stack.
+        if keys.len() + height(&value) > MAX_DEPTH {
+            return Err(bad(&format!("it nests the value more than {MAX_DEPTH} levels deep, the limit for a spec")));
+        }
         for (depth, key) in keys.iter().enumerate() {
             let last = depth + 1 == keys.len();
             if node.value == Value::Null {
@@ -51,6 +56,22 @@ pub fn apply(root: &mut Node, sets: &[String]) -> Result<(), Diagnostic> {
         }
     }
     Ok(())
+}
+
+/// Levels of mappings and lists in `node` (0 for a scalar), without recursion.
+fn height(node: &Node) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(node, 0)];
+    while let Some((n, depth)) = stack.pop() {
+        let children: Vec<&Node> = match &n.value {
+            Value::Seq(items) => items.iter().collect(),
+            Value::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+    }
+    deepest
 }
 
 /// Values from the command line have no place in the file.
@@ -84,13 +105,34 @@ fn scalar(node: &Node) -> Option<String> {
                 && !s.contains([':', '#', '{', '}', '[', ']', ',', '"', '\'', '\n'])
                 && !matches!(super::yaml::parse(s).map(|n| n.value), Ok(Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Null))
                 && !s.starts_with([' ', '-', '&', '*', '!', '|', '>', '%', '@']);
-            if plain { s.clone() } else { format!("{s:?}") }
+            if plain { s.clone() } else { quoted(s) }
         }
+        // Empty collections in flow style: block style would write nothing.
+        Value::Map(entries) if entries.is_empty() => "{}".into(),
         Value::Seq(items) if items.iter().all(|i| scalar(i).is_some() && !matches!(i.value, Value::Seq(_))) => {
             format!("[{}]", items.iter().filter_map(scalar).collect::<Vec<_>>().join(", "))
         }
         _ => return None,
     })
+}
+
+/// A YAML double-quoted scalar (Rust's `{:?}` writes `\u{1b}`, which YAML reads differently).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn emit(node: &Node, indent: usize, out: &mut String) {
@@ -116,7 +158,7 @@ fn emit(node: &Node, indent: usize, out: &mut String) {
                         let mut inner = String::new();
                         emit(item, indent + 2, &mut inner);
                         // "- " takes the place of the first line's indentation.
-                        out.push_str(&format!("{pad}- {}", &inner[indent + 2..]));
+                        out.push_str(&format!("{pad}- {}", inner.get(indent + 2..).unwrap_or_default()));
                     }
                 }
             }
@@ -147,6 +189,28 @@ mod tests {
         assert!(apply(&mut root, &["model.layers.5=1".into()]).unwrap_err().message.contains("past the end"));
         assert!(apply(&mut root, &["novalue".into()]).unwrap_err().message.contains("path=value"));
         assert!(apply(&mut root, &["model.layers.x=1".into()]).unwrap_err().message.contains("use a number"));
+    }
+
+    #[test]
+    fn empty_collections_and_control_characters_round_trip() {
+        let root = parse("a: [{}, []]\nb: {}\nc: \"tab\\tbell\\x07quote\\\"\"\nd: [[]]\n").unwrap();
+        let text = to_yaml(&root);
+        let again = parse(&text).unwrap_or_else(|d| panic!("{text}: {}", d.message));
+        assert_eq!(to_yaml(&again), text);
+        assert_eq!(again.get("b").unwrap().as_map().map(<[_]>::len), Some(0), "{text}");
+        assert_eq!(again.get("c").unwrap().as_str(), Some("tab\tbell\x07quote\""));
+        assert_eq!(again.get("a").unwrap().as_seq().unwrap()[0].as_map().map(<[_]>::len), Some(0));
+    }
+
+    #[test]
+    fn overrides_cannot_nest_past_the_depth_limit() {
+        let mut root = parse("model: {}\n").unwrap();
+        let deep = vec!["k"; MAX_DEPTH + 1].join(".");
+        let e = apply(&mut root, &[format!("{deep}=1")]).unwrap_err();
+        assert!(e.message.ends_with("it nests the value more than 64 levels deep, the limit for a spec"), "{}", e.message);
+        let e = apply(&mut root, &[format!("a.b={}{}", "[".repeat(63), "]".repeat(63))]).unwrap_err();
+        assert!(e.message.contains("more than 64 levels deep"), "{}", e.message);
+        apply(&mut root, &[format!("{}=1", vec!["k"; MAX_DEPTH].join("."))]).unwrap();
     }
 
     #[test]

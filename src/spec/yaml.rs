@@ -4,10 +4,10 @@
 //! column, so specs are read through yaml-rust2's event parser into `Node`s.
 
 use crate::diag::{Diagnostic, Pos};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use yaml_rust2::Event;
-use yaml_rust2::parser::{MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::parser::Parser;
+use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -89,8 +89,9 @@ impl Node {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => format!("{f:?}"),
-            Value::Str(s) => format!("\"{s}\""),
-            Value::Seq(items) if items.iter().any(|n| matches!(n.value, Value::Map(_) | Value::Seq(_))) => "a list".into(),
+            Value::Str(s) if s.chars().count() > 60 => format!("\"{}...\" ({} characters)", escape(s.chars().take(40)), s.chars().count()),
+            Value::Str(s) => format!("\"{}\"", escape(s.chars())),
+            Value::Seq(items) if items.len() > 20 || items.iter().any(|n| matches!(n.value, Value::Map(_) | Value::Seq(_))) => "a list".into(),
             Value::Seq(items) => {
                 let inner: Vec<String> = items.iter().map(|n| n.describe()).collect();
                 let text = format!("[{}]", inner.join(", "));
@@ -101,20 +102,105 @@ impl Node {
     }
 }
 
+/// A string from the spec (a key, a name) as a message shows it: control
+/// characters escaped (a newline would break the message), and a long one
+/// by its start and length.
+pub fn shown(s: &str) -> String {
+    let n = s.chars().count();
+    if n > 60 { format!("{}... ({n} characters)", escape(s.chars().take(40))) } else { escape(s.chars()) }
+}
+
+/// `\n`, `\0`, `\u{1b}` for control characters; the rest as is.
+fn escape(chars: impl Iterator<Item = char>) -> String {
+    chars.flat_map(|c| if c.is_control() { c.escape_debug().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// The deepest nesting of mappings and lists a spec may have. The deepest
+/// spec nnrun reads needs about 6 (`model.layers[i].layer.<arg>: [..]`);
+/// 64 leaves ample room while keeping every recursion over a `Node`
+/// (clone, drop, comparison, `overrides::to_yaml`) a few kilobytes of stack.
+/// yaml-rust2 limits flow nesting (`[[[`) to 255 but not block nesting, and
+/// its `Parser::load` recurses once per level, so `parse` drives the parser
+/// itself, without recursion, and stops at this depth.
+pub const MAX_DEPTH: usize = 64;
+/// The nodes that YAML aliases may add to a spec, in all (each alias adds a
+/// copy of its anchor's node). libyaml-based parsers refuse exponential
+/// "billion laughs" documents the same way.
+pub const MAX_ALIAS_NODES: u64 = 1_000_000;
+/// The bytes of scalar text that aliases may add to a spec, in all.
+pub const MAX_ALIAS_BYTES: u64 = crate::io::MAX_SPEC_BYTES;
+
 /// Parses one YAML document. An empty document is `Null`.
+///
+/// Refuses, with the position where the limit is crossed: text longer than
+/// `io::MAX_SPEC_BYTES` (model files embed their spec as a string), nesting
+/// deeper than `MAX_DEPTH`, and aliases that would copy more than
+/// `MAX_ALIAS_NODES` nodes or `MAX_ALIAS_BYTES` bytes of text.
 pub fn parse(source: &str) -> Result<Node, Diagnostic> {
-    let mut builder = Builder { source_lines: source.lines().collect(), ..Default::default() };
-    let mut parser = Parser::new_from_str(source);
-    if let Err(e) = parser.load(&mut builder, false) {
-        let m = e.marker();
-        let (line, col) = (m.line(), m.col() + 1);
-        let hint = unclosed_bracket(source, line).map(|(c, l, k)| format!("the '{c}' at line {l}, column {k} is never closed"));
-        return Err(Diagnostic::error(format!("invalid YAML: {}", e.info()), Pos::new(line, col, 1), "").with_hint_opt(hint));
+    let limit = crate::io::MAX_SPEC_BYTES;
+    if source.len() as u64 > limit {
+        return Err(Diagnostic::error(
+            format!("the spec is {} bytes long, more than the limit of {} bytes ({})", thousands(source.len() as u64), thousands(limit), mib(limit)),
+            Pos::default(),
+            "",
+        )
+        .with_hint("a spec describes a model, not its data: keep data in the files that `data` names"));
     }
-    if let Some(err) = builder.error {
-        return Err(err);
+    let mut builder = Builder { source_lines: source.lines().collect(), used: used_anchors(source), ..Default::default() };
+    let mut parser = Parser::new_from_str(source);
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| syntax_error(source, &e))?;
+        match ev {
+            // One document, as `Parser::load(_, false)` reads it.
+            Event::StreamEnd | Event::DocumentEnd => break,
+            ev => builder.on_event(ev, mark)?,
+        }
     }
     Ok(builder.root.unwrap_or(Node::new(Value::Null, Pos::new(1, 1, 1))))
+}
+
+fn syntax_error(source: &str, e: &ScanError) -> Diagnostic {
+    let m = e.marker();
+    let (line, col) = (m.line(), m.col() + 1);
+    let hint = unclosed_bracket(source, line).map(|(c, l, k)| format!("the '{c}' at line {l}, column {k} is never closed"));
+    Diagnostic::error(format!("invalid YAML: {}", e.info()), Pos::new(line, col, 1), "").with_hint_opt(hint)
+}
+
+/// The anchors some alias refers to: only those need a copy kept. A quick
+/// pass of the parser alone, skipped when the text has no `*` at all.
+fn used_anchors(source: &str) -> HashSet<usize> {
+    let mut used = HashSet::new();
+    if !source.contains('*') {
+        return used;
+    }
+    let mut parser = Parser::new_from_str(source);
+    while let Ok((ev, _)) = parser.next_token() {
+        match ev {
+            Event::Alias(id) => {
+                used.insert(id);
+            }
+            Event::StreamEnd | Event::DocumentEnd => break,
+            _ => {}
+        }
+    }
+    used
+}
+
+/// `1234567` -> `1,234,567`
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
 }
 
 /// The innermost `[` or `{` still open before `line`, skipping quotes and
@@ -140,18 +226,52 @@ fn unclosed_bracket(source: &str, line: usize) -> Option<(char, usize, usize)> {
     open.pop()
 }
 
+/// How much a node holds: nodes, bytes of scalar text, and nesting height
+/// (0 for a scalar, 1 + the deepest child for a mapping or list).
+#[derive(Clone, Copy, Debug, Default)]
+struct Size {
+    nodes: u64,
+    bytes: u64,
+    height: usize,
+}
+
+impl Size {
+    fn scalar(text: &str) -> Size {
+        Size { nodes: 1, bytes: text.len() as u64, height: 0 }
+    }
+    fn container() -> Size {
+        Size { nodes: 1, bytes: 0, height: 1 }
+    }
+    fn add_child(&mut self, c: Size) {
+        self.nodes = self.nodes.saturating_add(c.nodes);
+        self.bytes = self.bytes.saturating_add(c.bytes);
+        self.height = self.height.max(c.height + 1);
+    }
+}
+
 enum Open {
-    Seq(Vec<Node>, Pos, usize),
-    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
+    Seq { items: Vec<Node>, pos: Pos, anchor: usize, size: Size },
+    Map { entries: Vec<(Node, Node)>, key: Option<Node>, seen: HashSet<String>, pos: Pos, anchor: usize, size: Size },
+}
+
+impl Open {
+    fn size_mut(&mut self) -> &mut Size {
+        match self {
+            Open::Seq { size, .. } | Open::Map { size, .. } => size,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Builder<'a> {
     source_lines: Vec<&'a str>,
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Anchors an alias refers to (`used_anchors`).
+    used: HashSet<usize>,
+    anchors: HashMap<usize, (Node, Size)>,
+    /// What anchors and aliases copied so far.
+    copied: Size,
     root: Option<Node>,
-    error: Option<Diagnostic>,
 }
 
 impl Builder<'_> {
@@ -170,53 +290,113 @@ impl Builder<'_> {
     }
 
     fn char_at(&self, pos: Pos) -> Option<char> {
-        self.source_lines.get(pos.line.wrapping_sub(1))?.chars().nth(pos.col - 1)
+        self.source_lines.get(pos.line.wrapping_sub(1))?.chars().nth(pos.col.checked_sub(1)?)
     }
 
-    fn push(&mut self, node: Node, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+    /// The word at `pos` (an alias `*name` or anchor `&name`), for messages.
+    fn word_at(&self, pos: Pos) -> String {
+        let Some(line) = self.source_lines.get(pos.line.wrapping_sub(1)) else { return String::new() };
+        let word: String = line.chars().skip(pos.col.saturating_sub(1)).take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c)).take(40).collect();
+        word
+    }
+
+    /// Counts a copy made for an anchor or an alias against the budget.
+    fn charge(&mut self, size: Size, what: impl Fn() -> String, pos: Pos) -> Result<(), Diagnostic> {
+        let nodes = self.copied.nodes.saturating_add(size.nodes);
+        let bytes = self.copied.bytes.saturating_add(size.bytes);
+        let hint = "aliases of aliases grow exponentially (a \"billion laughs\" document): write the repeated part out, or repeat less of it";
+        if nodes > MAX_ALIAS_NODES {
+            return Err(Diagnostic::error(
+                format!(
+                    "{} would copy {} nodes, past the limit of {} nodes that YAML aliases may add to a spec ({} copied before it)",
+                    what(),
+                    thousands(size.nodes),
+                    thousands(MAX_ALIAS_NODES),
+                    thousands(self.copied.nodes)
+                ),
+                pos,
+                "",
+            )
+            .with_hint(hint));
         }
-        match self.stack.last_mut() {
-            None => self.root = Some(node),
-            Some(Open::Seq(items, _, _)) => items.push(node),
-            Some(Open::Map(entries, key, _, _)) => match key.take() {
+        if bytes > MAX_ALIAS_BYTES {
+            return Err(Diagnostic::error(
+                format!(
+                    "{} would copy {} bytes of text, past the limit of {} bytes ({}) that YAML aliases may add to a spec ({} copied before it)",
+                    what(),
+                    thousands(size.bytes),
+                    thousands(MAX_ALIAS_BYTES),
+                    mib(MAX_ALIAS_BYTES),
+                    thousands(self.copied.bytes)
+                ),
+                pos,
+                "",
+            )
+            .with_hint(hint));
+        }
+        self.copied.nodes = nodes;
+        self.copied.bytes = bytes;
+        Ok(())
+    }
+
+    fn too_deep(&self, pos: Pos, why: String) -> Diagnostic {
+        Diagnostic::error(format!("{why}: a spec may nest mappings and lists at most {MAX_DEPTH} deep"), pos, "")
+            .with_hint("a spec needs only a few levels (model, layers, a layer, its arguments); check the indentation")
+    }
+
+    fn push(&mut self, node: Node, size: Size, anchor: usize) -> Result<(), Diagnostic> {
+        if anchor > 0 && self.used.contains(&anchor) {
+            let pos = node.pos;
+            self.charge(size, || "keeping this anchored node for the aliases that repeat it".to_string(), pos)?;
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        let Some(top) = self.stack.last_mut() else {
+            self.root = Some(node);
+            return Ok(());
+        };
+        top.size_mut().add_child(size);
+        match top {
+            Open::Seq { items, .. } => items.push(node),
+            Open::Map { entries, key, seen, .. } => match key.take() {
                 None => *key = Some(node),
                 Some(k) => {
-                    let dup = k.as_str().is_some() && entries.iter().any(|(e, _)| e.value == k.value);
-                    if dup && self.error.is_none() {
-                        self.error = Some(
-                            Diagnostic::error(format!("duplicate key {} in a mapping", k.describe()), k.pos, "")
-                                .with_hint("each key may appear once; remove or rename one of them"),
-                        );
+                    if let Some(s) = k.as_str()
+                        && !seen.insert(s.to_string())
+                    {
+                        return Err(Diagnostic::error(format!("duplicate key {} in a mapping", k.describe()), k.pos, "")
+                            .with_hint("each key may appear once; remove or rename one of them"));
                     }
                     entries.push((k, node));
                 }
             },
         }
+        Ok(())
     }
-}
 
-impl MarkedEventReceiver for Builder<'_> {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+    fn on_event(&mut self, ev: Event, mark: Marker) -> Result<(), Diagnostic> {
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let pos = self.pos(&mark, Some(style), &text);
+                let size = Size::scalar(&text);
                 let value = if style == TScalarStyle::Plain { resolve_plain(&text) } else { Value::Str(text) };
-                self.push(Node::new(value, pos), anchor);
+                self.push(Node::new(value, pos), size, anchor)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 let pos = self.pos(&mark, None, "");
-                self.stack.push(Open::Seq(Vec::new(), pos, anchor));
-            }
-            Event::MappingStart(anchor, _) => {
-                let pos = self.pos(&mark, None, "");
-                self.stack.push(Open::Map(Vec::new(), None, pos, anchor));
+                if self.stack.len() >= MAX_DEPTH {
+                    let pos = Pos::new(pos.line, pos.col, 1);
+                    return Err(self.too_deep(pos, format!("this is nested {} levels deep", self.stack.len() + 1)));
+                }
+                let size = Size::container();
+                self.stack.push(match ev {
+                    Event::SequenceStart(..) => Open::Seq { items: Vec::new(), pos, anchor, size },
+                    _ => Open::Map { entries: Vec::new(), key: None, seen: HashSet::new(), pos, anchor, size },
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Open::Seq(items, pos, a)) => (Node::new(Value::Seq(items), pos), a),
-                    Some(Open::Map(entries, _, pos, a)) => {
+                let (node, size, anchor) = match self.stack.pop() {
+                    Some(Open::Seq { items, pos, anchor, size }) => (Node::new(Value::Seq(items), pos), size, anchor),
+                    Some(Open::Map { entries, pos, anchor, size, .. }) => {
                         // A block mapping's event mark sits after its first key;
                         // point at the key instead (flow mappings keep their `{`).
                         let flow = self.char_at(pos) == Some('{');
@@ -224,18 +404,30 @@ impl MarkedEventReceiver for Builder<'_> {
                             Some((k, _)) if !flow => Pos::new(k.pos.line, k.pos.col, k.pos.len),
                             _ => pos,
                         };
-                        (Node::new(Value::Map(entries), pos), a)
+                        (Node::new(Value::Map(entries), pos), size, anchor)
                     }
-                    None => return,
+                    None => return Ok(()),
                 };
-                self.push(node, anchor);
+                self.push(node, size, anchor)?;
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node::new(Value::Null, Pos::default()));
-                self.push(node, 0);
+                let pos = self.pos(&mark, Some(TScalarStyle::Plain), "");
+                let name = self.word_at(pos);
+                let pos = Pos::new(pos.line, pos.col, name.chars().count());
+                let Some((node, size)) = self.anchors.get(&id).map(|(n, s)| (n.clone(), *s)) else {
+                    // yaml-rust2 knows an anchor from its start: this alias sits inside it.
+                    return Err(Diagnostic::error(format!("the alias {name} refers to the node that contains it"), pos, "")
+                        .with_hint("an alias can only repeat a node that ends before it"));
+                };
+                if self.stack.len() + size.height > MAX_DEPTH {
+                    return Err(self.too_deep(pos, format!("the alias {name} nests its anchor's node {} levels deep", self.stack.len() + size.height)));
+                }
+                self.charge(size, || format!("the alias {name}"), pos)?;
+                self.push(node, size, 0)?;
             }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -320,6 +512,79 @@ mod tests {
         let err = parse("a: 1\na: 2\n").unwrap_err();
         assert_eq!(err.pos.line, 2);
         assert!(err.message.contains("duplicate key"));
+    }
+
+    /// Nine anchors, each a collection of nine aliases of the one before:
+    /// 9^9 nodes. `item(level, j)` writes entry `j`; `PREV` becomes the alias.
+    fn bomb(item: impl Fn(usize, usize) -> String, open: &str, close: &str) -> String {
+        let mut text = String::new();
+        for i in 0..9 {
+            let items: Vec<String> = (0..9).map(|j| item(i, j).replace("PREV", &format!("*a{}", i.saturating_sub(1)))).collect();
+            text += &format!("a{i}: &a{i} {open}{}{close}\n", items.join(", "));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_budget() {
+        let list = bomb(|i, _| if i == 0 { "x".into() } else { "PREV".into() }, "[", "]");
+        let err = parse(&list).unwrap_err();
+        assert!(err.message.contains("past the limit of 1,000,000 nodes that YAML aliases may add to a spec"), "{}", err.message);
+        assert!(err.pos.is_known());
+        // Merge keys are plain keys here: their aliases count the same.
+        let merge = bomb(|i, j| if i == 0 { format!("k{j}: x") } else { format!("<<{j}: PREV") }, "{", "}") + "m: {<<: *a8}\n";
+        assert!(parse(&merge).unwrap_err().message.contains("nodes that YAML aliases may add"));
+        // Tags change nothing.
+        let tagged = bomb(|i, _| if i == 0 { "!!str x".into() } else { "PREV".into() }, "!!seq [", "]");
+        assert!(parse(&tagged).unwrap_err().message.contains("nodes that YAML aliases may add"));
+        // Long text copied by aliases counts in bytes.
+        let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 20].join(", "));
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("bytes of text, past the limit of 16,777,216 bytes (16 MiB)"), "{}", err.message);
+        // The anchor's own copy and 15 aliases fill the 16 MiB; the 16th alias is refused.
+        assert_eq!((err.pos.line, err.pos.col, err.pos.len), (2, 65, 2), "{}", err.message);
+        // A few aliases of a template are fine.
+        let ok = "t: &t {type: Dense, units: 4}\nlayers: [*t, *t, *t]\n";
+        assert_eq!(parse(ok).unwrap().get("layers").unwrap().as_seq().unwrap().len(), 3);
+        // An anchor no alias uses costs nothing, however large.
+        let big = format!("model: &m [{}]\n", vec!["1"; 1_100_000].join(","));
+        assert_eq!(parse(&big).unwrap().get("model").unwrap().as_seq().unwrap().len(), 1_100_000);
+    }
+
+    #[test]
+    fn nesting_is_limited_without_recursion() {
+        let ok = format!("a: {}1{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(parse(&ok).is_ok());
+        let flow = format!("a: {}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let err = parse(&flow).unwrap_err();
+        assert_eq!(err.message, "this is nested 65 levels deep: a spec may nest mappings and lists at most 64 deep");
+        assert_eq!((err.pos.line, err.pos.col), (1, 4 + MAX_DEPTH - 1));
+        // Block nesting, which yaml-rust2's own loader would follow recursively.
+        let block = format!("a:\n  {}x\n", "- ".repeat(200_000));
+        assert!(parse(&block).unwrap_err().message.starts_with("this is nested 65 levels deep"));
+        // An alias counts the depth of what it repeats.
+        let deep = format!("a: &a {}1{}\nb: [[*a]]\n", "[".repeat(62), "]".repeat(62));
+        assert_eq!(
+            parse(&deep).unwrap_err().message,
+            "the alias *a nests its anchor's node 65 levels deep: a spec may nest mappings and lists at most 64 deep"
+        );
+    }
+
+    #[test]
+    fn recursive_aliases_and_oversized_text_are_errors() {
+        let err = parse("a: &a [1, *a]\n").unwrap_err();
+        assert_eq!(err.message, "the alias *a refers to the node that contains it");
+        assert_eq!((err.pos.line, err.pos.col, err.pos.len), (1, 11, 2));
+        let text = "#".repeat(crate::io::MAX_SPEC_BYTES as usize + 1);
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.message, "the spec is 16,777,217 bytes long, more than the limit of 16,777,216 bytes (16 MiB)");
+    }
+
+    #[test]
+    fn long_values_are_described_briefly() {
+        let root = parse(&format!("a: {}\nb: [{}]\n", "x".repeat(100), vec!["1"; 1000].join(", "))).unwrap();
+        assert_eq!(root.get("a").unwrap().describe(), format!("\"{}...\" (100 characters)", "x".repeat(40)));
+        assert_eq!(root.get("b").unwrap().describe(), "a list");
     }
 
     #[test]

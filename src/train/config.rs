@@ -92,6 +92,7 @@ impl TrainConfig {
     pub fn io(&self, model: &Model) -> crate::data::ModelIo {
         crate::data::ModelIo {
             inputs: model.inputs.iter().map(|i| (i.name.clone(), i.shape.clone())).collect(),
+            indices: (0..model.inputs.len()).map(|k| index_input(model, k)).collect(),
             outputs: model
                 .outputs
                 .iter()
@@ -104,6 +105,17 @@ impl TrainConfig {
                 .collect(),
         }
     }
+}
+
+/// The Embedding that reads model input `k` directly, if any (the one with
+/// the fewest indices when several do): the input's values must be indices.
+fn index_input(model: &Model, k: usize) -> Option<crate::data::IndexInput> {
+    model
+        .layers
+        .iter()
+        .filter(|n| n.type_name == "Embedding" && n.inputs.contains(&crate::graph::Src::Input(k)))
+        .filter_map(|n| Some(crate::data::IndexInput { layer: n.name.clone(), input_dim: *n.weights.first()?.shape.first()? }))
+        .min_by_key(|ix| ix.input_dim)
 }
 
 pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<TrainConfig> {

@@ -23,7 +23,8 @@ pub enum TrainError {
     Diverged { epoch: usize, step: usize, value: f64 },
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
-    #[error("writing the checkpoint: {0}")]
+    /// From the hooks, whose errors name the file.
+    #[error("{0}")]
     Io(std::io::Error),
     #[error("resuming: {0}")]
     Resume(String),
@@ -44,7 +45,8 @@ impl EpochLog {
 
 #[derive(Default)]
 pub struct FitOptions<'a> {
-    /// Stop after this many optimizer steps in all (smoke runs).
+    /// Stop after this many optimizer steps in all (smoke runs); 0 trains
+    /// nothing and leaves the initial weights.
     pub max_steps: Option<usize>,
     /// Checked after every step: when set, fit returns at once (Ctrl-C).
     pub interrupt: Option<&'a AtomicBool>,
@@ -282,7 +284,13 @@ pub fn fit(
     let mut steps = 0usize;
     let already_stopped = early.as_ref().is_some_and(|e| e.state.stopped_epoch > 0);
     let first = if already_stopped { cfg.epochs + 1 } else { resume.epoch + 1 };
+    let limit_reached = |steps: usize| opts.max_steps.is_some_and(|m| steps >= m);
     'epochs: for epoch in first..=cfg.epochs {
+        // Checked before any step, so `--max-steps N` takes exactly N steps
+        // (0: none, the weights stay the initial ones).
+        if limit_reached(steps) {
+            break;
+        }
         if interrupted() {
             return Ok(FitOutcome { history, interrupted: true });
         }
@@ -299,6 +307,13 @@ pub fn fit(
         let mut running: Vec<(String, f64)> = Vec::new();
         let mut refreshed: Option<std::time::Instant> = None;
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+            // Never at step 0: the epoch began below the limit.
+            if limit_reached(steps) {
+                // A partial epoch: logged, but not checkpointed.
+                history.push(end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?);
+                progress.epoch_end(history.last().unwrap(), started.elapsed().as_secs_f64(), ev.seen);
+                break 'epochs;
+            }
             let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: Some(&sink) };
             let loss = ev.batch(net, train, idx, &mut ctx)?;
             let value = ev.mean_loss();
@@ -316,12 +331,6 @@ pub fn fit(
             if interrupted() {
                 return Ok(FitOutcome { history, interrupted: true });
             }
-            if opts.max_steps.is_some_and(|m| steps >= m) && step + 1 < steps_per_epoch {
-                // A partial epoch: logged, but not checkpointed.
-                history.push(end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?);
-                progress.epoch_end(history.last().unwrap(), started.elapsed().as_secs_f64(), ev.seen);
-                break 'epochs;
-            }
         }
         let log = end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?;
         progress.epoch_end(&log, started.elapsed().as_secs_f64(), ev.seen);
@@ -334,7 +343,7 @@ pub fn fit(
             if log.get(&monitor).is_none() && !warned.contains(&monitor) {
                 let keys: Vec<&str> = log.values.iter().map(|(k, _)| k.as_str()).collect();
                 let why = if monitor.starts_with("val_") && validation.is_none() { " (the spec has no validation data)" } else { "" };
-                progress.message(&format!("warning: {name} monitors `{monitor}`, which is not logged{why}; available: {}. It does nothing.", keys.join(", ")));
+                progress.warning(&format!("{name} monitors `{monitor}`, which is not logged{why}; available: {}. It does nothing.", keys.join(", ")));
                 warned.push(monitor);
             }
         }
@@ -373,9 +382,6 @@ pub fn fit(
         if stop {
             break;
         }
-        if opts.max_steps.is_some_and(|m| steps >= m) {
-            break;
-        }
     }
     if let Some(e) = &early {
         if e.state.stopped_epoch > 0 {
@@ -406,4 +412,49 @@ fn end_epoch(
     }
     values.push(("learning_rate".into(), opt.learning_rate()));
     Ok(EpochLog { epoch, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Array;
+    use crate::spec::Source;
+
+    fn net_and_split() -> (Net, TrainConfig, Split) {
+        let yaml = "model:\n  input_shape: [3]\n  layers:\n    - {type: Dense, units: 4, activation: relu}\n    - {type: Dense, units: 1}\ntraining:\n  loss: mse\n  optimizer: {type: sgd, learning_rate: 0.1}\n  epochs: 3\n  batch_size: 4\n";
+        let source = Source { path: "t.yaml".into(), text: yaml.into() };
+        let mut diags = Vec::new();
+        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
+        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let net = Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut StdRng::seed_from_u64(7)).unwrap();
+        let n = 10;
+        let x = Array { shape: vec![3], data: (0..n * 3).map(|i| i as f32 / 10.0).collect() };
+        let y = Array { shape: vec![1], data: (0..n).map(|i| i as f32).collect() };
+        (net, cfg, Split { n, inputs: vec![x], targets: vec![y] })
+    }
+
+    fn weights(net: &Net) -> Vec<Vec<f32>> {
+        copy_weights(net).unwrap().iter().map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    }
+
+    fn steps_taken(max_steps: usize) -> (Vec<EpochLog>, bool) {
+        let (net, cfg, split) = net_and_split();
+        let before = weights(&net);
+        let opts = FitOptions { max_steps: Some(max_steps), interrupt: None };
+        let out = fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
+        (out.history, weights(&net) == before)
+    }
+
+    #[test]
+    fn max_steps_zero_takes_no_step_and_keeps_the_initial_weights() {
+        let (history, unchanged) = steps_taken(0);
+        assert!(history.is_empty(), "{history:?}");
+        assert!(unchanged, "no optimizer step may move a weight");
+        let (history, unchanged) = steps_taken(1);
+        assert_eq!(history.len(), 1, "one partial epoch is logged");
+        assert!(!unchanged, "one step moves the weights");
+        // 10 samples in batches of 4: 3 steps an epoch; 3 steps end epoch 1 exactly.
+        assert_eq!(steps_taken(3).0.len(), 1);
+        assert_eq!(steps_taken(4).0.len(), 2);
+    }
 }

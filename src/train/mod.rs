@@ -1,11 +1,13 @@
 //! Training: Keras losses, optimizers (with schedules and clipping),
-//! streaming metrics, the training section, and the fit loop.
+//! streaming metrics, the training section, the fit loop, and what a step
+//! needs (memory, stack) checked before it runs.
 
 pub mod callbacks;
 pub mod config;
 pub mod ctc;
 pub mod fit;
 pub mod losses;
+pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod progress;

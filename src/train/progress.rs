@@ -3,7 +3,7 @@
 
 use super::fit::EpochLog;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 pub trait Progress {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize);
@@ -11,6 +11,8 @@ pub trait Progress {
     fn step(&mut self, step: usize, running: &[(String, f64)], samples: usize);
     fn epoch_end(&mut self, log: &EpochLog, seconds: f64, samples: usize);
     fn message(&mut self, text: &str);
+    /// Something the user should fix (a callback that does nothing, ...).
+    fn warning(&mut self, text: &str);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,11 +68,19 @@ impl Progress for Console {
             bar.finish_and_clear();
         }
         let rate = samples as f64 / seconds.max(1e-9);
-        println!("Epoch {}/{} - {:.1}s - {:.0} samples/s - {}", log.epoch, self.epochs, seconds, rate, fmt_values(&log.values));
+        // A closed stdout does not stop a training: write errors are dropped.
+        let _ = writeln!(std::io::stdout(), "Epoch {}/{} - {:.1}s - {:.0} samples/s - {}", log.epoch, self.epochs, seconds, rate, fmt_values(&log.values));
     }
 
     fn message(&mut self, text: &str) {
-        println!("{text}");
+        let _ = writeln!(std::io::stdout(), "{text}");
+    }
+
+    /// On stderr, rendered as every warning is (`diag::render`).
+    fn warning(&mut self, text: &str) {
+        let style = crate::diag::Style { color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) };
+        let d = crate::diag::Diagnostic::warning(text, Default::default(), "");
+        eprint!("{}", crate::diag::render(&d, "", "", style));
     }
 }
 
@@ -108,5 +118,8 @@ impl Progress for JsonLines {
     }
     fn message(&mut self, text: &str) {
         let _ = writeln!(std::io::stdout(), "{}", serde_json::json!({"event": "message", "text": text}));
+    }
+    fn warning(&mut self, text: &str) {
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::json!({"event": "warning", "text": text}));
     }
 }
