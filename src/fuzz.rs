@@ -162,28 +162,24 @@ pub fn run(bytes: &[u8]) -> Result<(), String> {
     let (shown_model, shown_csv) = (model.display().to_string(), csv.display().to_string());
     let mut errors = Vec::new();
     for (command, outcome) in commands(&model, &csv, &dir.join("predictions.csv")) {
-        let Err(message) = outcome else { continue };
-        // Until the commands return their error (rather than print it), only
-        // the exit code is known here: then there is no message to check.
-        if let Some(m) = &message
-            && (m.trim().is_empty() || !(m.contains(&shown_model) || m.contains(&shown_csv)))
-        {
+        let Err(m) = outcome else { continue };
+        if m.trim().is_empty() || !(m.contains(&shown_model) || m.contains(&shown_csv)) {
             return Err(format!("fuzz property: {command}'s error names neither {shown_model} nor {shown_csv}:\n{m}"));
         }
-        errors.push(format!("{command}: {}", message.unwrap_or_else(|| "failed (its message went to stderr)".into())));
+        errors.push(format!("{command}: {m}"));
     }
     if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
-/// What each subcommand did with the files: Ok, or Err with the message it
-/// shows the user (None while `run` returns only the exit code).
-type Outcome = Result<(), Option<String>>;
+/// What each subcommand did with the files: Ok, or Err with what `main`
+/// shows the user on stderr.
+type Outcome = Result<(), String>;
 
 /// The three subcommands, called with their clap `Args` as `main` calls them:
 /// the one place to adapt when their signatures change.
 fn commands(model: &Path, csv: &Path, output: &Path) -> [(&'static str, Outcome); 3] {
     use crate::cli::{DeviceArg, evaluate, inspect, predict};
-    let outcome = |code: u8| if code == crate::cli::EXIT_OK { Ok(()) } else { Err(None) };
+    let outcome = |r: Result<(), crate::cli::CliError>| r.map_err(|e| e.render(crate::diag::Style::default()));
     let predict = predict::Args { model: model.into(), input: csv.into(), output: Some(output.into()), batch_size: 256, beam_width: 1, device: DeviceArg::Cpu };
     let evaluate =
         evaluate::Args { model: model.into(), data: Some(csv.into()), labels: None, beam_width: 1, format: evaluate::Format::Json, device: DeviceArg::Cpu };

@@ -1238,7 +1238,8 @@ mod corpus {
         save("bad-model-prep-no-inputs", seed(&edit_prep(&iris, |p| p["inputs"] = Value::Array(vec![])), iris_csv));
         save("bad-model-prep-no-outputs", seed(&edit_prep(&iris, |p| p["outputs"] = Value::Array(vec![])), iris_csv));
         save("bad-model-prep-short-features", seed(&edit_prep(&iris, |p| drop(p["inputs"][0]["features"].as_array_mut().unwrap().pop())), iris_csv));
-        save("bad-model-prep-one-class", seed(&edit_prep(&iris, |p| p["outputs"][0]["classes"] = serde_json::json!(["setosa"])), iris_csv));
+        // Fewer class names than units: what `train --allow-missing-classes` writes.
+        save("any-model-prep-one-class", seed(&edit_prep(&iris, |p| p["outputs"][0]["classes"] = serde_json::json!(["setosa"])), iris_csv));
         save("bad-model-prep-window-zero", seed(&edit_prep(&sun, |p| p["window"]["size"] = Value::from(0)), &head("data/timeseries/sunspots.csv", 14)));
         save("bad-model-prep-window-huge", seed(&edit_prep(&sun, |p| p["window"]["size"] = Value::from(u64::MAX)), &head("data/timeseries/sunspots.csv", 14)));
         save("any-model-prep-zero-div", seed(&edit_prep(&iris, |p| p["inputs"][0]["div"][0] = Value::from(0.0)), iris_csv));
