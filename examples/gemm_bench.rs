@@ -9,6 +9,8 @@
 //! sample by sample; the median GFLOP/s of each is printed, and which one
 //! `kernels::gemm::matmul` uses for that shape (`sgemm::wins`).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use nnrun::kernels::gemm::{Mat, matmul_gemm_crate};
 use nnrun::kernels::sgemm;
 use std::time::Instant;

@@ -1,8 +1,10 @@
-//! Entry points for fuzzing nnrun's loaders of untrusted files: the model
-//! file (and checkpoints), IDX and CSV. Each takes raw bytes, runs them
-//! through the same path-based code `predict`, `evaluate`, `train --resume`
-//! and `train` use, and returns the user-facing error, if any. A panic,
-//! hang or huge allocation is the bug a fuzzer looks for.
+//! Entry points for fuzzing everything nnrun reads that it did not write
+//! itself: specs (`validate`), model files (and checkpoints), IDX and CSV,
+//! and the whole `predict` / `evaluate` / `inspect` path. Each takes raw
+//! bytes, runs them through the same path-based code the commands use, and
+//! returns the user-facing error, if any. A panic, hang or huge allocation
+//! is the bug a fuzzer looks for; an error that is empty or does not name
+//! the file comes back starting with `fuzz property:`.
 //!
 //! Driven by `fuzz/` (cargo fuzz, nightly) and by tests/fuzz.rs, which runs
 //! the corpus seeds and seeded mutations of them as ordinary tests.
@@ -115,4 +117,72 @@ fn load(dir: &Path, text: &str) -> Result<(), String> {
     };
     let data = spec.data.as_ref().ok_or("fuzz harness: no data section")?;
     crate::data::load(data, dir, &cfg.io(&model), 1, None).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Reads `bytes` as a spec file and checks it as `nnrun validate` does: the
+/// model (graph::from_source), then the training section when there is one
+/// and the model is valid. Not the data-file checks, which look at paths the
+/// spec names anywhere on the filesystem. The error is the rendered error
+/// diagnostics, as validate prints them.
+pub fn spec(bytes: &[u8]) -> Result<(), String> {
+    let path = write(&scratch(), "spec.yaml", bytes)?;
+    let shown = path.display().to_string();
+    let source = crate::spec::Source::read(&path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut diags = Vec::new();
+    if let Some((spec, model)) = crate::graph::from_source(&source, &mut diags)
+        && spec.training.is_some()
+        && !diags.iter().any(crate::diag::Diagnostic::is_error)
+    {
+        crate::train::config::read(&spec, &model, &mut diags);
+    }
+    let errors: Vec<String> =
+        diags.iter().filter(|d| d.is_error()).map(|d| crate::diag::render(d, &source.path, &source.text, crate::diag::Style::default())).collect();
+    if let Some(e) = errors.iter().find(|e| e.trim().is_empty() || !e.contains(&shown)) {
+        return Err(format!("fuzz property: an error does not name {shown}:\n{e}"));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.concat()) }
+}
+
+/// Where `run`'s input splits into the model file and the CSV file.
+pub const RUN_SEPARATOR: &[u8] = b"\xff\x00\xff";
+
+/// Model-file bytes, then RUN_SEPARATOR, then a CSV file (header and a row
+/// or a few): the model is run on the CSV by `predict` (into a scratch
+/// `--output`), scored on it by `evaluate --data`, and shown by `inspect`,
+/// through the subcommands' own `run` functions. Fine when all three are.
+pub fn run(bytes: &[u8]) -> Result<(), String> {
+    let at = bytes.windows(RUN_SEPARATOR.len()).position(|w| w == RUN_SEPARATOR);
+    let (model, csv) = match at {
+        Some(i) => (&bytes[..i], &bytes[i + RUN_SEPARATOR.len()..]),
+        None => (bytes, &[][..]),
+    };
+    let dir = scratch();
+    let model = write(&dir, "model.safetensors", model)?;
+    let csv = write(&dir, "input.csv", csv)?;
+    let (shown_model, shown_csv) = (model.display().to_string(), csv.display().to_string());
+    let mut errors = Vec::new();
+    for (command, outcome) in commands(&model, &csv, &dir.join("predictions.csv")) {
+        let Err(m) = outcome else { continue };
+        if m.trim().is_empty() || !(m.contains(&shown_model) || m.contains(&shown_csv)) {
+            return Err(format!("fuzz property: {command}'s error names neither {shown_model} nor {shown_csv}:\n{m}"));
+        }
+        errors.push(format!("{command}: {m}"));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+}
+
+/// What each subcommand did with the files: Ok, or Err with what `main`
+/// shows the user on stderr.
+type Outcome = Result<(), String>;
+
+/// The three subcommands, called with their clap `Args` as `main` calls them:
+/// the one place to adapt when their signatures change.
+fn commands(model: &Path, csv: &Path, output: &Path) -> [(&'static str, Outcome); 3] {
+    use crate::cli::{DeviceArg, evaluate, inspect, predict};
+    let outcome = |r: Result<(), crate::cli::CliError>| r.map_err(|e| e.render(crate::diag::Style::default()));
+    let predict = predict::Args { model: model.into(), input: csv.into(), output: Some(output.into()), batch_size: 256, beam_width: 1, device: DeviceArg::Cpu };
+    let evaluate =
+        evaluate::Args { model: model.into(), data: Some(csv.into()), labels: None, beam_width: 1, format: evaluate::Format::Json, device: DeviceArg::Cpu };
+    let inspect = inspect::Args { model: model.into() };
+    [("predict", outcome(predict::run(&predict))), ("evaluate", outcome(evaluate::run(&evaluate))), ("inspect", outcome(inspect::run(&inspect)))]
 }

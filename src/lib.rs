@@ -1,3 +1,4 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
 //! nnrun: Keras-style YAML model specs, validated statically and trained with candle.
 //!
 //! Data flows one way: `spec` (YAML with positions) -> `layers` (per-layer

@@ -23,21 +23,30 @@ impl<'a> Mat<'a> {
     pub fn t(self) -> Self {
         Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
-    fn check(&self) {
-        if self.rows > 0 && self.cols > 0 {
-            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
-            assert!(last < self.data.len(), "matrix view out of bounds");
+    /// Whether every element `data[r * rs + c * cs]` lies inside `data`. The
+    /// arithmetic is checked: a huge stride must not wrap back into range.
+    pub fn in_bounds(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
         }
+        let last = (self.rows - 1).checked_mul(self.rs).zip((self.cols - 1).checked_mul(self.cs)).and_then(|(r, c)| r.checked_add(c));
+        last.is_some_and(|last| last < self.data.len())
     }
+}
+
+/// Panics unless `dst = a @ b` fits: inner dimensions equal, `dst` exactly
+/// m x n, both views inside their slices. The raw-pointer kernels (ours and
+/// the gemm crate's) rely on it; once per product, so it costs nothing.
+pub(crate) fn check_views(dst: &[f32], a: Mat, b: Mat) {
+    assert_eq!(b.rows, a.cols, "inner dimensions differ");
+    assert_eq!(Some(dst.len()), a.rows.checked_mul(b.cols), "destination size");
+    assert!(a.in_bounds() && b.in_bounds(), "matrix view out of bounds");
 }
 
 /// Checks the shapes and handles empty products; false: nothing is left to do.
 fn prepare(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "destination size");
-    a.check();
-    b.check();
+    check_views(dst, a, b);
     if k == 0 && !accumulate {
         dst.fill(0.0);
     }
@@ -71,7 +80,7 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     let threads = super::par::threads();
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
-    let parts = if 2 * m * n * k >= 1 << 20 { threads.clamp(1, len) } else { 1 };
+    let parts = if flops(m, k, n) >= 1 << 20 { threads.clamp(1, len) } else { 1 };
     let dst_ptr = super::par::SendPtr(dst.as_mut_ptr());
     let job = |i: usize| {
         let (lo, hi) = (len * i / parts, len * (i + 1) / parts);
@@ -79,8 +88,11 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
             return;
         }
         let c = dst_ptr.get();
-        // SAFETY: the views were bounds-checked by prepare; the parts write
-        // disjoint rows (columns) of dst, which is borrowed mutably.
+        // SAFETY: prepare checked both views and that dst is exactly m x n,
+        // so rows lo..hi (or columns lo..hi) of A, B and dst are in bounds;
+        // the parts write disjoint rows (columns) of dst, which is borrowed
+        // mutably for this call (so it overlaps neither A nor B), and
+        // par::run returns only after every part has finished.
         unsafe {
             if by_rows {
                 raw(c.add(lo * n), n, (hi - lo, k, n), (a.data.as_ptr().add(lo * a.rs), a.rs, a.cs), (b.data.as_ptr(), b.rs, b.cs), accumulate);
@@ -92,9 +104,22 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     super::par::run(parts, threads, &job);
 }
 
+/// Flops of an m x k x n product, saturating (only compared with thresholds).
+pub(crate) fn flops(m: usize, k: usize, n: usize) -> usize {
+    2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k)
+}
+
 /// The gemm crate, one thread: C (row stride `crs`) = (acc ? C : 0) + A B;
 /// A and B as (pointer, row stride, column stride).
+///
+/// # Safety
+/// `a[i * rs + p * cs]` (i < m, p < k) and `b[p * rs + j * cs]` (p < k, j < n)
+/// must be readable, `c[i * crs + j]` (i < m, j < n) writable and written by
+/// no one else during the call, and C must not overlap A or B.
 unsafe fn raw(c: *mut f32, crs: usize, (m, k, n): (usize, usize, usize), a: (*const f32, usize, usize), b: (*const f32, usize, usize), accumulate: bool) {
+    // SAFETY: the caller guarantees the three views (see # Safety); the gemm
+    // crate reads and writes nothing else, and picks its SIMD path by runtime
+    // feature detection itself.
     unsafe {
         gemm::gemm(
             m,

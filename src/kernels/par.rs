@@ -125,8 +125,10 @@ pub fn run(parts: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
     let Ok(_guard) = pool.busy.try_lock() else {
         return (0..parts).for_each(job);
     };
-    // SAFETY (lifetime erasure): the job is withdrawn, and every helper
-    // that took it has finished, before we return.
+    // SAFETY: only the lifetime is erased (same fat pointer). The job is
+    // withdrawn, and every helper that took it (counted in `users` under the
+    // lock it took it under) has finished, before this function returns or
+    // unwinds: a panic in our parts is caught and re-raised after the wait.
     let f = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), *const (dyn Fn(usize) + Sync)>(job) };
     let job_desc = Job { f, parts };
     pool.next.store(0, Ordering::Release);

@@ -58,8 +58,12 @@ pub fn available() -> bool {
 
 /// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b` on up
 /// to `threads` threads. Returns false (and leaves dst alone) when the kernel
-/// is not available on this CPU. Views must be bounds-checked by the caller;
-/// m, n, k must all be non-zero.
+/// is not available on this CPU.
+///
+/// # Panics
+/// When the views do not fit (as `gemm::matmul`): `b.rows != a.cols`,
+/// `dst.len() != m * n`, or a view reaching past its slice. The check runs
+/// once per product, before the kernel's unchecked reads and writes.
 pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
     if !available() {
         return false;
@@ -80,7 +84,7 @@ pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
 /// load-dependent) stay on the gemm crate.
 pub fn wins(a: Mat, b: Mat) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if 2 * m * n * k < MIN_FLOPS {
+    if super::gemm::flops(m, k, n) < MIN_FLOPS {
         return false;
     }
     let a_transposed = a.rs == 1 && a.cs != 1;
@@ -88,16 +92,24 @@ pub fn wins(a: Mat, b: Mat) -> bool {
     (a_transposed && (k <= 2048 || m >= 64)) || (b_transposed && !a_transposed) || k <= 16
 }
 
-/// `sgemm` whatever `wins` says (tests and benchmarks).
+/// `sgemm` whatever `wins` says (tests and benchmarks). Panics as `sgemm`.
 #[doc(hidden)]
 pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
     if !available() {
         return false;
     }
+    // Everything the unsafe code below relies on about the views: with these,
+    // every offset it forms is at most the last element of a view.
+    super::gemm::check_views(dst, a, b);
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 || k == 0 {
+        if k == 0 && !accumulate {
+            dst.fill(0.0);
+        }
+        return true;
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        let (m, k, n) = (a.rows, a.cols, b.cols);
-        debug_assert!(m > 0 && n > 0 && k > 0 && b.rows == k && dst.len() == m * n);
         let p =
             Problem { a: a.data.as_ptr(), ars: a.rs, acs: a.cs, b: b.data.as_ptr(), brs: b.rs, bcs: b.cs, c: dst.as_mut_ptr(), crs: n, ccs: 1, k, accumulate };
         // Few columns (n = 10) pad the 16-wide tiles more than few rows pad
@@ -112,9 +124,13 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
         let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
         // Twice as many parts as threads: a helper that wakes late still gets
         // work, and the caller never waits long for one.
-        let parts = if threads > 1 && 2 * m * n * k >= PARALLEL_FLOPS { (2 * threads).min(mp.max(np)) } else { 1 };
+        let flops = super::gemm::flops(m, k, n);
+        let parts = if threads > 1 && flops >= PARALLEL_FLOPS { threads.saturating_mul(2).min(mp.max(np)) } else { 1 };
         if parts <= 1 {
-            // SAFETY: available() checked the features; the caller checked the views.
+            // SAFETY: available() detected AVX2 and FMA at run time (block's
+            // target features); check_views put every element of the m x k,
+            // k x n and m x n views of p inside their slices, which dst's
+            // exclusive borrow keeps alive and unaliased for this call.
             unsafe { x86::block(&p, 0, m, 0, n) };
             return true;
         }
@@ -140,7 +156,10 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
         let job = |i: usize| {
             let (lo, hi) = range(i);
             if lo < hi {
-                // SAFETY: as above; parts cover disjoint rows (columns) of C.
+                // SAFETY: as for the single block above (features detected,
+                // views checked); lo < hi <= m (n), and the parts cover
+                // disjoint rows (columns) of C, so no two threads write the
+                // same element; par::run returns only once every part is done.
                 unsafe { if by_rows { x86::block(&p, lo, hi, 0, n) } else { x86::block(&p, 0, m, lo, hi) } }
             }
         };
@@ -182,7 +201,8 @@ struct Problem {
     accumulate: bool,
 }
 
-// SAFETY: the pointers are only read, except c, where threads write disjoint parts.
+// SAFETY: a and b are only read; c is written only through x86::block, whose
+// callers give each thread a disjoint part of it (see force).
 unsafe impl Sync for Problem {}
 
 #[cfg(target_arch = "x86_64")]
@@ -202,7 +222,8 @@ mod x86 {
             }
             let p = self.0.as_mut_ptr();
             let off = p.align_offset(64).min(15);
-            // SAFETY: off + n <= len.
+            // SAFETY: off <= 15 and len >= n + 16, so p + off and the n
+            // elements after it lie inside the vector.
             unsafe { p.add(off) }
         }
     }
@@ -225,8 +246,15 @@ mod x86 {
 
     /// Packs rows i0..i0+mr (mr <= MR), depths p0..p0+kc of A into one
     /// column-major MR x kc panel (zero rows past mr).
+    ///
+    /// # Safety
+    /// Rows i0..i0+mr and depths p0..p0+kc lie inside p's A view; dst has
+    /// MR * kc writable elements that alias nothing p points to.
     #[inline(always)]
     unsafe fn pack_a_panel(p: &Problem, i0: usize, mr: usize, p0: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: every read is element (i0 + r, p0 + q) of A with r < mr,
+        // q < kc, at (i0 + r) * ars + (p0 + q) * acs (the copy: ars == 1,
+        // MR consecutive rows); every write is dst[q * MR + r] < MR * kc.
         unsafe {
             if p.ars == 1 && mr == MR {
                 for q in 0..kc {
@@ -252,8 +280,15 @@ mod x86 {
 
     /// Packs columns j0..j0+nr (nr <= w), depths p0..p0+kc of B into one
     /// row-major kc x w panel (zero columns past nr).
+    ///
+    /// # Safety
+    /// Columns j0..j0+nr and depths p0..p0+kc lie inside p's B view; dst has
+    /// w * kc writable elements that alias nothing p points to.
     #[inline(always)]
     unsafe fn pack_b_panel(p: &Problem, j0: usize, nr: usize, w: usize, p0: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: every read is element (p0 + q, j0 + j) of B with q < kc,
+        // j < nr, at (p0 + q) * brs + (j0 + j) * bcs (the copy: bcs == 1, nr
+        // consecutive columns); every write is dst[q * w + j] < w * kc.
         unsafe {
             if p.bcs == 1 {
                 for q in 0..kc {
@@ -282,15 +317,27 @@ mod x86 {
     }
 
     /// C[i0..i1, j0..j1] (+)= A[i0..i1, :] @ B[:, j0..j1], single-threaded.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA (detected at run time). Every element of p's
+    /// A (m x k), B (k x n) and C (m x n) views is in bounds, where m and n
+    /// are the sizes the caller checked, i0 < i1 <= m and j0 < j1 <= n, k > 0;
+    /// C overlaps neither A nor B, and no other thread touches C[i0..i1,
+    /// j0..j1] during the call.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn block(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize) {
         BUFS.with(|bufs| {
             let mut bufs = bufs.borrow_mut();
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the caller's guarantees, forwarded unchanged; the
+            // buffers are this thread's own, borrowed once (no reentrancy).
             unsafe { block_with(p, i0, i1, j0, j1, &mut bufs) }
         })
     }
 
+    /// `block` with this thread's pack buffers.
+    ///
+    /// # Safety
+    /// As `block`.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn block_with(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
         let (m, n, k) = (i1 - i0, j1 - j0, p.k);
@@ -306,6 +353,10 @@ mod x86 {
         let bbuf = if pack_b { bufs.b.get(NC.div_ceil(NR) * NR * kcb) } else { std::ptr::null_mut() };
         let aedge = bufs.a_edge.get(MR * kcb);
         let bedge = bufs.b_edge.get(NR * kcb);
+        // Panel pointers are formed with wrapping_add (safe, and in bounds by
+        // the loop bounds); the SAFETY comments below are about their use.
+        // The loops keep jc + jr < n, ic + ir < m, pc < k, nr <= NR, mr <= MR
+        // and kc <= kcb; the buffers hold MC/MR (NC/NR) panels of MR (NR) x kcb.
 
         let mut jc = 0;
         while jc < n {
@@ -319,7 +370,10 @@ mod x86 {
                     while jr < nc {
                         let nr = NR.min(nc - jr);
                         let w = if nr <= 8 { 8 } else { NR };
-                        unsafe { pack_b_panel(p, j0 + jc + jr, nr, w, pc, kc, bbuf.add(jr * kcb)) };
+                        // SAFETY: columns j0+jc+jr.. +nr <= j1 and depths pc..pc+kc <= k
+                        // are in B's view (block's contract); panel jr / NR of the
+                        // packed B buffer holds kcb * NR >= kc * w elements.
+                        unsafe { pack_b_panel(p, j0 + jc + jr, nr, w, pc, kc, bbuf.wrapping_add(jr * kcb)) };
                         jr += NR;
                     }
                 }
@@ -329,11 +383,16 @@ mod x86 {
                     if pack_a {
                         let mut ir = 0;
                         while ir < mc {
-                            unsafe { pack_a_panel(p, i0 + ic + ir, MR.min(mc - ir), pc, kc, abuf.add(ir * kcb)) };
+                            // SAFETY: rows i0+ic+ir.. (at most MR, all < i1) and depths
+                            // pc..pc+kc are in A's view; panel ir / MR of the packed A
+                            // buffer holds MR * kcb >= MR * kc elements.
+                            unsafe { pack_a_panel(p, i0 + ic + ir, MR.min(mc - ir), pc, kc, abuf.wrapping_add(ir * kcb)) };
                             ir += MR;
                         }
                     } else if mc % MR != 0 {
                         let ir = mc - mc % MR;
+                        // SAFETY: the last mc - ir < MR rows (all < i1) and depths
+                        // pc..pc+kc are in A's view; aedge holds MR * kcb elements.
                         unsafe { pack_a_panel(p, i0 + ic + ir, mc - ir, pc, kc, aedge) };
                     }
                     let mut jr = 0;
@@ -341,28 +400,40 @@ mod x86 {
                         let nr = NR.min(nc - jr);
                         let col = j0 + jc + jr;
                         let (bp, brs) = if pack_b {
-                            (unsafe { bbuf.add(jr * kcb) } as *const f32, if nr <= 8 { 8 } else { NR })
+                            (bbuf.wrapping_add(jr * kcb) as *const f32, if nr <= 8 { 8 } else { NR })
                         } else if nr < NR {
                             let w = if nr <= 8 { 8 } else { NR };
+                            // SAFETY: columns col..col+nr <= j1 and depths pc..pc+kc are
+                            // in B's view; bedge holds NR * kcb >= w * kc elements.
                             unsafe { pack_b_panel(p, col, nr, w, pc, kc, bedge) };
                             (bedge as *const f32, w)
                         } else {
-                            (unsafe { p.b.add(pc * p.brs + col) }, p.brs)
+                            // In place: B is row-major here (pack_b is false), all
+                            // NR columns of this panel exist.
+                            (p.b.wrapping_add(pc * p.brs + col), p.brs)
                         };
                         let mut ir = 0;
                         while ir < mc {
                             let mr = MR.min(mc - ir);
                             let row = i0 + ic + ir;
-                            let c = unsafe { p.c.add(row * p.crs + col * p.ccs) };
+                            let c = p.c.wrapping_add(row * p.crs + col * p.ccs);
+                            // In place: A is row-major (a_row) or column-major (pack_a
+                            // false and acs != 1 means ars == 1), all MR rows exist.
                             let (ap, a_stride, in_rows) = if pack_a {
-                                (unsafe { abuf.add(ir * kcb) } as *const f32, MR, false)
+                                (abuf.wrapping_add(ir * kcb) as *const f32, MR, false)
                             } else if mr < MR {
                                 (aedge as *const f32, MR, false)
                             } else if a_row {
-                                (unsafe { p.a.add(row * p.ars + pc) }, p.ars, true)
+                                (p.a.wrapping_add(row * p.ars + pc), p.ars, true)
                             } else {
-                                (unsafe { p.a.add(row + pc * p.acs) }, p.acs, false)
+                                (p.a.wrapping_add(row + pc * p.acs), p.acs, false)
                             };
+                            // SAFETY: AVX2 and FMA were detected (block's contract). A:
+                            // an MR x kc panel, packed (zero-padded) or in place with
+                            // MR real rows at the strides above; B: kc rows of 8 NV
+                            // readable columns (packed w = 8 NV wide, or in place with
+                            // nr = NR = 16 columns when NV = 2); C: only the mr x nr
+                            // corner at row, col is touched, inside block's part of C.
                             unsafe {
                                 match (nr <= 8, in_rows) {
                                     (false, true) => kernel::<2, true>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
@@ -387,6 +458,11 @@ mod x86 {
     /// A: `ap[r * a_stride + q]` when `A_ROWS`, else `ap[r + q * a_stride]`;
     /// B: `bp[q * brs + j]`, 8 NV readable columns. Only the mr x nr corner
     /// of C is written, at `c[r * crs + j * ccs]`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; those A elements (r < MR, q < kc) and B
+    /// elements (q < kc, j < 8 NV) are readable, those C elements (r < mr <=
+    /// MR, j < nr <= 8 NV) readable and writable, and C overlaps neither.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn kernel<const NV: usize, const A_ROWS: bool>(
@@ -402,6 +478,11 @@ mod x86 {
         nr: usize,
         accumulate: bool,
     ) {
+        // SAFETY: every pointer formed and dereferenced below is one of the
+        // elements the contract above makes readable (A, B) or writable (the
+        // mr x nr corner of C; the full-tile store only when mr = MR and
+        // nr = 8 NV); the tile buffer is MR x NR >= MR x 8 NV; loadu/storeu
+        // need no alignment; the intrinsics need AVX2 and FMA, detected.
         unsafe {
             let mut acc = [[_mm256_setzero_ps(); NV]; MR];
             if A_ROWS {
@@ -563,6 +644,42 @@ mod tests {
         ] {
             check(m, k, n);
         }
+    }
+
+    /// A view past its slice, a wrong destination or mismatched inner sizes
+    /// panic before the kernel touches memory; empty products are fine.
+    #[test]
+    fn bad_views_panic_before_any_access() {
+        if !available() {
+            return;
+        }
+        let data = vec![1.0f32; 64];
+        let ok = Mat::new(&data, 8, 8);
+        let past_end = Mat { data: &data, rows: 8, cols: 8, rs: 9, cs: 1 };
+        // (rows - 1) * rs wraps to a small number without checked arithmetic.
+        let wrapping = Mat { data: &data, rows: 3, cols: 1, rs: usize::MAX / 2 + 1, cs: 1 };
+        let long = Mat { data: &data, rows: 3, cols: 8, rs: 8, cs: 1 };
+        let cases: [(usize, Mat, Mat, &str); 5] = [
+            (64, past_end, ok, "out of bounds"),
+            (64, ok, past_end, "out of bounds"),
+            (8, wrapping.t(), long, "out of bounds"),
+            (63, ok, ok, "destination size"),
+            (64, ok, long, "inner dimensions"),
+        ];
+        for (i, (len, a, b, why)) in cases.into_iter().enumerate() {
+            let mut dst = vec![0.0; len];
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| force(&mut dst, a, b, false, 2)));
+            let msg = r.err().and_then(|e| e.downcast_ref::<String>().cloned().or(e.downcast_ref::<&str>().map(|s| s.to_string())));
+            assert!(msg.as_deref().is_some_and(|m| m.contains(why)), "case {i}: {msg:?}, expected a panic about {why}");
+        }
+        // Empty products: nothing to read; k = 0 clears dst unless accumulating.
+        let mut dst = vec![5.0; 8];
+        assert!(force(&mut dst, Mat::new(&[], 8, 0), Mat::new(&[], 0, 1), false, 2));
+        assert!(dst.iter().all(|&x| x == 0.0));
+        let mut dst = vec![5.0; 8];
+        assert!(force(&mut dst, Mat::new(&[], 8, 0), Mat::new(&[], 0, 1), true, 2));
+        assert!(dst.iter().all(|&x| x == 5.0));
+        assert!(force(&mut [], Mat::new(&data, 0, 8), ok, false, usize::MAX));
     }
 
     #[test]
