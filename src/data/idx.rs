@@ -125,15 +125,19 @@ impl<R: Read> Stream<R> {
             return Err(err(format!("truncated: the header announces {ndims} dimensions but the file ends inside them")));
         }
         let dims: Vec<usize> = raw_dims.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-        let values = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&v| v <= crate::io::MAX_IDX_VALUES);
+        let product = |d: &[usize]| d.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&v| v <= crate::io::MAX_IDX_VALUES);
+        // The sample's own size too: with 0 samples the total is 0 whatever
+        // the other dimensions say.
+        let values = product(&dims).zip(product(&dims[1..])).map(|(v, _)| v);
         let Some(values) = values else {
             return Err(err(format!(
-                "the header's dimensions {dims:?} announce more than {} values, more than nnrun reads from one IDX file",
+                "the header's dimensions {dims:?} announce more than {} values (in all, or in one sample), more than nnrun reads from one IDX file",
                 crate::io::MAX_IDX_VALUES
             )));
         };
         // At most 2^30 values of 8 bytes: no overflow, on any target nnrun builds for.
         let bytes = values as usize * size;
+        // Checked above: at most MAX_IDX_VALUES.
         let width = dims[1..].iter().product();
         Ok(Stream { r, file: file.to_string(), code: magic[2], size, left: dims[0], dims, width, consumed: 0, bytes })
     }
@@ -349,7 +353,7 @@ mod tests {
         assert!(parse_err(&idx(0x07, &[1], &[1])).contains("unknown IDX element type 0x07"));
         assert_eq!(
             parse_err(&idx(0x0E, &[u32::MAX, u32::MAX, u32::MAX], &[])),
-            "x.idx: the header's dimensions [4294967295, 4294967295, 4294967295] announce more than 1073741824 values, more than nnrun reads from one IDX file"
+            "x.idx: the header's dimensions [4294967295, 4294967295, 4294967295] announce more than 1073741824 values (in all, or in one sample), more than nnrun reads from one IDX file"
         );
         assert!(parse_err(&idx(0x08, &[1 << 30, 2], &[0; 8])).contains("announce more than 1073741824 values"));
         // A huge header under the limit allocates nothing big.
