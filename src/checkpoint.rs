@@ -83,6 +83,48 @@ pub fn to_bytes(snap: &Snapshot, spec: &str, limit: Option<usize>) -> candle_cor
     artifact::safetensors_bytes(&tensors, &meta)
 }
 
+/// Why a checkpoint can't be resumed from. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Missing, unreadable, or not a regular file.
+    #[error("cannot read {file}: {source}")]
+    Io { file: String, source: std::io::Error },
+    /// Read, and not a checkpoint this nnrun wrote (truncated, edited, or
+    /// another kind of file).
+    #[error("{file} is not a valid checkpoint: {why}")]
+    Malformed { file: String, why: String },
+    #[error("{file} was written by a newer nnrun (checkpoint format {found}); this nnrun reads format {} and older: upgrade nnrun", artifact::FORMAT_VERSION)]
+    TooNew { file: String, found: String },
+}
+
+impl CheckpointError {
+    /// The file could not be opened or read at all (exit code 2), as opposed
+    /// to one that was read and is not acceptable (exit code 1).
+    pub fn is_io(&self) -> bool {
+        matches!(self, CheckpointError::Io { .. })
+    }
+}
+
+/// The container checks are shared with model files; only the wording differs.
+impl From<ArtifactError> for CheckpointError {
+    fn from(e: ArtifactError) -> Self {
+        match e {
+            ArtifactError::Io { file, source } => CheckpointError::Io { file, source },
+            ArtifactError::Malformed { file, why } => CheckpointError::Malformed { file, why },
+            ArtifactError::TooNew { file, found } => CheckpointError::TooNew { file, found },
+            // Containers embed no spec to validate; kept total all the same.
+            ArtifactError::Spec { file, errors } => CheckpointError::Malformed { file, why: format!("its spec: {errors}") },
+        }
+    }
+}
+
+/// For callers whose errors are text (the fuzz harness's `?`).
+impl From<CheckpointError> for String {
+    fn from(e: CheckpointError) -> String {
+        e.to_string()
+    }
+}
+
 /// A checkpoint read back.
 pub struct Checkpoint {
     pub file: String,
@@ -97,14 +139,10 @@ impl Checkpoint {
     /// Reads a checkpoint: the file checked as a model file is (see
     /// `artifact::Container`), its metadata, and a history of one entry per
     /// completed epoch.
-    pub fn read(path: &Path) -> Result<Checkpoint, String> {
-        Self::open(path).map_err(|e| e.to_string().replacen("is not a valid model file", "is not a valid checkpoint", 1))
-    }
-
-    fn open(path: &Path) -> Result<Checkpoint, ArtifactError> {
+    pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
         let c = Container::read(path, crate::io::MAX_CHECKPOINT_BYTES, "checkpoint")?;
         let meta: Metadata = c.metadata()?;
-        let bad = |why: String| ArtifactError::Malformed { file: c.file.clone(), why };
+        let bad = |why: String| CheckpointError::Malformed { file: c.file.clone(), why };
         let epochs: Vec<usize> = meta.state.history.iter().map(|(e, _)| *e).collect();
         if !epochs.iter().copied().eq(1..=meta.epoch) {
             return Err(bad(format!("it records {} completed epoch(s) but a history of {} (one row per epoch, 1 to {0})", meta.epoch, epochs.len())));
@@ -220,10 +258,19 @@ mod tests {
         let mut m = meta.clone();
         m.insert("nnrun.checkpoint.epoch".into(), (ck.epoch + 1).to_string());
         let e = Checkpoint::read(&write("epoch", &m, &tensors)).err().unwrap();
+        assert!(!e.is_io());
+        let e = e.to_string();
         assert!(e.contains(&format!("is not a valid checkpoint: it records {} completed epoch(s) but a history of {}", ck.epoch + 1, ck.epoch)), "{e}");
         m.insert("nnrun.checkpoint.epoch".into(), "18446744073709551616".into());
-        let e = Checkpoint::read(&write("epoch", &m, &tensors)).err().unwrap();
+        let e = Checkpoint::read(&write("epoch", &m, &tensors)).err().unwrap().to_string();
         assert!(e.contains("nnrun.checkpoint.epoch is not valid: '18446744073709551616': number too large"), "{e}");
+
+        let gone = Checkpoint::read(Path::new("/no/such/checkpoint.safetensors")).err().unwrap();
+        assert!(gone.is_io(), "{gone}");
+        let p = std::env::temp_dir().join(format!("nnrun-ck-{}-torn", std::process::id()));
+        std::fs::write(&p, b"xxxxxxxxxxxx").unwrap();
+        let torn = Checkpoint::read(&p).err().unwrap();
+        assert!(matches!(torn, CheckpointError::Malformed { .. }) && !torn.is_io(), "{torn}");
 
         let mut extra = tensors.clone();
         extra.push(("optimizer.99.0".into(), Tensor::new(&[1f32], &Device::Cpu).unwrap()));

@@ -256,3 +256,35 @@ fn a_missing_data_file_is_an_io_error() {
     assert_eq!(code, 2, "{shown}");
     insta::assert_snapshot!("missing_data_file", shown);
 }
+
+#[test]
+fn a_damaged_checkpoint_is_invalid_and_a_missing_one_an_io_error() {
+    let dir = temp("hostile-checkpoint");
+    let good = std::fs::read(iris().with_file_name("checkpoint.safetensors")).unwrap();
+    let folder = |name: &str, bytes: Option<&[u8]>| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        if let Some(b) = bytes {
+            std::fs::write(d.join("checkpoint.safetensors"), b).unwrap();
+        }
+        d.display().to_string()
+    };
+    let runs = [
+        (folder("twelve", Some(b"xxxxxxxxxxxx")), 1),
+        (folder("cut", Some(&good[..good.len() - 16])), 1),
+        (folder("empty", None), 2),
+        (folder("dir", None), 2),
+    ];
+    std::fs::create_dir(dir.join("dir/checkpoint.safetensors")).unwrap();
+    let mut all = String::new();
+    for (run_dir, want) in &runs {
+        let (code, shown) = run(&["train", "specs/iris_named.yaml", "--epochs", "3", "--resume", run_dir], &dir);
+        assert_eq!(code, *want, "{shown}");
+        assert!(shown.contains(&format!("{run_dir}/checkpoint.safetensors").replace(&dir.display().to_string(), "[tmp]")), "names the path: {shown}");
+        all += &shown;
+        all += "\n";
+    }
+    insta::assert_snapshot!("damaged_checkpoints", all);
+    // Nothing was written into the folders it refused.
+    assert!(!dir.join("cut/model.safetensors").exists());
+}

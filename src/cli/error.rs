@@ -6,6 +6,7 @@
 //! context chain would have to be downcast to find it again.
 
 use crate::artifact::ArtifactError;
+use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
 use crate::diag::{Diagnostic, Pos, SourceLines, Style, render};
 use crate::io::ReadError;
@@ -60,6 +61,14 @@ impl CliError {
     }
     pub fn write(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
         CliError::io(format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Puts `prefix` before the message (kinds with one): "cannot resume: ...".
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        if let CliError::Invalid { message, .. } | CliError::Io { message, .. } | CliError::Usage { message, .. } = &mut self {
+            message.insert_str(0, prefix);
+        }
+        self
     }
 
     /// Adds a `hint:` line (kept for kinds that have one).
@@ -159,6 +168,12 @@ impl From<ArtifactError> for CliError {
     }
 }
 
+impl From<CheckpointError> for CliError {
+    fn from(e: CheckpointError) -> Self {
+        if e.is_io() { CliError::io(e.to_string()) } else { CliError::invalid(e.to_string()) }
+    }
+}
+
 impl From<DataError> for CliError {
     /// A data file that is not there is an I/O error; one that is there
     /// and holds something else is invalid data.
@@ -232,6 +247,10 @@ mod tests {
         let bad = ArtifactError::Malformed { file: "m".into(), why: "short".into() };
         assert_eq!(CliError::from(bad).exit_code(), EXIT_INVALID);
         let gone = ArtifactError::Io { file: "m".into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) };
+        assert_eq!(CliError::from(gone).exit_code(), EXIT_IO);
+        let torn = CheckpointError::Malformed { file: "c".into(), why: "short".into() };
+        assert_eq!(CliError::from(torn).prefixed("cannot resume: ").render(Style::default()), "error: cannot resume: c is not a valid checkpoint: short\n");
+        let gone = CheckpointError::Io { file: "c".into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) };
         assert_eq!(CliError::from(gone).exit_code(), EXIT_IO);
     }
 }

@@ -302,11 +302,19 @@ pub fn run(args: &Args) -> Result<(), CliError> {
 /// spec and `--limit`, before any data is loaded.
 fn read_checkpoint(dir: &Path, key: &str, limit: Option<usize>) -> Result<crate::checkpoint::Checkpoint, CliError> {
     let path = dir.join(crate::checkpoint::FILE);
-    if let Err(e) = std::fs::File::open(&path) {
-        return Err(CliError::io(format!("cannot resume: cannot read {}: {e}", path.display()))
-            .with_hint("--resume takes a run folder that holds a checkpoint.safetensors"));
-    }
-    let ck = crate::checkpoint::Checkpoint::read(&path).map_err(|e| CliError::invalid(format!("cannot resume: {e}")))?;
+    let ck = crate::checkpoint::Checkpoint::read(&path).map_err(|e| {
+        use crate::checkpoint::CheckpointError as E;
+        let hint = match &e {
+            E::Io { .. } => Some("--resume takes a run folder that holds a checkpoint.safetensors"),
+            E::Malformed { .. } => Some("it is damaged or was not written by nnrun: start a new run with --out DIR"),
+            E::TooNew { .. } => None,
+        };
+        let e = CliError::from(e).prefixed("cannot resume: ");
+        match hint {
+            Some(h) => e.with_hint(h),
+            None => e,
+        }
+    })?;
     if ck.spec != key {
         return Err(CliError::invalid(format!("cannot resume: {} belongs to a different spec (only training.epochs may change between runs)", path.display()))
             .with_hint("pass the same spec and --set/--batch-size/--seed flags as the run being resumed, or start a new run with --out"));
