@@ -179,6 +179,7 @@ impl From<DataError> for CliError {
     /// and holds something else is invalid data.
     fn from(e: DataError) -> Self {
         match e {
+            DataError::Open { .. } => CliError::io(e.to_string()).with_hint("data paths in a spec are relative to the spec file's folder"),
             e if e.is_io() => CliError::io(e.to_string()),
             e => CliError::invalid(e.to_string()),
         }

@@ -376,7 +376,7 @@ mod tests {
         let fifo = d.join("f.csv");
         if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
             let e = super::super::load(&spec("train: f.csv\ntarget: y\n"), &d, &io(&[("input", &[1])], REG), 1, None).unwrap_err();
-            assert!(e.to_string().contains("f.csv: is a FIFO (named pipe), not a regular file"), "{e}");
+            assert!(e.to_string().contains("f.csv (named at line 1 of the spec): it is a FIFO (named pipe), not a regular file"), "{e}");
             assert!(e.is_io());
         }
     }

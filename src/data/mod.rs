@@ -319,7 +319,9 @@ impl PrepState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{file}: {msg} (named at line {line} of the spec; paths are relative to the spec file's folder)")]
+    /// A data file of the spec that cannot be opened: worded as every other
+    /// read error, with the spec line that named it.
+    #[error("cannot read {file} (named at line {line} of the spec): {msg}")]
     Open { file: String, line: usize, msg: String },
     /// Opening or reading failed (or the file is not a regular file).
     #[error(transparent)]
@@ -429,9 +431,8 @@ fn open(spec_dir: &Path, p: &Named) -> Result<DataFile, DataError> {
     let name = path.display().to_string();
     let msg = match crate::io::open_regular(&path) {
         Ok(_) => return Ok(DataFile { path, name }),
-        Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => "no such file".to_string(),
-        Err(ReadError::Io { source, .. }) => format!("cannot read: {source}"),
-        Err(ReadError::NotRegular { kind, .. }) => format!("is {kind}, not a regular file"),
+        Err(ReadError::Io { source, .. }) => source.to_string(),
+        Err(ReadError::NotRegular { kind, .. }) => format!("it is {kind}, not a regular file (copy it to a file first)"),
         Err(e) => e.to_string(),
     };
     Err(DataError::Open { file: name, line: p.pos.line, msg })
@@ -552,7 +553,7 @@ mod tests {
     #[test]
     fn missing_file_names_the_spec_line_and_path() {
         let e = err(load_in(Path::new("specs"), "train: ../nope.csv\ntarget: y\n", &io(&[("input", &[1])], &[("o", &[1], "mean_squared_error")])));
-        assert_eq!(e, "nope.csv: no such file (named at line 1 of the spec; paths are relative to the spec file's folder)");
+        assert_eq!(e, "cannot read nope.csv (named at line 1 of the spec): No such file or directory (os error 2)");
     }
 
     #[test]
@@ -702,7 +703,7 @@ mod tests {
         let dev = load_in(Path::new("/dev"), "train: zero\ntarget: y\n", &model).unwrap_err();
         assert_eq!(
             dev.to_string(),
-            "/dev/zero: is a character device, not a regular file (named at line 1 of the spec; paths are relative to the spec file's folder)"
+            "cannot read /dev/zero (named at line 1 of the spec): it is a character device, not a regular file (copy it to a file first)"
         );
         assert!(dev.is_io());
         // A line without end stops at the limit, as bad contents.
