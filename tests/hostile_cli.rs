@@ -224,11 +224,13 @@ fn train_shows_the_warnings_validate_shows() {
     // A warning about a value from the command line names the flag.
     let (code, from_flag, _, _) = run(&d, &["train", "iris.yaml", "--max-steps", "1", "--out", "run2", "--set", "training.zero_infinity=true"]);
     assert_eq!(code, 0, "{from_flag}");
-    // Warnings found while training go the same way: stderr, one rendering.
+    // A callback watching a value that is never logged is found before the
+    // training, and not warned about again at the end of an epoch.
     let callback = "training.callbacks=[{type: EarlyStopping, monitor: val_loss}]";
-    let (code, during, stdout, _) = run(&d, &["train", "iris.yaml", "--epochs", "2", "--out", "run3", "--set", callback]);
+    let (code, during, stdout, stderr) = run(&d, &["train", "iris.yaml", "--epochs", "2", "--out", "run3", "--set", callback]);
     assert_eq!(code, 0, "{during}");
     assert!(!stdout.contains("warning"), "{stdout}");
+    assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
     insta::assert_snapshot!("train_warnings", format!("{shown}\n{from_flag}\n{during}"));
 }
 

@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub reduce_lr: Option<ReduceLrOnPlateau>,
     pub early_stopping: Option<EarlyStopping>,
     pub model_checkpoint: Option<ModelCheckpoint>,
+    /// Monitors `read` warned are never logged: fit doesn't warn again.
+    pub unlogged_monitors: Vec<String>,
 }
 
 /// Whether a smaller or a larger monitored value is better.
@@ -148,7 +150,9 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
         None => Some(OptimizerSpec::default()), // Keras compile's default: rmsprop
     };
     let metrics = metric_names(node.get("metrics"), model, &mut errors);
-    let (reduce_lr, early_stopping, model_checkpoint) = callbacks(node.get("callbacks"), &mut errors);
+    let (reduce_lr, early_stopping, model_checkpoint, watches) = callbacks(node.get("callbacks"), &mut errors);
+    let validation = spec.data.as_ref().map(|d| d.validation.is_some() || d.validation_split > 0.0);
+    let unlogged_monitors = check_monitors(&watches, model, &metrics, validation, &mut errors);
     if let (Some(losses), Some(optimizer)) = (&losses, &optimizer) {
         for (k, (loss, names)) in losses.iter().zip(&metrics).enumerate() {
             for name in names {
@@ -173,6 +177,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
             reduce_lr,
             early_stopping,
             model_checkpoint,
+            unlogged_monitors,
         });
     }
     diags.append(&mut errors);
@@ -275,7 +280,79 @@ fn metric_names(node: Option<&Node>, model: &Model, diags: &mut Vec<Diagnostic>)
     })
 }
 
-type Callbacks = (Option<ReduceLrOnPlateau>, Option<EarlyStopping>, Option<ModelCheckpoint>);
+/// The names `fit` logs each epoch, in its order: the loss, each output's
+/// loss (when there are several), each metric (prefixed by its output's name
+/// when there are several), their `val_` twins when there is validation
+/// data, and the learning rate.
+pub fn logged(model: &Model, metrics: &[Vec<String>], validation: bool) -> Vec<String> {
+    let outs = &model.outputs;
+    let output = |k: usize| if outs.len() == 1 { String::new() } else { format!("{}_", model.layers[outs[k]].name) };
+    let split = |prefix: &str| {
+        let mut keys = vec![format!("{prefix}loss")];
+        for (k, names) in metrics.iter().enumerate().take(outs.len()) {
+            if outs.len() > 1 {
+                keys.push(format!("{prefix}{}loss", output(k)));
+            }
+            keys.extend(names.iter().map(|m| format!("{prefix}{}{m}", output(k))));
+        }
+        keys
+    };
+    let mut keys = split("");
+    if validation {
+        keys.extend(split("val_"));
+    }
+    keys.push("learning_rate".into());
+    keys
+}
+
+/// A callback's `monitor`, where the spec gives it (or the callback, for the default).
+struct Watch {
+    callback: &'static str,
+    /// What the callback fails to do without its value.
+    idle: &'static str,
+    monitor: String,
+    pos: Pos,
+    path: String,
+}
+
+/// Warns about each monitor fit will never log, at the `monitor` value: a
+/// `val_` value without validation data, or a name no loss or metric has
+/// (with the closest that exists). `validation` is `None` when the spec has
+/// no data section (then only names that can never be logged are flagged).
+/// Returns the monitors warned about.
+fn check_monitors(watches: &[Watch], model: &Model, metrics: &[Vec<String>], validation: Option<bool>, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    let possible = logged(model, metrics, true);
+    let now = logged(model, metrics, validation.unwrap_or(true));
+    let add_validation = "set `data.validation_split: 0.2` (or a `data.validation` source)";
+    let mut warned: Vec<String> = Vec::new();
+    for w in watches {
+        let m = &w.monitor;
+        if now.contains(m) {
+            continue;
+        }
+        let head = format!("{} monitors `{m}`", w.callback);
+        let d = if possible.contains(m) {
+            let train = m.strip_prefix("val_").unwrap_or(m);
+            Diagnostic::warning(format!("{head}, but the spec has no validation data: it is never logged, and the callback {}", w.idle), w.pos, &w.path)
+                .with_hint(format!("{add_validation}; or monitor `{train}`"))
+        } else {
+            let hint = match crate::diag::did_you_mean(m, possible.iter().map(String::as_str)) {
+                Some(s) if !now.iter().any(|n| n == s) => format!("did you mean `{s}`? It needs validation data too: {add_validation}"),
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "monitor a loss or one of `training.metrics`, as logged".to_string(),
+            };
+            Diagnostic::warning(format!("{head}, which is never logged (logged: {}), so the callback {}", now.join(", "), w.idle), w.pos, &w.path)
+                .with_hint(hint)
+        };
+        diags.push(d);
+        if !warned.contains(m) {
+            warned.push(m.clone());
+        }
+    }
+    warned
+}
+
+type Callbacks = (Option<ReduceLrOnPlateau>, Option<EarlyStopping>, Option<ModelCheckpoint>, Vec<Watch>);
 
 /// A string argument with a default.
 fn string_arg(a: &mut Args, name: &'static str, default: &str) -> String {
@@ -292,14 +369,18 @@ fn string_arg(a: &mut Args, name: &'static str, default: &str) -> String {
 }
 
 fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
-    let Some(node) = node else { return (None, None, None) };
+    let Some(node) = node else { return (None, None, None, Vec::new()) };
     let items = node.as_seq().map(<[Node]>::to_vec).unwrap_or_else(|| {
         diags.push(Diagnostic::error(format!("`training.callbacks` must be a list, received {}", node.describe()), node.pos, "training.callbacks"));
         Vec::new()
     });
-    let (mut reduce, mut early, mut checkpoint) = (None, None, None);
+    let (mut reduce, mut early, mut checkpoint, mut watches) = (None, None, None, Vec::new());
     for (i, item) in items.iter().enumerate() {
         let path = format!("training.callbacks[{i}]");
+        let mut watch = |callback, idle, monitor: &str| {
+            let pos = item.get("monitor").map_or(item.pos, |n| n.pos);
+            watches.push(Watch { callback, idle, monitor: monitor.to_string(), pos, path: format!("{path}.monitor") });
+        };
         let ty = item.get("type").and_then(Node::as_str);
         let twice = |diags: &mut Vec<Diagnostic>, name: &str| {
             diags.push(Diagnostic::error(format!("callback {name} is given twice"), item.pos, path.clone()).with_hint("keep one"));
@@ -310,8 +391,10 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
                 if reduce.is_some() {
                     twice(diags, "ReduceLROnPlateau");
                 }
+                let monitor = a.choice("monitor", Some("val_loss"), &["val_loss", "loss"]).to_string();
+                watch("ReduceLROnPlateau", "never lowers the learning rate", &monitor);
                 reduce = Some(ReduceLrOnPlateau {
-                    monitor: a.choice("monitor", Some("val_loss"), &["val_loss", "loss"]).to_string(),
+                    monitor,
                     factor: a.float("factor", Some(0.1), 0.0, 1.0, true),
                     patience: a.usize("patience", Some(10), 0),
                     min_delta: a.float("min_delta", Some(1e-4), 0.0, f64::INFINITY, false),
@@ -327,6 +410,7 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
                     twice(diags, "EarlyStopping");
                 }
                 let monitor = string_arg(&mut a, "monitor", "val_loss");
+                watch("EarlyStopping", "never stops the training", &monitor);
                 early = Some(EarlyStopping {
                     min_delta: a.float("min_delta", Some(0.0), 0.0, f64::INFINITY, false),
                     patience: a.usize("patience", Some(0), 0),
@@ -360,8 +444,13 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
                     let n = a.node("save_freq").unwrap_or(item);
                     a.error("save_freq", n, format!("must be `epoch`, received '{freq}'"), Some("to save every N epochs write `every: N`".into()));
                 }
+                let save_best_only = a.bool("save_best_only", false);
+                // Without save_best_only it saves every `every` epochs, watching nothing.
+                if save_best_only {
+                    watch("ModelCheckpoint", "never saves", &monitor);
+                }
                 checkpoint = Some(ModelCheckpoint {
-                    save_best_only: a.bool("save_best_only", false),
+                    save_best_only,
                     every: a.usize("every", Some(1), 1),
                     mode: Mode::resolve(a.choice("mode", Some("auto"), &["auto", "min", "max"]), &monitor),
                     monitor,
@@ -376,5 +465,41 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
             ),
         }
     }
-    (reduce, early, checkpoint)
+    (reduce, early, checkpoint, watches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings(yaml: &str) -> (Vec<String>, Vec<String>) {
+        let source = crate::spec::Source { path: "t.yaml".into(), text: yaml.into() };
+        let mut diags = Vec::new();
+        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
+        let cfg = read(&spec, &model, &mut diags).expect("config");
+        (diags.iter().map(|d| format!("{}: {}", d.path, d.message)).collect(), cfg.unlogged_monitors)
+    }
+
+    const SPEC: &str = "model: {input_shape: [2], layers: [{type: Dense, units: 1, activation: sigmoid}]}\n\
+        training: {loss: binary_crossentropy, metrics: [auc], callbacks: [{type: EarlyStopping, monitor: MONITOR}]}\n";
+
+    #[test]
+    fn monitors_never_logged_are_warned_about_once_each() {
+        let with_data = |data: &str, monitor: &str| warnings(&format!("{}data: {{train: t.csv, target: y{data}}}\n", SPEC.replace("MONITOR", monitor)));
+        // No data section: whether validation data comes is unknown, so only
+        // a name that can never be logged is flagged.
+        let (w, unlogged) = warnings(&SPEC.replace("MONITOR", "val_auc"));
+        assert!(w.is_empty() && unlogged.is_empty(), "{w:?}");
+        let (w, unlogged) = warnings(&SPEC.replace("MONITOR", "val_acc"));
+        assert_eq!(unlogged, ["val_acc"]);
+        assert!(w[0].starts_with("training.callbacks[0].monitor: EarlyStopping monitors `val_acc`, which is never logged"), "{w:?}");
+        let (w, unlogged) = with_data("", "val_auc");
+        assert_eq!((w.len(), unlogged), (1, vec!["val_auc".to_string()]));
+        assert!(w[0].contains("the spec has no validation data"), "{w:?}");
+        for data in [", validation_split: 0.1", ", validation: v.csv"] {
+            assert_eq!(with_data(data, "val_auc"), (vec![], vec![]), "{data}");
+        }
+        assert_eq!(with_data("", "auc"), (vec![], vec![]));
+        assert_eq!(with_data("", "learning_rate"), (vec![], vec![]));
+    }
 }

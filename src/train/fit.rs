@@ -282,7 +282,8 @@ pub fn fit(
     }
     let keep_best = early.as_ref().is_some_and(|e| e.cfg.restore_best_weights);
     let mut best_weights = if keep_best { resume.best_weights } else { None };
-    let mut warned: Vec<String> = Vec::new();
+    // What config::read found statically was shown before the training.
+    let mut warned: Vec<String> = cfg.unlogged_monitors.clone();
     let interrupted = || opts.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
     let mut steps = 0usize;
     let already_stopped = early.as_ref().is_some_and(|e| e.state.stopped_epoch > 0);
@@ -446,6 +447,65 @@ mod tests {
         let opts = FitOptions { max_steps: Some(max_steps), interrupt: None };
         let out = fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
         (out.history, weights(&net) == before)
+    }
+
+    #[test]
+    fn the_log_has_the_names_config_predicts() {
+        let yaml = "model:\n  inputs: {x: [3]}\n  layers:\n    - {name: a, type: Dense, units: 2, inputs: x}\n    - {name: b, type: Dense, units: 1, inputs: x}\n  outputs: [a, b]\ntraining:\n  loss: mse\n  metrics: {a: [mae], b: [mse, mae]}\n  batch_size: 4\n";
+        let source = Source { path: "t.yaml".into(), text: yaml.into() };
+        let mut diags = Vec::new();
+        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
+        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let net = Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut StdRng::seed_from_u64(7)).unwrap();
+        let n = 6;
+        let x = Array { shape: vec![3], data: (0..n * 3).map(|i| i as f32 / 10.0).collect() };
+        let (ya, yb) = (Array { shape: vec![2], data: vec![0.5; n * 2] }, Array { shape: vec![1], data: vec![1.0; n] });
+        let split = Split { n, inputs: vec![x], targets: vec![ya, yb] };
+        for validation in [None, Some(&split)] {
+            let opts = FitOptions { max_steps: None, interrupt: None };
+            let out = fit(&net, &cfg, &split, validation, &opts, Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
+            let keys: Vec<&str> = out.history[0].values.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, crate::train::config::logged(&net.graph, &cfg.metrics, validation.is_some()));
+        }
+    }
+
+    /// Records warnings only.
+    #[derive(Default)]
+    struct Warnings(Vec<String>);
+    impl super::super::progress::Progress for Warnings {
+        fn epoch_start(&mut self, _: usize, _: usize, _: usize) {}
+        fn step(&mut self, _: usize, _: &[(String, f64)], _: usize) {}
+        fn epoch_end(&mut self, _: &EpochLog, _: f64, _: usize) {}
+        fn message(&mut self, _: &str) {}
+        fn warning(&mut self, text: &str) {
+            self.0.push(text.to_string());
+        }
+    }
+
+    #[test]
+    fn an_unlogged_monitor_is_warned_once_unless_config_did() {
+        let (net, mut cfg, split) = net_and_split();
+        cfg.early_stopping = Some(crate::train::config::EarlyStopping {
+            monitor: "val_loss".into(),
+            min_delta: 0.0,
+            patience: 5,
+            mode: crate::train::config::Mode::Min,
+            restore_best_weights: false,
+            baseline: None,
+            start_from_epoch: 0,
+        });
+        let opts = FitOptions { max_steps: None, interrupt: None };
+        let mut seen = Warnings::default();
+        fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut seen).unwrap();
+        assert_eq!(
+            seen.0,
+            ["EarlyStopping monitors `val_loss`, which is not logged (the spec has no validation data); available: loss, learning_rate. It does nothing."]
+        );
+        // Shown before the training already: not again.
+        cfg.unlogged_monitors = vec!["val_loss".into()];
+        let mut seen = Warnings::default();
+        fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut seen).unwrap();
+        assert!(seen.0.is_empty(), "{:?}", seen.0);
     }
 
     #[test]
