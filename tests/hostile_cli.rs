@@ -303,3 +303,68 @@ fn predicting_with_a_deep_model_does_not_overflow_the_stack() {
     assert_eq!(lines.len(), 3, "a header and two windows: {stdout}");
     assert!(lines[0] == "line,prediction" && lines[2].starts_with(&format!("{},", steps + 2)), "{stdout}");
 }
+
+/// A model with 13 weights whose UpSampling2D makes every sample's values
+/// large: `size` 2 as trained, `size` N as edited into its model file.
+const UPSAMPLING: &str = "name: up
+model:
+  input_shape: [4]
+  layers:
+    - {type: Reshape, target_shape: [2, 2, 1]}
+    - {type: UpSampling2D, size: 2}
+    - {type: Conv2D, filters: 2, kernel_size: 1, activation: relu}
+    - {type: GlobalAveragePooling2D}
+    - {type: Dense, units: 3, activation: softmax}
+data:
+  train: iris.csv
+  target: species
+training:
+  loss: categorical_crossentropy
+  epochs: 1
+";
+
+#[test]
+fn huge_activations_are_refused_before_the_first_forward_pass() {
+    let d = workdir("activations");
+    std::fs::write(d.join("up.yaml"), UPSAMPLING).unwrap();
+    let (code, shown, _, _) = run(&d, &["train", "up.yaml", "--out", "run"]);
+    assert_eq!(code, 0, "{shown}");
+    // 8000 x 8000 values after the UpSampling2D, twice that after the Conv2D:
+    // 732 MiB a sample, and the same 13 weights.
+    let bytes = edit_metadata(&std::fs::read(d.join("run/model.safetensors")).unwrap(), |meta| {
+        let spec = meta["nnrun.spec"].as_str().unwrap().replace("size: 2", "size: 4000");
+        meta.insert("nnrun.spec".into(), spec.into());
+    });
+    std::fs::write(d.join("huge.safetensors"), bytes).unwrap();
+    std::fs::write(d.join("huge.yaml"), UPSAMPLING.replace("size: 2", "size: 4000")).unwrap();
+    let rows: String = std::fs::read_to_string(d.join("iris.csv")).unwrap().lines().skip(1).cycle().take(4096).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("many.csv"), format!("sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,species\n{rows}")).unwrap();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    if !meminfo.contains("MemAvailable:") {
+        return; // the check is skipped where the available memory is unknown
+    }
+    let mut all = String::new();
+    for args in [
+        &["predict", "huge.safetensors", "--input", "iris.csv", "--batch-size", "4096"][..],
+        &["evaluate", "huge.safetensors", "--data", "many.csv", "--batch-size", "4096"],
+        // train counts the same values, three times (gradients, temporaries).
+        &["train", "huge.yaml", "--batch-size", "4096", "--out", "run2"],
+    ] {
+        let started = std::time::Instant::now();
+        let (code, shown, stdout, _) = run_for(&d, args, 60);
+        assert_eq!(code, 1, "{shown}");
+        assert!(started.elapsed() < Duration::from_secs(30), "refused before running: {:?}", started.elapsed());
+        assert!(stdout.is_empty(), "nothing ran: {stdout}");
+        // What is available, and so the batch that fits, differ between machines.
+        let (before, after) = shown.split_once(", and ").unwrap();
+        let (_, after) = after.split_once(" is available").unwrap();
+        let after = match after.split_once("--batch-size ") {
+            Some((head, tail)) if tail.starts_with(|c: char| c.is_ascii_digit()) => {
+                format!("{head}--batch-size [N]{}", tail.trim_start_matches(|c: char| c.is_ascii_digit()))
+            }
+            _ => after.to_string(),
+        };
+        all += &format!("{before}, and [AVAILABLE] is available{after}\n");
+    }
+    insta::assert_snapshot!("huge_activations", all);
+}

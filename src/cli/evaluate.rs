@@ -8,8 +8,8 @@ use crate::layers::Ctx;
 use crate::spec::Named;
 use crate::spec::data::{SourceSpec, resolve};
 use crate::train::config::{self, TrainConfig};
-use crate::train::fit;
 use crate::train::losses::Loss;
+use crate::train::{fit, memory};
 use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -38,6 +38,9 @@ pub struct Args {
     /// (default 1: greedy best path)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub beam_width: usize,
+    /// Samples per forward pass (default: the spec's training.batch_size, at least 256)
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub batch_size: Option<usize>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Where to compute: cpu, or cuda (a build with `--features cuda`)
@@ -83,9 +86,12 @@ fn evaluate_with(args: &Args, r: &Restored) -> Result<(), CliError> {
         }
     }
     let (split, described) = load(args, r, &cfg)?;
+    let batch = args.batch_size.unwrap_or(memory::eval_batch(cfg.batch_size));
+    // The data is loaded (and counted out of what is available) by now.
+    super::check_inference_memory(&r.net, batch.min(split.n.max(1)), "evaluating")?;
     let seed = cfg.seed;
-    let values = fit::evaluate(&r.net, &cfg, &split, "", &mut StdRng::seed_from_u64(seed)).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
-    let confusions = confusions(r, &cfg, &split).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
+    let values = fit::evaluate(&r.net, &cfg, &split, "", batch, &mut StdRng::seed_from_u64(seed)).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
+    let confusions = confusions(r, &cfg, &split, batch).map_err(|e| CliError::invalid(format!("evaluating: {e}")))?;
     match args.format {
         Format::Text => {
             let mut text = format!("{}: {} samples from {described}\n", r.file.file, split.n);
@@ -182,7 +188,7 @@ fn argmax(row: &[f32]) -> usize {
 
 /// Confusion matrices of the classifier outputs (crossentropy losses; binary
 /// with one unit), predictions thresholded as the accuracy metric does.
-fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split) -> candle_core::Result<Vec<Confusion>> {
+fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split, batch: usize) -> candle_core::Result<Vec<Confusion>> {
     let net = &r.net;
     let g = &net.graph;
     let classes: Vec<Option<usize>> = g
@@ -207,8 +213,7 @@ fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split) -> candle_core::Re
     }
     let mut rng = StdRng::seed_from_u64(0);
     let probabilities = vec![false; g.outputs.len()];
-    let batch = cfg.batch_size.max(256);
-    for start in (0..split.n).step_by(batch) {
+    for start in (0..split.n).step_by(batch.max(1)) {
         let end = (start + batch).min(split.n);
         let xs = split
             .inputs

@@ -111,6 +111,39 @@ pub(crate) fn model_stack(model: &crate::graph::Model, what: &str) -> Result<usi
     })
 }
 
+/// Refuses an inference pass (predict, evaluate) of `batch` samples whose
+/// values cannot fit in the memory left, before the first forward pass
+/// allocates them. Called once the model is restored: its weights are
+/// already in memory (and out of what is available), so only the pass's
+/// values are compared. `doing` names the command ("predicting"). Only the
+/// CPU's memory is checked.
+pub(crate) fn check_inference_memory(net: &crate::model::Net, batch: usize, doing: &str) -> Result<(), CliError> {
+    use crate::train::memory;
+    let available = if net.device.is_cpu() { memory::available() } else { None };
+    inference_fits(&memory::inference(&net.graph, batch as u64), available, doing)
+}
+
+fn inference_fits(e: &crate::train::memory::Estimate, available: Option<u64>, doing: &str) -> Result<(), CliError> {
+    let Some(available) = available.filter(|&a| e.activations > a) else { return Ok(()) };
+    let m = |b: u64| crate::summary::memory_size(usize::try_from(b).unwrap_or(usize::MAX));
+    let largest = e.largest.as_ref().map_or(String::new(), |(name, b)| format!("; {name} alone needs {}", m(*b)));
+    let fits = crate::train::memory::batch_that_fits(e.per_sample, 0, available);
+    let hint = if fits >= 1 {
+        format!("lower the batch size: --batch-size {fits} is the most that fits in what is available{largest}")
+    } else {
+        format!("not even one sample fits: the model's layers are too large for this machine's memory{largest}")
+    };
+    Err(CliError::invalid(format!(
+        "{doing} needs about {} of memory for a batch of {} samples, and {} is available: every layer's output for the batch ({} a sample), beside the {} of weights already loaded",
+        m(e.activations),
+        e.batch,
+        m(available),
+        m(e.per_sample),
+        m(e.weights),
+    ))
+    .with_hint(hint))
+}
+
 /// Runs `f` on a thread with a `stack`-byte stack (from `model_stack`):
 /// candle's backward pass, and the drop of a long chain of ops, recurse once
 /// per operation, and the main thread's 8 MiB end at about 10,000 layers.
@@ -202,4 +235,25 @@ fn tune_cpu(threads: Option<usize>) {
 /// Colour only for a terminal, and never when NO_COLOR is set.
 pub fn color_for(stream: &impl std::io::IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::memory::Estimate;
+
+    #[test]
+    fn inference_is_refused_past_the_available_memory_with_a_batch_that_fits() {
+        let e = Estimate { weights: 52, activations: 256 << 20, batch: 256, per_sample: 1 << 20, ..Default::default() };
+        assert!(inference_fits(&e, None, "predicting").is_ok(), "unknown memory: not checked");
+        assert!(inference_fits(&e, Some(256 << 20), "predicting").is_ok());
+        let err = inference_fits(&e, Some(10 << 20), "predicting").unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_INVALID);
+        assert_eq!(
+            err.render(Style::default()),
+            "error: predicting needs about 256.00 MB of memory for a batch of 256 samples, and 10.00 MB is available: every layer's output for the batch (1.00 MB a sample), beside the 52.00 B of weights already loaded\nhint: lower the batch size: --batch-size 10 is the most that fits in what is available\n"
+        );
+        let err = inference_fits(&e, Some(1000), "evaluating").unwrap_err().render(Style::default());
+        assert!(err.contains("hint: not even one sample fits"), "{err}");
+    }
 }

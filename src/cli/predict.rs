@@ -69,6 +69,7 @@ fn predict(args: &Args) -> Result<(), Fail> {
     let r = artifact::restore(&args.model, &device).map_err(CliError::from)?;
     // The forward pass (and the drop of its graph) recurses along the model's depth.
     let stack = super::model_stack(&r.net.graph, &format!("the model in {}", r.file.file))?;
+    super::check_inference_memory(&r.net, args.batch_size, "predicting")?;
     super::on_stack(stack, || predict_with(args, &r))
 }
 

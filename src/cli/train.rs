@@ -419,7 +419,7 @@ impl Job<'_> {
         if history.is_empty() && args.log_format == progress::LogFormat::Text {
             say(format_args!("No training step taken (--max-steps 0): the model keeps its initial weights"));
         }
-        let test = prepared.test.as_ref().map(|t| fit::evaluate(&net, cfg, t, "test_", &mut rng)).transpose();
+        let test = prepared.test.as_ref().map(|t| fit::evaluate(&net, cfg, t, "test_", memory::eval_batch(cfg.batch_size), &mut rng)).transpose();
         let test = test.map_err(|e| CliError::invalid(format!("evaluating on the test split: {e}")))?;
         if let Some(t) = &test {
             let text: Vec<String> = t.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();

@@ -174,12 +174,13 @@ impl Evaluator {
     }
 }
 
-/// Loss and metrics over a whole split, in inference mode.
-pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, rng: &mut StdRng) -> Result<Vec<(String, f64)>, TrainError> {
+/// Loss and metrics over a whole split, in inference mode, `batch` samples
+/// at a time (training uses `memory::eval_batch`).
+pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, batch: usize, rng: &mut StdRng) -> Result<Vec<(String, f64)>, TrainError> {
     let mut ev = Evaluator::new(net, cfg);
     let idx: Vec<usize> = (0..split.n).collect();
     let mut ctx = Ctx { train: false, rng, logits: false, grads: None };
-    for chunk in idx.chunks(cfg.batch_size.max(256)) {
+    for chunk in idx.chunks(batch.max(1)) {
         ev.batch(net, split, chunk, &mut ctx)?;
     }
     Ok(ev.results(net, prefix))
@@ -412,7 +413,7 @@ fn end_epoch(
 ) -> Result<EpochLog, TrainError> {
     let mut values = ev.results(net, "");
     if let Some(v) = validation {
-        values.extend(evaluate(net, cfg, v, "val_", rng)?);
+        values.extend(evaluate(net, cfg, v, "val_", super::memory::eval_batch(cfg.batch_size), rng)?);
     }
     values.push(("learning_rate".into(), opt.learning_rate()));
     Ok(EpochLog { epoch, values })
