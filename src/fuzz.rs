@@ -181,8 +181,15 @@ fn commands(model: &Path, csv: &Path, output: &Path) -> [(&'static str, Outcome)
     use crate::cli::{DeviceArg, evaluate, inspect, predict};
     let outcome = |r: Result<(), crate::cli::CliError>| r.map_err(|e| e.render(crate::diag::Style::default()));
     let predict = predict::Args { model: model.into(), input: csv.into(), output: Some(output.into()), batch_size: 256, beam_width: 1, device: DeviceArg::Cpu };
-    let evaluate =
-        evaluate::Args { model: model.into(), data: Some(csv.into()), labels: None, beam_width: 1, format: evaluate::Format::Json, device: DeviceArg::Cpu };
+    let evaluate = evaluate::Args {
+        model: model.into(),
+        data: Some(csv.into()),
+        labels: None,
+        batch_size: None,
+        beam_width: 1,
+        format: evaluate::Format::Json,
+        device: DeviceArg::Cpu,
+    };
     let inspect = inspect::Args { model: model.into() };
     [("predict", outcome(predict::run(&predict))), ("evaluate", outcome(evaluate::run(&evaluate))), ("inspect", outcome(inspect::run(&inspect)))]
 }

@@ -538,7 +538,7 @@ mod tests {
         let x = Array { shape: vec![3, 2], data: (0..n * 6).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect() };
         let t: Vec<f32> = (0..n).map(|i| (i % 2) as f32).collect();
         let split = Split { n, inputs: vec![x.clone()], targets: vec![Array { shape: vec![1], data: t.clone() }] };
-        let got = evaluate(&net, &cfg, &split, "", &mut StdRng::seed_from_u64(0)).unwrap();
+        let got = evaluate(&net, &cfg, &split, "", 256, &mut StdRng::seed_from_u64(0)).unwrap();
         let loss = got.iter().find(|(k, _)| k == "loss").unwrap().1;
         // Binary crossentropy of the probabilities the layer outputs.
         let xs = Tensor::from_slice(&x.data, (n, 3, 2), &Device::Cpu).unwrap();
