@@ -27,7 +27,7 @@ run_one() {
   mkdir -p "$dir/corpus"
   # -close_fd_mask=1: predict/evaluate/inspect print to stdout; -detect_leaks=0:
   # a process-lifetime pool and caches are not leaks worth a stop.
-  cargo +nightly fuzz run "$t" "$dir/corpus" "corpus/$t" -- \
+  cargo +nightly fuzz run "$t" "$dir/corpus" "corpus/$t" "corpus-cov/$t" -- \
     -max_total_time=$((minutes * 60)) -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
     -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
     -close_fd_mask=1 -detect_leaks=0 -artifact_prefix="$dir/" \

@@ -296,7 +296,23 @@ fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {
     b
 }
 
+/// What the coverage-guided fuzzer kept (fuzz/corpus-cov/<target>/, minimized
+/// with `cargo fuzz cmin`): inputs that reach code the seeds don't. Each must
+/// pass the properties, loaded or refused; they are not mutated further here
+/// (most are refused, and mutations must also reach inputs that load).
+fn coverage(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = root().join("fuzz/corpus-cov").join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<_> =
+        entries.map(|e| e.unwrap().path()).map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect();
+    out.sort();
+    out
+}
+
 fn fuzz(target: &str, f: Target, mutations: usize) {
+    for (name, bytes) in coverage(target) {
+        let _ = run(target, f, &format!("cov-{name}"), &bytes);
+    }
     let seeds = seeds(target);
     for (name, bytes) in &seeds {
         let r = run(target, f, name, bytes);
