@@ -85,6 +85,8 @@ pub struct Split {
     pub inputs: Vec<Array>,
     /// In `ModelIo::outputs` order.
     pub targets: Vec<Array>,
+    /// Per sample, `data.sample_weight`'s column (`None`: every sample weighs 1).
+    pub weights: Option<Vec<f32>>,
 }
 
 #[derive(Clone, Debug)]

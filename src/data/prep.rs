@@ -250,7 +250,7 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
     }
 
     let mut splits = arrays.into_iter().zip(target_arrays).zip(std::iter::once(train.n).chain(others.iter().map(|t| t.n)));
-    let mut next = || splits.next().map(|((inputs, targets), n)| Split { n, inputs, targets });
+    let mut next = || splits.next().map(|((inputs, targets), n)| Split { n, inputs, targets, weights: None });
     let train_split = next().expect("train split");
     let validation = if has_val { next() } else { None };
     let test = next();
@@ -478,7 +478,7 @@ pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, Dat
         }
         targets.push(encode(&t, o, out, values, p.classes.as_deref())?);
     }
-    Ok(Split { n: t.n, inputs, targets })
+    Ok(Split { n: t.n, inputs, targets, weights: None })
 }
 
 /// The label sequences of a ctc target column: whitespace-separated tokens.

@@ -435,7 +435,7 @@ mod tests {
         let n = 10;
         let x = Array { shape: vec![3], data: (0..n * 3).map(|i| i as f32 / 10.0).collect() };
         let y = Array { shape: vec![1], data: (0..n).map(|i| i as f32).collect() };
-        (net, cfg, Split { n, inputs: vec![x], targets: vec![y] })
+        (net, cfg, Split { n, inputs: vec![x], targets: vec![y], weights: None })
     }
 
     fn weights(net: &Net) -> Vec<Vec<f32>> {
@@ -461,7 +461,7 @@ mod tests {
         let n = 6;
         let x = Array { shape: vec![3], data: (0..n * 3).map(|i| i as f32 / 10.0).collect() };
         let (ya, yb) = (Array { shape: vec![2], data: vec![0.5; n * 2] }, Array { shape: vec![1], data: vec![1.0; n] });
-        let split = Split { n, inputs: vec![x], targets: vec![ya, yb] };
+        let split = Split { n, inputs: vec![x], targets: vec![ya, yb], weights: None };
         for validation in [None, Some(&split)] {
             let opts = FitOptions { max_steps: None, interrupt: None };
             let out = fit(&net, &cfg, &split, validation, &opts, Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
@@ -537,7 +537,7 @@ mod tests {
         let n = 8;
         let x = Array { shape: vec![3, 2], data: (0..n * 6).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect() };
         let t: Vec<f32> = (0..n).map(|i| (i % 2) as f32).collect();
-        let split = Split { n, inputs: vec![x.clone()], targets: vec![Array { shape: vec![1], data: t.clone() }] };
+        let split = Split { n, inputs: vec![x.clone()], targets: vec![Array { shape: vec![1], data: t.clone() }], weights: None };
         let got = evaluate(&net, &cfg, &split, "", 256, &mut StdRng::seed_from_u64(0)).unwrap();
         let loss = got.iter().find(|(k, _)| k == "loss").unwrap().1;
         // Binary crossentropy of the probabilities the layer outputs.
