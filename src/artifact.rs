@@ -457,7 +457,31 @@ pub fn restore(path: &Path, device: &candle_core::Device) -> Result<Restored, Ar
     let bad = |why: String| ArtifactError::Malformed { file: name.clone(), why };
     let source = crate::spec::Source { path: format!("{name} (embedded spec)"), text: file.meta.spec.clone() };
     let mut diags = Vec::new();
-    let built = crate::graph::from_source(&source, &mut diags);
+    // Shapes the spec leaves to the data are those training saved.
+    let saved = &file.meta.preprocessing;
+    let built = match crate::spec::yaml::parse(&source.text) {
+        Ok(root) => crate::graph::from_root_with(&root, &source, &mut diags, |spec, d| {
+            for inp in &mut spec.model.inputs {
+                if let Some(p) = saved.inputs.iter().find(|p| p.name == inp.name) {
+                    if !inp.written {
+                        inp.shape = p.shape.clone();
+                    }
+                    inp.origin = p.columns.iter().map(|c| c.origin()).collect();
+                }
+                if !inp.known() {
+                    d.push(crate::diag::Diagnostic::error(
+                        format!("input '{}' has no shape, and the preprocessing gives none", inp.name),
+                        inp.pos,
+                        inp.path.clone(),
+                    ));
+                }
+            }
+        }),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    };
     let cfg = built.as_ref().and_then(|(spec, graph)| crate::train::config::read(spec, graph, &mut diags));
     let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {}", d.message)).collect();
     let (Some((spec, graph)), Some(cfg)) = (built, cfg) else {

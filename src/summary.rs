@@ -86,8 +86,22 @@ pub fn text(model: &Model) -> String {
     for (label, n) in [("Total", total), ("Trainable", trainable), ("Non-trainable", total.saturating_sub(trainable))] {
         out += &format!(" {label} params: {} ({})\n", thousands(n), memory_size(n.saturating_mul(BYTES_PER_PARAM)));
     }
+    // Widths the data's columns give, and where each part comes from.
+    for inp in model.inputs.iter().filter(|i| !i.origin.is_empty()) {
+        let how = if inp.written { "written" } else { "from the data" };
+        out += &format!(" Input '{}': {} values ({how})\n", cell(inp.name.clone()), thousands(inp.shape.iter().product()));
+        for o in inp.origin.iter().take(MAX_ORIGIN) {
+            out += &format!("   {}\n", cell(o.clone()));
+        }
+        if inp.origin.len() > MAX_ORIGIN {
+            out += &format!("   ... ({} more columns)\n", thousands(inp.origin.len() - MAX_ORIGIN));
+        }
+    }
     out
 }
+
+/// Columns the summary lists per input before "... (N more columns)".
+const MAX_ORIGIN: usize = 20;
 
 /// `1234567` -> `1,234,567`
 pub fn thousands(n: usize) -> String {

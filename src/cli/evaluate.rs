@@ -135,7 +135,8 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
             (false, None) => return Err(CliError::usage("this model was trained on IDX images: give their labels file with --labels FILE")),
         };
         // Statistics and classes come from training, not from this file.
-        let split = data::load_with(spec, &src, Path::new(""), &io, &r.prep).map_err(invalid)?;
+        let (split, unseen) = data::load_with(spec, &src, Path::new(""), &io, &r.prep).map_err(invalid)?;
+        super::report_unseen(&file.display().to_string(), &unseen);
         return Ok((split, file.display().to_string()));
     }
     let spec_dir = PathBuf::from(&r.file.meta.spec_dir);
@@ -150,7 +151,8 @@ fn load(args: &Args, r: &Restored, cfg: &TrainConfig) -> Result<(Split, String),
     };
     warn_changed(r, spec, &spec_dir);
     if let Some(test) = &spec.test {
-        let split = data::load_with(spec, test, &spec_dir, &io, &r.prep).map_err(located)?;
+        let (split, unseen) = data::load_with(spec, test, &spec_dir, &io, &r.prep).map_err(located)?;
+        super::report_unseen(&files(test), &unseen);
         return Ok((split, format!("the test data {}", files(test))));
     }
     if spec.test_split > 0.0 {

@@ -70,6 +70,15 @@ pub fn text(r: &Restored) -> String {
     for i in &p.inputs {
         let features = if i.features.is_empty() { "IDX image pixels".to_string() } else { columns(&i.features) };
         let _ = writeln!(s, "  input '{}' {:?}: {features}", i.name, i.shape);
+        // Typed columns: what each encodes, and its vocabulary's first entries.
+        for c in &i.columns {
+            let (n, first) = c.entries();
+            let more = if n > first.len() { format!(", ... ({n} in all)") } else { String::new() };
+            let entries =
+                if first.is_empty() { String::new() } else { format!(": {}{more}", first.iter().map(|e| format!("'{e}'")).collect::<Vec<_>>().join(", ")) };
+            let missing = if c.missing == r.prep.missing { String::new() } else { format!(", missing: {}", name_of(&c.missing)) };
+            let _ = writeln!(s, "    {}{missing}{entries}", c.origin());
+        }
     }
     for o in &p.outputs {
         let classes = match &o.classes {

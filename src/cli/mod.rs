@@ -85,6 +85,17 @@ pub fn warn_text(message: impl Into<String>, hint: Option<String>) {
     warn(&Diagnostic::warning(message, Default::default(), "").with_hint_opt(hint), "", &crate::diag::SourceLines::new(""), &[]);
 }
 
+/// Tells on stderr how many values of each column training never saw
+/// (they went to the out-of-vocabulary slot, or their tokens did).
+pub fn report_unseen(file: &str, unseen: &[(String, usize)]) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    for (column, n) in unseen {
+        let s = if *n == 1 { "" } else { "s" };
+        let _ = writeln!(err, "note: {file}: column '{column}': {n} value{s} never seen in training, encoded as out-of-vocabulary");
+    }
+}
+
 /// Writes to stdout. A reader that went away (`| head`) ends the output
 /// quietly; any other failure is an I/O error.
 pub fn print_out(text: &str) -> Result<(), CliError> {

@@ -128,6 +128,11 @@ fn predict_with(args: &Args, r: &Restored) -> Result<(), Fail> {
         }
         done += n;
     }
+    if let Reader::Csv { cols, unseen, file, .. } = &reader {
+        let counts: Vec<(String, usize)> =
+            cols.iter().zip(unseen).flat_map(|(cs, u)| cs.iter().zip(u).filter(|(_, n)| **n > 0).map(|((_, p), n)| (p.column.clone(), *n))).collect();
+        super::report_unseen(file, &counts);
+    }
     out.finish()
 }
 
@@ -137,8 +142,11 @@ enum Reader {
         rdr: data::csv::CsvReader,
         file: String,
         headers: Vec<String>,
-        cols: Vec<Vec<usize>>,
-        fill: bool,
+        /// Per input, per column: its header index and fitted encoder.
+        cols: Vec<Vec<(usize, data::columns::ColumnPrep)>>,
+        markers: Vec<String>,
+        /// Per input, per column: values never seen in training.
+        unseen: Vec<Vec<usize>>,
         /// The file line of each sample of the last batch.
         lines: Vec<usize>,
     },
@@ -177,10 +185,10 @@ impl Reader {
         let (mut cols, mut missing) = (Vec::new(), Vec::new());
         for p in &prep.inputs {
             let mut c = Vec::new();
-            for f in &p.features {
-                match headers.iter().position(|h| h == f) {
-                    Some(i) => c.push(i),
-                    None if !missing.contains(f) => missing.push(f.clone()),
+            for enc in p.encoders(prep) {
+                match headers.iter().position(|h| *h == enc.column) {
+                    Some(i) => c.push((i, enc)),
+                    None if !missing.contains(&enc.column) => missing.push(enc.column.clone()),
                     None => {}
                 }
             }
@@ -196,7 +204,8 @@ impl Reader {
                 list(&headers)
             )));
         }
-        Ok(Reader::Csv { rdr, file, headers, cols, fill: prep.missing == Missing::Mean, lines: Vec::new() })
+        let unseen = cols.iter().map(|c| vec![0; c.len()]).collect();
+        Ok(Reader::Csv { rdr, file, headers, cols, markers: prep.missing_values.clone(), unseen, lines: Vec::new() })
     }
 
     fn window(path: &Path, file: String, w: &data::WindowPrep, prep: &PrepState) -> Result<Reader, Fail> {
@@ -227,28 +236,41 @@ impl Reader {
 
     fn batch(&mut self, max: usize) -> Result<(usize, Vec<Vec<f32>>), Fail> {
         match self {
-            Reader::Csv { rdr, file, headers, cols, fill, lines } => {
-                let mut out = vec![Vec::new(); cols.len()];
+            Reader::Csv { rdr, file, headers, cols, markers, unseen, lines } => {
+                let coders: Vec<Vec<_>> = cols.iter().map(|c| c.iter().map(|(_, p)| p.coder()).collect()).collect();
+                let widths: Vec<usize> = coders.iter().map(|c| c.iter().map(|c| c.width()).sum()).collect();
+                let mut out: Vec<Vec<f32>> = widths.iter().map(|&w| Vec::with_capacity(w * max.min(1024))).collect();
                 let mut rec = csv::StringRecord::new();
                 let mut n = 0;
                 lines.clear();
                 while n < max && rdr.read_record(&mut rec).map_err(|e| csv_fail(file, e))? {
                     let row = rec.position().map_or(0, |p| p.line() as usize);
-                    for (cs, o) in cols.iter().zip(&mut out) {
-                        for &c in cs {
-                            let s = &rec[c];
-                            let x = data::csv::parse_cell(s)
-                                .map_err(|msg| invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg }))?;
-                            match x {
-                                Some(x) => o.push(x),
-                                // NaN: apply_input fills it with the training mean.
-                                None if *fill => o.push(f32::NAN),
-                                None => {
-                                    let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is not a number") };
-                                    let msg = format!("{what} (the model fills missing values only when trained with `missing: mean`)");
-                                    return Err(invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg }));
+                    let at = |c: usize, msg: String| {
+                        invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg: msg.replace("{column}", &headers[c]) })
+                    };
+                    for (i, (cs, o)) in cols.iter().zip(&mut out).enumerate() {
+                        for (k, ((c, p), coder)) in cs.iter().zip(&coders[i]).enumerate() {
+                            let s = &rec[*c];
+                            let cell = match data::columns::read_cell(s, p.cell_type(), markers).map_err(|m| at(*c, m))? {
+                                // As in training: the mean (NaN, filled by apply_input) or the out-of-vocabulary slot.
+                                data::columns::Read::Missing if p.missing == Missing::Mean => None,
+                                data::columns::Read::Missing => {
+                                    let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is a missing value") };
+                                    return Err(at(*c, format!("{what} (the model fills missing values only when trained with `missing: mean`)")));
                                 }
-                            }
+                                data::columns::Read::Num(x) => Some((x, String::new())),
+                                data::columns::Read::Text(t) => Some((f32::NAN, t)),
+                            };
+                            let start = o.len();
+                            o.resize(start + coder.width(), 0.0);
+                            let value = match &cell {
+                                None if p.cell_type() == data::columns::CellType::Number => data::columns::Cell::Num(f32::NAN),
+                                None => data::columns::Cell::Text(""),
+                                Some((x, t)) if t.is_empty() => data::columns::Cell::Num(*x),
+                                Some((_, t)) => data::columns::Cell::Text(t),
+                            };
+                            let new = coder.encode(value, &mut o[start..]).map_err(|m| at(*c, m))?;
+                            unseen[i][k] += new as usize;
                         }
                     }
                     lines.push(row);
@@ -308,7 +330,12 @@ impl Reader {
     /// read, with `msg` about position `k` of input `i`.
     fn at(&self, index: usize, s: usize, i: usize, k: usize, msg: String) -> DataError {
         match self {
-            Reader::Csv { file, headers, cols, lines, .. } => DataError::Cell { file: file.clone(), row: lines[s], column: headers[cols[i][k]].clone(), msg },
+            Reader::Csv { file, headers, cols, lines, .. } => {
+                let preps: Vec<data::columns::ColumnPrep> = cols[i].iter().map(|(_, p)| p.clone()).collect();
+                let names: Vec<String> = cols[i].iter().map(|&(c, _)| headers[c].clone()).collect();
+                let column = data::prep::slot_column(&names, &preps, k).to_string();
+                DataError::Cell { file: file.clone(), row: lines[s], column, msg }
+            }
             Reader::Window { file, column, lines, .. } => DataError::Cell { file: file.clone(), row: lines[s], column: column.clone(), msg },
             Reader::Idx { stream } => DataError::File { file: stream.file().to_string(), msg: format!("record {index}: {msg}") },
         }

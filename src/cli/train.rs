@@ -222,7 +222,12 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     // is reported below, as coming from the flag.
     overrides::apply(&mut root, &sets).map_err(|d| CliError::Usage { message: d.message, hint: d.hint })?;
     let mut diags = Vec::new();
-    let built = graph::from_root(&root, &source, &mut diags);
+    let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
+    let mut index_inputs = Vec::new();
+    let built = graph::from_root_with(&root, &source, &mut diags, |spec, d| index_inputs = data::resolve_inputs(spec, &spec_dir, args.limit, d));
+    if let Some((_, model)) = &built {
+        data::warn_index_inputs(model, &index_inputs, &mut diags);
+    }
     let cfg = built.as_ref().and_then(|(spec, model)| config::read(spec, model, &mut diags));
     let data_spec = built.as_ref().and_then(|(spec, _)| spec.data.clone());
     if built.is_some() && data_spec.is_none() && !diags.iter().any(Diagnostic::is_error) {
@@ -261,7 +266,6 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     let existed = out_dir.is_dir();
     check_writable(&out_dir)?;
     let result = (|| {
-        let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
         let io = cfg.io(&model);
         let prepared = data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit)?;
         let missing = prepared.missing_classes(&io);

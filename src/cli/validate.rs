@@ -59,7 +59,19 @@ pub fn run(args: &Args) -> Result<(), CliError> {
 
 fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &mut impl Write) -> u8 {
     let mut diags = Vec::new();
-    let built = graph::from_source(source, &mut diags);
+    let dir = std::path::Path::new(&source.path).parent().unwrap_or(std::path::Path::new(""));
+    // Widths that typed columns give are read off the training data.
+    let mut index_inputs = Vec::new();
+    let built = match crate::spec::yaml::parse(&source.text) {
+        Ok(root) => graph::from_root_with(&root, source, &mut diags, |spec, d| index_inputs = crate::data::resolve_inputs(spec, dir, None, d)),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    };
+    if let Some((_, model)) = &built {
+        crate::data::warn_index_inputs(model, &index_inputs, &mut diags);
+    }
     if let Some((spec, model)) = &built {
         // The training and data sections are checked here too, so CI's validate
         // catches an optimizer typo or a missing data file before any training.
@@ -67,7 +79,6 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
             config::read(spec, model, &mut diags);
         }
         if let Some(data) = &spec.data {
-            let dir = std::path::Path::new(&source.path).parent().unwrap_or(std::path::Path::new(""));
             data.check_files(dir, &mut diags);
         }
     }

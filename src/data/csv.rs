@@ -1,6 +1,7 @@
 //! CSV sources: a header row, then one sample per line. Columns are picked
 //! by name (or "first:last" ranges) from the `data` section.
 
+use super::columns::{self, CellType, Read};
 use super::prep::{Column, Table, Values};
 use super::{DataError, DataFile, ModelIo, SourceKind};
 use crate::diag::did_you_mean;
@@ -15,6 +16,10 @@ use std::path::Path;
 struct Selection {
     inputs: Vec<Vec<usize>>,
     targets: Vec<usize>,
+    /// `data.sample_weight`'s column.
+    weight: Option<usize>,
+    /// What chose the inputs' columns, for messages.
+    what: &'static str,
 }
 
 /// A CSV file being read: a regular file, lines at most `io::MAX_LINE_BYTES` long.
@@ -60,49 +65,127 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
         ));
     }
     let sel = select(file, &headers, spec, io)?;
+    let markers = &spec.missing_values;
+    let window = spec.window.is_some();
 
-    let mut inputs: Vec<Vec<f32>> = vec![Vec::new(); sel.inputs.len()];
+    // Per input, per selected column: how its cells are read, and its rule for missing values.
+    let rules: Vec<Vec<(CellType, Missing)>> = sel
+        .inputs
+        .iter()
+        .map(|cols| {
+            cols.iter()
+                .map(|&c| {
+                    let col = spec.column(&headers[c]);
+                    (col.map_or(CellType::Number, |k| CellType::of(&k.kind)), col.and_then(|k| k.missing).unwrap_or(spec.missing))
+                })
+                .collect()
+        })
+        .collect();
+    let mut cols: Vec<Vec<Values>> =
+        rules.iter().map(|r| r.iter().map(|(t, _)| if *t == CellType::Number { Values::Num(Vec::new()) } else { Values::Str(Vec::new()) }).collect()).collect();
     let mut targets: Vec<Vec<String>> = vec![Vec::new(); sel.targets.len()];
+    let mut weights: Option<Vec<f32>> = sel.weight.map(|_| Vec::new());
     let mut rows = Vec::new();
     let mut rec = csv::StringRecord::new();
+    let cell_err = |line: usize, c: usize, msg: String| DataError::Cell {
+        file: file.into(),
+        row: line,
+        column: headers[c].clone(),
+        msg: msg.replace("{column}", &headers[c]),
+    };
     while rdr.read_record(&mut rec).map_err(|e| csv_error(file, e))? {
         let line = rec.position().map_or(0, |p| p.line() as usize);
-        for (cols, out) in sel.inputs.iter().zip(&mut inputs) {
-            for &c in cols {
+        let mut drop = false;
+        let mut row_vals: Vec<(usize, usize, Option<f32>, Option<String>)> = Vec::new();
+        for (i, (sel_cols, rule)) in sel.inputs.iter().zip(&rules).enumerate() {
+            for (j, (&c, &(ty, missing))) in sel_cols.iter().zip(rule).enumerate() {
                 let s = &rec[c];
-                let x = parse_cell(s).map_err(|msg| DataError::Cell { file: file.into(), row: line, column: headers[c].clone(), msg })?;
-                match x {
-                    Some(x) => out.push(x),
-                    None if spec.missing != Missing::Error => out.push(f32::NAN),
-                    None => {
-                        let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is not a number") };
-                        let msg = format!("{what} (set `missing: drop` or `missing: mean` to skip or fill such values)");
-                        return Err(DataError::Cell { file: file.into(), row: line, column: headers[c].clone(), msg });
-                    }
+                match columns::read_cell(s, ty, markers).map_err(|m| cell_err(line, c, m))? {
+                    Read::Missing => match missing {
+                        Missing::Drop => drop = true,
+                        Missing::Mean => row_vals.push((i, j, (ty == CellType::Number).then_some(f32::NAN), (ty != CellType::Number).then(String::new))),
+                        Missing::Error => {
+                            let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is a missing value") };
+                            let ty_name = spec.column(&headers[c]).map_or("number", |k| k.type_name);
+                            let hint = columns::missing_message(ty_name, missing).unwrap_or_default();
+                            return Err(cell_err(line, c, format!("{what} ({hint})")));
+                        }
+                    },
+                    Read::Num(x) => row_vals.push((i, j, Some(x), None)),
+                    Read::Text(t) => row_vals.push((i, j, None, Some(t))),
                 }
             }
         }
-        for (&c, out) in sel.targets.iter().zip(&mut targets) {
-            out.push(rec[c].to_string());
+        let mut target_cells = Vec::with_capacity(sel.targets.len());
+        for &c in &sel.targets {
+            let s = &rec[c];
+            let s = if markers.iter().any(|m| m == s) { "" } else { s };
+            if s.is_empty() && spec.missing == Missing::Drop {
+                drop = true;
+            }
+            target_cells.push(s.to_string());
+        }
+        let mut weight = None;
+        if let Some(c) = sel.weight {
+            let s = &rec[c];
+            match s.parse::<f32>() {
+                Ok(w) if w.is_finite() && w >= 0.0 => weight = Some(w),
+                _ if markers.iter().any(|m| m == s) && spec.missing == Missing::Drop => drop = true,
+                _ => return Err(cell_err(line, c, format!("'{s}' is not a sample weight (`data.sample_weight` takes numbers >= 0 in every row)"))),
+            }
+        }
+        if drop {
+            continue;
+        }
+        for (i, j, x, t) in row_vals {
+            match (&mut cols[i][j], x, t) {
+                (Values::Num(v), Some(x), _) => v.push(x),
+                (Values::Str(v), _, Some(t)) => v.push(t),
+                _ => unreachable!("a cell is read as its column's type"),
+            }
+        }
+        for (t, cell) in targets.iter_mut().zip(target_cells) {
+            t.push(cell);
+        }
+        if let (Some(w), Some(x)) = (&mut weights, weight) {
+            w.push(x);
         }
         rows.push(line);
     }
-    let name = |cols: &[usize]| cols.iter().map(|&c| headers[c].clone()).collect::<Vec<_>>();
-    Ok(Table {
+    let n = rows.len();
+    let mut table = Table {
         file: file.into(),
         kind: SourceKind::Csv,
-        n: rows.len(),
-        widths: sel.inputs.iter().map(Vec::len).collect(),
-        features: sel.inputs.iter().map(|c| name(c)).collect(),
-        inputs,
+        n,
+        inputs: vec![Vec::new(); sel.inputs.len()],
+        widths: vec![0; sel.inputs.len()],
+        features: sel.inputs.iter().map(|c| c.iter().map(|&c| headers[c].clone()).collect()).collect(),
+        cols: cols
+            .into_iter()
+            .zip(&sel.inputs)
+            .map(|(vals, sel_cols)| {
+                vals.into_iter().zip(sel_cols).map(|(values, &c)| Column { name: headers[c].clone(), file: file.into(), width: 1, values }).collect()
+            })
+            .collect(),
         targets: sel
             .targets
             .iter()
             .zip(targets)
             .map(|(&c, v)| Column { name: headers[c].clone(), file: file.into(), width: 1, values: Values::Str(v) })
             .collect(),
+        weights,
         rows,
-    })
+        selected: sel.what.to_string(),
+        mean_fill: spec.missing == Missing::Mean || rules.iter().flatten().any(|(_, m)| *m == Missing::Mean),
+    };
+    // A window's series is a plain number column: no fitting, no encoding.
+    if window {
+        let Values::Num(v) = std::mem::replace(&mut table.cols[0][0].values, Values::Num(Vec::new())) else { unreachable!("a window column is numeric") };
+        table.inputs[0] = v;
+        table.widths[0] = 1;
+        table.cols[0].clear();
+    }
+    Ok(table)
 }
 
 /// One text column of a labels CSV that pairs with IDX images row by row:
@@ -163,7 +246,7 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
                 format!("`window` feeds one input and one output, but the model has {} inputs and {} outputs", io.inputs.len(), io.outputs.len()),
             ));
         }
-        return Ok(Selection { inputs: vec![vec![find(&w.column, "data.window.column")?]], targets: Vec::new() });
+        return Ok(Selection { inputs: vec![vec![find(&w.column, "data.window.column")?]], targets: Vec::new(), weight: None, what: "`window.column`" });
     }
 
     let target_names = spec.target.as_deref().unwrap_or_default();
@@ -180,6 +263,13 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
         ));
     }
     let targets = target_names.iter().map(|n| find(n, "data.target")).collect::<Result<Vec<_>, _>>()?;
+    let weight = spec.sample_weight.as_ref().map(|n| find(n, "data.sample_weight")).transpose()?;
+    for c in &spec.columns {
+        if !headers.contains(&c.name.name) {
+            let n = Named { name: c.name.name.clone(), pos: c.name.pos };
+            find(&n, "data.columns")?;
+        }
+    }
 
     let resolve = |feats: &[Feature], key: &str| -> Result<Vec<usize>, DataError> {
         let mut cols = Vec::new();
@@ -201,7 +291,7 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
         }
         Ok(cols)
     };
-    let (inputs, what): (Vec<Vec<usize>>, &str) = if let Some(map) = &spec.inputs {
+    let (inputs, what): (Vec<Vec<usize>>, &'static str) = if let Some(map) = &spec.inputs {
         for (k, _) in map {
             if !io.inputs.iter().any(|(n, _)| *n == k.name) {
                 let dym = did_you_mean(&k.name, io.inputs.iter().map(|(n, _)| n.as_str())).map_or(String::new(), |m| format!("did you mean '{m}'? "));
@@ -237,28 +327,24 @@ fn select(file: &str, headers: &[String], spec: &DataSpec, io: &ModelIo) -> Resu
     } else if let Some(f) = &spec.features {
         (vec![resolve(f, "data.features")?], "`features`")
     } else {
-        (vec![(0..headers.len()).filter(|c| !targets.contains(c)).collect()], "all non-target columns")
+        (vec![(0..headers.len()).filter(|c| !targets.contains(c) && Some(*c) != weight).collect()], "all non-target columns")
     };
 
-    for ((name, shape), cols) in io.inputs.iter().zip(&inputs) {
+    for ((name, _), cols) in io.inputs.iter().zip(&inputs) {
         if let Some(c) = cols.iter().find(|c| targets.contains(c)) {
             return Err(DataError::file(
                 file,
                 format!("column '{}' is both a feature of input '{name}' and a target; remove it from the features", headers[*c]),
             ));
         }
-        let want: usize = shape.iter().product();
-        if cols.len() != want {
+        if let Some(c) = cols.iter().find(|&&c| Some(c) == weight) {
             return Err(DataError::file(
                 file,
-                format!(
-                    "input '{name}' has shape {shape:?} ({want} values per sample) but {what} select {} column(s); select {want} columns or change the input shape",
-                    cols.len()
-                ),
+                format!("column '{}' is both a feature of input '{name}' and the sample weight; remove it from the features", headers[*c]),
             ));
         }
     }
-    Ok(Selection { inputs, targets })
+    Ok(Selection { inputs, targets, weight, what })
 }
 
 #[cfg(test)]
@@ -317,11 +403,12 @@ mod tests {
     #[test]
     fn missing_value_policies() {
         let d = temp_dir("missing");
-        let f = write(&d, "m.csv", "age,w,y\n1,10,0\nabc,20,1\n3,,2\n5,40,\n");
+        // `NA`, `N/A`, `null`, `None`, `NaN` and empty cells are missing; other text in a number column is an error.
+        let f = write(&d, "m.csv", "age,w,y\n1,10,0\nNA,20,1\n3,,2\n5,40,\n");
         let io1 = io(&[("input", &[2])], REG);
         assert_eq!(
             err(load_in(&d, "train: m.csv\ntarget: y\n", &io1)),
-            format!("{f}: row 3, column 'age': 'abc' is not a number (set `missing: drop` or `missing: mean` to skip or fill such values)")
+            format!("{f}: row 3, column 'age': 'NA' is a missing value (set `missing: drop` or `missing: mean` to skip or fill such values)")
         );
         let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: drop\n", &io1).unwrap();
         assert_eq!((p.train.n, p.train.inputs[0].data.clone()), (1, vec![1., 10.]));
@@ -330,10 +417,23 @@ mod tests {
             err(load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1)),
             format!("{f}: row 5, column 'y': the target is empty (set `missing: drop` to skip rows without a target)")
         );
-        write(&d, "m.csv", "age,w,y\n1,10,0\nabc,20,1\n3,,2\n5,40,3\n");
+        write(&d, "m.csv", "age,w,y\n1,10,0\nN/A,20,1\n3,null,2\n5,40,3\n");
         let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: mean\n", &io1).unwrap();
         assert_eq!(p.train.inputs[0].data, vec![1., 10., 3., 20., 3., 70. / 3., 5., 40.]);
         assert_eq!(p.prep.inputs[0].fill.as_deref(), Some(&[3.0, 70. / 3.][..]));
+        // A word in a number column suggests declaring it, whatever `missing` says.
+        write(&d, "m.csv", "age,w,y\n1,10,0\nabc,20,1\n");
+        for m in ["error", "drop", "mean"] {
+            assert_eq!(
+                err(load_in(&d, &format!("train: m.csv\ntarget: y\nmissing: {m}\n"), &io1)),
+                format!(
+                    "{f}: row 3, column 'age': 'abc' is not a number; if this column holds categories, declare it in `data.columns` (e.g. `age: string_categorical`), or list 'abc' in `missing_values` if it marks a missing value"
+                )
+            );
+        }
+        // `missing_values` replaces the list.
+        let p = load_in(&d, "train: m.csv\ntarget: y\nmissing: drop\nmissing_values: [abc]\n", &io1).unwrap();
+        assert_eq!(p.train.n, 1);
     }
 
     /// NaN is a missing value (`missing` decides); an infinite one is never accepted.
@@ -346,7 +446,7 @@ mod tests {
         for missing in ["error", "drop", "mean"] {
             let e = err(load_in(&d, &format!("train: i.csv\ntarget: y\nmissing: {missing}\n"), &io1));
             let want = if missing == "error" {
-                format!("{f}: row 2, column 'b': 'NaN' is not a number (set `missing: drop` or `missing: mean` to skip or fill such values)")
+                format!("{f}: row 2, column 'b': 'NaN' is a missing value (set `missing: drop` or `missing: mean` to skip or fill such values)")
             } else {
                 format!("{f}: row 3, column 'b': 'inf' is not a finite number {hint}")
             };

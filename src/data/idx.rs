@@ -270,8 +270,12 @@ pub(crate) fn read_pair(images: &DataFile, labels: &DataFile, csv_labels: bool, 
         inputs: vec![x.data],
         widths: vec![width],
         features: vec![Vec::new()],
+        cols: vec![Vec::new()],
         targets: vec![column],
+        weights: None,
         rows: (0..n).collect(),
+        selected: "the images".into(),
+        mean_fill: false,
     })
 }
 

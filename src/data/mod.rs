@@ -2,7 +2,9 @@
 //! splits, fills, scales, normalizes and encodes them into plain arrays in
 //! the layout the model expects.
 
+pub mod columns;
 pub mod csv;
+pub mod farmhash;
 pub mod idx;
 pub mod prep;
 
@@ -113,6 +115,9 @@ pub struct PrepState {
     pub scale: f32,
     pub normalize: Normalize,
     pub missing: Missing,
+    /// Cells that count as missing (`data.missing_values`).
+    #[serde(default = "default_missing_values")]
+    pub missing_values: Vec<String>,
     pub inputs: Vec<InputPrep>,
     pub outputs: Vec<OutputPrep>,
     pub window: Option<WindowPrep>,
@@ -129,6 +134,29 @@ pub struct InputPrep {
     /// Per feature: x' = (x * scale - shift) / div. Mean/std or min/range.
     pub shift: Vec<f32>,
     pub div: Vec<f32>,
+    /// Per value: the factor before `shift`; empty: `PrepState::scale` for all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scales: Vec<f32>,
+    /// Per CSV column, how its cells become values (vocabularies, bins);
+    /// empty: every feature a number read with `PrepState::missing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<columns::ColumnPrep>,
+}
+
+fn default_missing_values() -> Vec<String> {
+    crate::spec::data::MISSING_VALUES.iter().map(|s| s.to_string()).collect()
+}
+
+impl InputPrep {
+    /// The encoders of the input's columns: as saved, or one number per
+    /// feature (no `columns`: an all-number input). Empty for IDX and windows.
+    pub fn encoders(&self, state: &PrepState) -> Vec<columns::ColumnPrep> {
+        if !self.columns.is_empty() || state.source == SourceKind::Idx || state.window.is_some() {
+            return self.columns.clone();
+        }
+        let number = columns::Encoder::Number { kind: columns::NumberKind::Number };
+        self.features.iter().map(|f| columns::ColumnPrep { column: f.clone(), missing: state.missing, encoder: number.clone() }).collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,7 +182,10 @@ pub struct WindowPrep {
 impl PrepState {
     /// Whether preparing input `i` changes its values (scale or normalization).
     pub fn transforms_input(&self, i: usize) -> bool {
-        self.scale != 1.0 || self.inputs.get(i).is_some_and(|p| p.shift.iter().any(|&s| s != 0.0) || p.div.iter().any(|&d| d != 1.0))
+        self.inputs.get(i).is_some_and(|p| {
+            let scaled = if p.scales.is_empty() { self.scale != 1.0 } else { p.scales.iter().any(|&s| s != 1.0) };
+            scaled || p.shift.iter().any(|&s| s != 0.0) || p.div.iter().any(|&d| d != 1.0)
+        })
     }
 
     /// Column names for the `units` units of output `o`: the class names, then,
@@ -187,7 +218,8 @@ impl PrepState {
             {
                 *x = fill[j];
             }
-            *x = (*x * self.scale - p.shift[j]) / p.div[j];
+            let scale = p.scales.get(j).copied().unwrap_or(self.scale);
+            *x = (*x * scale - p.shift[j]) / p.div[j];
         }
     }
 
@@ -256,18 +288,42 @@ impl PrepState {
                 ));
             }
             let width: usize = shape.iter().product();
-            for (what, len) in [("shift", p.shift.len()), ("div", p.div.len())].into_iter().chain(p.fill.as_ref().map(|f| ("fill", f.len()))) {
+            let scales = (!p.scales.is_empty()).then(|| ("scales", p.scales.len()));
+            for (what, len) in [("shift", p.shift.len()), ("div", p.div.len())].into_iter().chain(p.fill.as_ref().map(|f| ("fill", f.len()))).chain(scales) {
                 if len != width {
                     return Err(format!("the {at}: `{what}` holds {len} values, but the input has {width} per sample"));
                 }
             }
-            let features = match (self.source, &self.window) {
-                (SourceKind::Idx, _) => 0,
-                (SourceKind::Csv, Some(_)) => 1,
-                (SourceKind::Csv, None) => width,
-            };
-            if p.features.len() != features {
-                return Err(format!("the {at}: {} feature column(s), but the input takes {features}", p.features.len()));
+            if !p.columns.is_empty() {
+                if self.source != SourceKind::Csv || self.window.is_some() {
+                    return Err(format!("the {at}: column encoders are for CSV tables, not windows or IDX images"));
+                }
+                for c in &p.columns {
+                    c.check().map_err(|e| format!("the {at}: {e}"))?;
+                }
+                let names: Vec<&str> = p.columns.iter().map(|c| c.column.as_str()).collect();
+                let encoded = p.columns.iter().try_fold(0usize, |a, c| a.checked_add(c.width()));
+                if names != p.features.iter().map(String::as_str).collect::<Vec<_>>() || encoded != Some(width) {
+                    return Err(format!(
+                        "the {at}: its {} column encoder(s) give {} values per sample for feature columns {:?}, but the input takes {width} from {:?}",
+                        p.columns.len(),
+                        encoded.map_or("too many".to_string(), |w| w.to_string()),
+                        names,
+                        p.features
+                    ));
+                }
+            } else {
+                let features = match (self.source, &self.window) {
+                    (SourceKind::Idx, _) => 0,
+                    (SourceKind::Csv, Some(_)) => 1,
+                    (SourceKind::Csv, None) => width,
+                };
+                if p.features.len() != features {
+                    return Err(format!("the {at}: {} feature column(s), but the input takes {features}", p.features.len()));
+                }
+            }
+            if let Some(k) = p.scales.iter().position(|x| !x.is_finite()) {
+                return Err(format!("the {at}: scales[{k}] is {}, not a finite number", p.scales[k]));
             }
             finite(&format!("the {at}: shift"), &p.shift)?;
             finite(&format!("the {at}: div"), &p.div)?;
@@ -277,7 +333,9 @@ impl PrepState {
             if let Some(k) = p.div.iter().position(|&d| d == 0.0) {
                 return Err(format!("the {at}: div[{k}] is 0, a division by zero"));
             }
-            if (self.missing == Missing::Mean) != p.fill.is_some() {
+            // Training keeps fill values for every input once any column fills with the mean.
+            let mean = self.missing == Missing::Mean || self.inputs.iter().flat_map(|p| &p.columns).any(|c| c.missing == Missing::Mean);
+            if mean != p.fill.is_some() {
                 return Err(format!("the {at}: fill values must be given exactly when `missing` is mean"));
             }
         }
@@ -499,8 +557,202 @@ pub fn load(data: &DataSpec, spec_dir: &Path, io: &ModelIo, seed: u64, limit: Op
 
 /// Loads one labelled source (read as `data` describes) and prepares it with
 /// a trained model's saved statistics and classes.
-pub fn load_with(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo, state: &PrepState) -> Result<Split, DataError> {
+/// Also returns, per column, how many values training never saw.
+pub fn load_with(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelIo, state: &PrepState) -> Result<(Split, Vec<(String, usize)>), DataError> {
     prep::apply(io, read_table(data, src, spec_dir, io)?, state)
+}
+
+/// An input the data's columns feed with indices, to check once the graph
+/// is built (`warn_index_inputs`).
+pub struct IndexColumns {
+    pub input: usize,
+    pub columns: Vec<String>,
+    pub pos: crate::diag::Pos,
+}
+
+/// Fills in the shapes the spec leaves to the data, and checks written
+/// shapes against the widths of typed columns: reads the training file's
+/// header and fits its columns (validate and train both call this). Does
+/// nothing for a spec whose inputs are all written numbers.
+pub fn resolve_inputs(spec: &mut crate::spec::Spec, spec_dir: &Path, limit: Option<usize>, diags: &mut Vec<crate::diag::Diagnostic>) -> Vec<IndexColumns> {
+    use crate::diag::Diagnostic;
+    let Some(data) = &spec.data else { return Vec::new() };
+    let inputs = &mut spec.model.inputs;
+    if !(inputs.iter().any(|i| !i.written) || !data.columns.is_empty()) || !data.train.is_csv() || data.window.is_some() {
+        return Vec::new();
+    }
+    let SourceSpec::Csv { path } = &data.train else { return Vec::new() };
+    let unresolved = |why: &str, diags: &mut Vec<Diagnostic>, inputs: &[crate::spec::InputSpec]| {
+        let names: Vec<String> = inputs.iter().filter(|i| !i.written).map(|i| format!("'{}'", i.name)).collect();
+        if !names.is_empty() {
+            diags.push(
+                Diagnostic::error(format!("the width of input {} comes from the training data, which {why}", names.join(", ")), path.pos, "data.train")
+                    .with_hint("fix the data (the rest of the spec was checked), or write the input's shape"),
+            );
+        }
+    };
+    let file = resolve(spec_dir, &path.name);
+    if !file.is_file() {
+        // check_files says why.
+        unresolved("cannot be read", diags, inputs);
+        return Vec::new();
+    }
+    // Each `columns` entry must name a column of the file, at its line.
+    match csv::open(&file, &file.display().to_string())
+        .and_then(|mut r| r.headers().map(|h| h.iter().map(String::from).collect::<Vec<_>>()).map_err(|e| csv::csv_error(&file.display().to_string(), e)))
+    {
+        Ok(headers) => {
+            let mut bad = false;
+            for c in &data.columns {
+                if !headers.contains(&c.name.name) {
+                    bad = true;
+                    let hint = match crate::diag::did_you_mean(&c.name.name, headers.iter().map(String::as_str)) {
+                        Some(m) => format!("did you mean '{m}'? The columns are: {}", prep::list(&headers)),
+                        None => format!("the columns are: {}", prep::list(&headers)),
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            format!("`data.columns` names column '{}', which {} does not have", c.name.name, file.display()),
+                            c.name.pos,
+                            format!("data.columns.{}", c.name.name),
+                        )
+                        .with_hint(hint),
+                    );
+                }
+            }
+            if bad {
+                unresolved("has no such column", diags, inputs);
+                return Vec::new();
+            }
+        }
+        Err(e) => {
+            unresolved(&format!("cannot be read: {e}"), diags, inputs);
+            return Vec::new();
+        }
+    }
+    let seed = spec.training.as_ref().and_then(|t| t.node.get("seed")).and_then(|n| n.as_int()).map_or(0, |s| s.max(0) as u64);
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let outputs = data.target.as_ref().map_or(0, Vec::len);
+    let widths = match input_widths(data, spec_dir, &names, outputs, seed, limit) {
+        Ok(w) => w,
+        Err(e) => {
+            let msg = e.to_string();
+            if inputs.iter().all(|i| i.written) {
+                diags.push(Diagnostic::error(format!("the data's columns could not be fitted to check the input widths: {msg}"), path.pos, "data.train"));
+            } else {
+                unresolved(&format!("cannot be used: {msg}"), diags, inputs);
+            }
+            return Vec::new();
+        }
+    };
+    let mut pending = Vec::new();
+    for (k, (inp, w)) in inputs.iter_mut().zip(widths).enumerate() {
+        let width: usize = w.shape.iter().product();
+        if !inp.written {
+            inp.shape = w.shape.clone();
+        } else if inp.shape.iter().product::<usize>() != width {
+            diags.push(
+                Diagnostic::error(
+                    format!(
+                        "input '{}' has shape {:?} ({} values per sample), but its columns give {width}: {}",
+                        inp.name,
+                        inp.shape,
+                        inp.shape.iter().product::<usize>(),
+                        w.origin.join(", ")
+                    ),
+                    inp.pos,
+                    inp.path.clone(),
+                )
+                .with_hint(format!("leave the shape out (the data's columns give it), or write [{width}]")),
+            );
+        }
+        inp.origin = w.origin;
+        if !w.index_columns.is_empty() {
+            pending.push(IndexColumns { input: k, columns: w.index_columns, pos: data.column(&inp.name).map_or(inp.pos, |c| c.pos) });
+        }
+    }
+    for p in &mut pending {
+        if let Some(c) = p.columns.first().and_then(|c| data.column(c)) {
+            p.pos = c.pos;
+        }
+    }
+    pending
+}
+
+/// Warns about index columns (`output_mode: int`) whose input no Embedding reads.
+pub fn warn_index_inputs(model: &crate::graph::Model, pending: &[IndexColumns], diags: &mut Vec<crate::diag::Diagnostic>) {
+    for p in pending {
+        let embedded = model.layers.iter().any(|l| l.type_name == "Embedding" && l.inputs.contains(&crate::graph::Src::Input(p.input)));
+        if !embedded {
+            diags.push(
+                crate::diag::Diagnostic::warning(
+                    format!(
+                        "column{} {} give{} indices (`output_mode: int`), but no Embedding reads input '{}': the indices are used as plain numbers",
+                        if p.columns.len() == 1 { "" } else { "s" },
+                        p.columns.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", "),
+                        if p.columns.len() == 1 { "s" } else { "" },
+                        model.inputs[p.input].name
+                    ),
+                    p.pos,
+                    "data.columns",
+                )
+                .with_hint("feed the input to an Embedding, or use `output_mode: one_hot` (categories) or `multi_hot` (text)"),
+            );
+        }
+    }
+}
+
+/// One model input's width as the data's columns give it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputWidth {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Per column, where its values come from (`island: 3 + 1 oov (string_categorical)`).
+    pub origin: Vec<String>,
+    /// Per column: (name, reads indices) for the int-mode warning.
+    pub index_columns: Vec<String>,
+}
+
+/// The widths of the model's inputs from the training data's columns:
+/// reads the training source, splits it as training will (`seed`,
+/// `limit`) and fits every column on the training split. `outputs` is the
+/// number of model outputs (the targets are only counted here).
+pub fn input_widths(
+    data: &DataSpec,
+    spec_dir: &Path,
+    inputs: &[String],
+    outputs: usize,
+    seed: u64,
+    limit: Option<usize>,
+) -> Result<Vec<InputWidth>, DataError> {
+    let io = ModelIo {
+        inputs: inputs.iter().map(|n| (n.clone(), Vec::new())).collect(),
+        indices: vec![None; inputs.len()],
+        outputs: (0..outputs).map(|o| OutputIo { name: format!("output {o}"), shape: Vec::new(), loss: String::new() }).collect(),
+    };
+    let mut train = read_table(data, &data.train, spec_dir, &io)?;
+    if let Some(n) = limit {
+        train = train.subset(&(0..n.min(train.n)).collect::<Vec<_>>());
+    }
+    let validation = data.validation.as_ref().map(|s| read_table(data, s, spec_dir, &io)).transpose()?;
+    let test = data.test.as_ref().map(|s| read_table(data, s, spec_dir, &io)).transpose()?;
+    let splits = prep::split(data, train, validation, test, seed)?;
+    let preps = prep::fit_columns(data, &splits.train);
+    Ok(inputs
+        .iter()
+        .zip(preps)
+        .map(|(name, cols)| {
+            let width: usize = cols.iter().map(|c| c.width()).sum();
+            // A single token sequence (or index) keeps its own axis for an Embedding.
+            let shape = vec![width];
+            InputWidth {
+                name: name.clone(),
+                shape,
+                origin: cols.iter().map(|c| c.origin()).collect(),
+                index_columns: cols.iter().filter(|c| c.is_index()).map(|c| c.column.clone()).collect(),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

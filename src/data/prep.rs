@@ -3,7 +3,7 @@
 //! target encoding by loss.
 
 use super::{Array, DataError, InputPrep, ModelIo, OutputIo, OutputPrep, PrepState, Prepared, SourceKind, Split, WindowPrep};
-use crate::spec::data::{DataSpec, Missing, Normalize};
+use crate::spec::data::{DataSpec, Normalize};
 use crate::spec::training::canonical_loss;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -15,15 +15,26 @@ pub struct Table {
     pub file: String,
     pub kind: SourceKind,
     pub n: usize,
-    /// Per model input: `n * widths[i]` raw values, NaN = missing.
+    /// Per model input: `n * widths[i]` values, NaN = missing: the numbers
+    /// as read (IDX, windows), or the CSV columns once encoded.
     pub inputs: Vec<Vec<f32>>,
     pub widths: Vec<usize>,
     /// Per model input: CSV column names (empty for IDX).
     pub features: Vec<Vec<String>>,
+    /// Per model input: its CSV columns as read, until `encode` turns them
+    /// into `inputs` (empty once encoded, and for IDX and windows).
+    pub cols: Vec<Vec<Column>>,
     /// Per model output.
     pub targets: Vec<Column>,
+    /// `data.sample_weight`, per sample.
+    pub weights: Option<Vec<f32>>,
     /// Per sample, for messages: the CSV file line or the IDX record index.
     pub rows: Vec<usize>,
+    /// What chose the inputs' columns, for messages.
+    pub selected: String,
+    /// Some column is read with `missing: mean` (the model file then keeps
+    /// the fill values, whether or not this data lacked any).
+    pub mean_fill: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +57,13 @@ pub enum Values {
 impl Table {
     pub fn subset(&self, idx: &[usize]) -> Table {
         let gather = |v: &[f32], w: usize| idx.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect::<Vec<f32>>();
+        let column = |c: &Column| Column {
+            values: match &c.values {
+                Values::Num(v) => Values::Num(gather(v, c.width)),
+                Values::Str(v) => Values::Str(idx.iter().map(|&i| v[i].clone()).collect()),
+            },
+            ..c.clone()
+        };
         Table {
             file: self.file.clone(),
             kind: self.kind,
@@ -53,22 +71,17 @@ impl Table {
             inputs: self.inputs.iter().zip(&self.widths).map(|(v, &w)| gather(v, w)).collect(),
             widths: self.widths.clone(),
             features: self.features.clone(),
-            targets: self
-                .targets
-                .iter()
-                .map(|c| Column {
-                    values: match &c.values {
-                        Values::Num(v) => Values::Num(gather(v, c.width)),
-                        Values::Str(v) => Values::Str(idx.iter().map(|&i| v[i].clone()).collect()),
-                    },
-                    ..c.clone()
-                })
-                .collect(),
+            cols: self.cols.iter().map(|cs| cs.iter().map(column).collect()).collect(),
+            targets: self.targets.iter().map(column).collect(),
+            weights: self.weights.as_ref().map(|w| gather(w, 1)),
             rows: idx.iter().map(|&i| self.rows[i]).collect(),
+            selected: self.selected.clone(),
+            mean_fill: self.mean_fill,
         }
     }
 
-    /// Keeps the samples without a missing feature or target (`missing: drop`).
+    /// Keeps the samples without a missing value (`missing: drop`): CSV
+    /// rows are dropped as they are read; this is for IDX and windows.
     pub fn drop_missing(self) -> Table {
         let complete = |i: usize| {
             self.inputs.iter().zip(&self.widths).all(|(v, &w)| v[i * w..(i + 1) * w].iter().all(|x| !x.is_nan()))
@@ -79,6 +92,35 @@ impl Table {
         };
         let keep: Vec<usize> = (0..self.n).filter(|&i| complete(i)).collect();
         if keep.len() == self.n { self } else { self.subset(&keep) }
+    }
+
+    /// Encodes input `i`'s columns with their fitted preps into `inputs[i]`.
+    /// Returns, per column, how many values were never seen in training.
+    pub fn encode(&mut self, i: usize, preps: &[super::columns::ColumnPrep]) -> Result<Vec<usize>, DataError> {
+        let cols = std::mem::take(&mut self.cols[i]);
+        if cols.is_empty() {
+            return Ok(Vec::new());
+        }
+        let coders: Vec<_> = preps.iter().map(|p| p.coder()).collect();
+        let width: usize = coders.iter().map(|c| c.width()).sum();
+        let mut data = vec![0.0f32; self.n * width];
+        let mut unseen = vec![0usize; cols.len()];
+        for r in 0..self.n {
+            let mut at = r * width;
+            for (k, (col, coder)) in cols.iter().zip(&coders).enumerate() {
+                let cell = match &col.values {
+                    Values::Num(v) => super::columns::Cell::Num(v[r]),
+                    Values::Str(v) => super::columns::Cell::Text(&v[r]),
+                };
+                let w = coder.width();
+                let new = coder.encode(cell, &mut data[at..at + w]).map_err(|msg| self.error_at(&self.file, r, &col.name, msg))?;
+                unseen[k] += new as usize;
+                at += w;
+            }
+        }
+        self.inputs[i] = data;
+        self.widths[i] = width;
+        Ok(unseen)
     }
 
     /// An error about sample `i`: row and column for CSV, record for IDX.
@@ -107,6 +149,7 @@ pub fn windows(t: Table, size: usize) -> Result<Table, DataError> {
         widths: vec![size],
         targets: vec![Column { name: t.features[0][0].clone(), file: t.file.clone(), width: 1, values: Values::Num(v[size..].to_vec()) }],
         rows: t.rows[size..].to_vec(),
+        weights: None,
         ..t
     })
 }
@@ -116,7 +159,17 @@ fn held_out(n: usize, frac: f64) -> usize {
     n - (n as f64 * (1.0 - frac)).floor() as usize
 }
 
-pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Table>, test: Option<Table>, seed: u64) -> Result<Prepared, DataError> {
+/// The training, validation and test tables (the last two when given or
+/// split off), with whether a validation table exists.
+pub struct Splits {
+    pub train: Table,
+    /// The validation table (if `has_val`), then the test table.
+    pub others: Vec<Table>,
+    pub has_val: bool,
+}
+
+/// Splits off the test and validation rows as `data` asks (seeded).
+pub fn split(spec: &DataSpec, all: Table, validation: Option<Table>, test: Option<Table>, seed: u64) -> Result<Splits, DataError> {
     let file = all.file.clone();
     let empty = |what: &str, key: &str, frac: f64, n: usize| {
         DataError::file(&file, format!("{key} {frac} of {n} samples leaves {what} empty; change `{key}` or give more data"))
@@ -124,16 +177,8 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
     if all.n == 0 {
         return Err(DataError::file(&file, "no samples to train on (is the file empty, or did `missing: drop` drop every row?)"));
     }
-    if let Some(w) = &spec.window {
-        let (name, shape) = &io.inputs[0];
-        if *shape != [w.size, 1] && *shape != [w.size] {
-            return Err(DataError::file(
-                &file,
-                format!("input '{name}' has shape {shape:?}, but `window.size` is {}: use input_shape [{0}, 1] (or [{0}])", w.size),
-            ));
-        }
-    }
-
+    // Stratified splits hold out each class's share of the rows.
+    let strata = if spec.stratify { Some(strata(&all)) } else { None };
     // Test split: a seeded random subset, or the last rows (time series).
     let mut order: Vec<usize> = (0..all.n).collect();
     let test = match test {
@@ -143,7 +188,12 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
             if held == 0 || held == all.n {
                 return Err(empty(if held == 0 { "the test set" } else { "the training set" }, "test_split", spec.test_split, all.n));
             }
-            if spec.shuffle_split && spec.window.is_none() {
+            let shuffle = spec.shuffle_split && spec.window.is_none();
+            if let Some(strata) = &strata {
+                let (kept, out) = stratified(&order, strata, held, shuffle.then_some(seed));
+                order = kept;
+                Some(all.subset(&out))
+            } else if shuffle {
                 order.shuffle(&mut StdRng::seed_from_u64(seed));
                 let t = all.subset(&order[..held]);
                 order.drain(..held);
@@ -163,16 +213,172 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
                 let what = if held == 0 { "the validation set" } else { "the training set" };
                 return Err(empty(what, "validation_split", spec.validation_split, order.len()));
             }
-            Some(all.subset(&order.split_off(order.len() - held)))
+            if let Some(strata) = &strata {
+                let (kept, out) = stratified(&order, strata, held, None);
+                order = kept;
+                Some(all.subset(&out))
+            } else {
+                Some(all.subset(&order.split_off(order.len() - held)))
+            }
         }
         None => None,
     };
-    let mut train = if order.len() == all.n && order.iter().enumerate().all(|(i, &j)| i == j) { all } else { all.subset(&order) };
+    let train = if order.len() == all.n && order.iter().enumerate().all(|(i, &j)| i == j) { all } else { all.subset(&order) };
     let has_val = validation.is_some();
-    let mut others: Vec<Table> = validation.into_iter().chain(test).collect();
+    Ok(Splits { train, others: validation.into_iter().chain(test).collect(), has_val })
+}
+
+/// The class of each row: the first target's cell.
+fn strata(t: &Table) -> Vec<String> {
+    match t.targets.first().map(|c| &c.values) {
+        Some(Values::Str(v)) => v.clone(),
+        Some(Values::Num(v)) => v.iter().map(|x| x.to_string()).collect(),
+        None => vec![String::new(); t.n],
+    }
+}
+
+/// Holds out `held` of `order` with each class's share (largest remainders
+/// first), shuffled within each class by `seed`, else each class's last rows.
+/// Returns (kept, held out), both in `order`'s order.
+fn stratified(order: &[usize], strata: &[String], held: usize, seed: Option<u64>) -> (Vec<usize>, Vec<usize>) {
+    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for &i in order {
+        groups.entry(strata[i].as_str()).or_default().push(i);
+    }
+    let n = order.len() as f64;
+    let mut shares: Vec<(usize, f64, &str)> = groups.iter().map(|(k, g)| (g.len(), g.len() as f64 * held as f64 / n, *k)).collect();
+    let mut take: std::collections::BTreeMap<&str, usize> = shares.iter().map(|&(_, q, k)| (k, q.floor() as usize)).collect();
+    let mut left = held - take.values().sum::<usize>();
+    shares.sort_by(|a, b| (b.1 - b.1.floor()).total_cmp(&(a.1 - a.1.floor())).then(a.2.cmp(b.2)));
+    for &(len, _, k) in shares.iter().cycle().take(shares.len() * 2) {
+        if left == 0 {
+            break;
+        }
+        let t = take.get_mut(k).expect("every class has a count");
+        if *t < len {
+            *t += 1;
+            left -= 1;
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for (k, mut g) in groups {
+        let t = take[k];
+        if let Some(seed) = seed {
+            g.shuffle(&mut StdRng::seed_from_u64(seed));
+            out.extend(g[..t].iter().copied());
+        } else {
+            out.extend(g[g.len() - t..].iter().copied());
+        }
+    }
+    order.iter().copied().partition(|i| !out.contains(i))
+}
+
+/// The column types of input `i`'s columns: as `columns` lists them, or numbers.
+pub fn column_specs(spec: &DataSpec, names: &[String]) -> Vec<crate::spec::columns::ColumnSpec> {
+    use crate::spec::columns::{ColumnKind, ColumnSpec};
+    names
+        .iter()
+        .map(|n| {
+            spec.column(n).cloned().unwrap_or_else(|| ColumnSpec {
+                name: crate::spec::Named { name: n.clone(), pos: Default::default() },
+                type_name: "number",
+                kind: ColumnKind::Number,
+                missing: None,
+                pos: Default::default(),
+            })
+        })
+        .collect()
+}
+
+/// Fits the encoders of every CSV column on the training split.
+pub fn fit_columns(spec: &DataSpec, train: &Table) -> Vec<Vec<super::columns::ColumnPrep>> {
+    train
+        .cols
+        .iter()
+        .map(|cols| {
+            let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+            column_specs(spec, &names).iter().zip(cols).map(|(cs, c)| super::columns::fit(cs, cs.missing.unwrap_or(spec.missing), &c.values)).collect()
+        })
+        .collect()
+}
+
+/// Per slot of an encoded input: (scale, whether `data.normalize` applies,
+/// a fixed (shift, div) instead, standardized as Keras Normalization).
+#[derive(Clone, Copy)]
+enum Slot {
+    /// An unlisted number: `data.scale` and `data.normalize`.
+    Number,
+    /// Fixed: x * scale - shift (float, float_rescaled, encoded values).
+    Fixed { scale: f32, shift: f32 },
+    /// Keras Normalization: (x - mean) / max(std, 1e-7).
+    Normalized,
+}
+
+fn slots(spec: &DataSpec, preps: &[super::columns::ColumnPrep], width: usize) -> Vec<Slot> {
+    use super::columns::{Encoder, NumberKind};
+    use crate::spec::columns::ColumnKind;
+    if preps.is_empty() {
+        return vec![Slot::Number; width];
+    }
+    let mut out = Vec::with_capacity(width);
+    for p in preps {
+        match &p.encoder {
+            Encoder::Number { kind: NumberKind::Number } => out.push(Slot::Number),
+            Encoder::Number { kind: NumberKind::FloatNormalized } => out.push(Slot::Normalized),
+            Encoder::Number { kind: NumberKind::FloatRescaled } => {
+                let (scale, offset) = match spec.column(&p.column).map(|c| &c.kind) {
+                    Some(ColumnKind::FloatRescaled { scale, offset }) => (*scale as f32, *offset as f32),
+                    _ => (1.0, 0.0),
+                };
+                out.push(Slot::Fixed { scale, shift: -offset });
+            }
+            _ => out.extend(std::iter::repeat_n(Slot::Fixed { scale: 1.0, shift: 0.0 }, p.width())),
+        }
+    }
+    out
+}
+
+pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Table>, test: Option<Table>, seed: u64) -> Result<Prepared, DataError> {
+    if let Some(w) = &spec.window {
+        let (name, shape) = &io.inputs[0];
+        if *shape != [w.size, 1] && *shape != [w.size] {
+            return Err(DataError::file(
+                &all.file,
+                format!("input '{name}' has shape {shape:?}, but `window.size` is {}: use input_shape [{0}, 1] (or [{0}])", w.size),
+            ));
+        }
+    }
+    let Splits { mut train, mut others, has_val } = split(spec, all, validation, test, seed)?;
+
+    // Typed columns: vocabularies, bins and idf weights from the training split.
+    let column_preps = fit_columns(spec, &train);
+    for (i, preps) in column_preps.iter().enumerate() {
+        for t in std::iter::once(&mut train).chain(others.iter_mut()) {
+            t.encode(i, preps)?;
+        }
+    }
+    for (i, (name, shape)) in io.inputs.iter().enumerate() {
+        let want: usize = shape.iter().product();
+        if train.widths[i] != want {
+            let preps = column_preps.get(i).map_or(&[][..], Vec::as_slice);
+            let detail = if preps.iter().all(|p| p.width() == 1) {
+                format!("{} select {} column(s); select {want} columns or change the input shape", train.selected, train.widths[i])
+            } else {
+                let parts: Vec<String> = preps.iter().map(|p| p.origin()).collect();
+                format!(
+                    "its columns ({}) give {} values: {}; change the input shape to [{}] or leave it out",
+                    train.selected,
+                    train.widths[i],
+                    parts.join(", "),
+                    train.widths[i]
+                )
+            };
+            return Err(DataError::file(&train.file, format!("input '{name}' has shape {shape:?} ({want} values per sample) but {detail}")));
+        }
+    }
 
     // Missing values (`missing: mean`): training means per feature.
-    let fills = fill_missing(spec.missing, &mut train, &mut others)?;
+    let fills = fill_missing(&mut train, &mut others)?;
 
     // Inputs: scale, then normalize with training statistics.
     let scale = spec.scale.unwrap_or(1.0) as f32;
@@ -180,25 +386,44 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
     let mut arrays: Vec<Vec<Array>> = vec![Vec::new(); 1 + others.len()];
     for (i, (name, shape)) in io.inputs.iter().enumerate() {
         let w = train.widths[i];
-        let tables = std::iter::once(&mut train).chain(others.iter_mut());
-        for t in tables {
-            t.inputs[i].iter_mut().for_each(|x| *x *= scale);
+        let preps = column_preps.get(i).cloned().unwrap_or_default();
+        let kinds = slots(spec, &preps, w);
+        let scales: Vec<f32> = kinds
+            .iter()
+            .map(|k| match k {
+                Slot::Number => scale,
+                Slot::Fixed { scale, .. } => *scale,
+                Slot::Normalized => 1.0,
+            })
+            .collect();
+        for t in std::iter::once(&mut train).chain(others.iter_mut()) {
+            t.inputs[i].iter_mut().enumerate().for_each(|(j, x)| *x *= scales[j % w]);
         }
-        let (shift, div) = if spec.window.is_some() {
+        let (mut shift, mut div) = if spec.window.is_some() {
             let (s, d) = stats(&train.inputs[i], 1, spec.normalize);
             (vec![s[0]; w], vec![d[0]; w])
         } else {
             stats(&train.inputs[i], w, spec.normalize)
         };
-        let transformed = scale != 1.0 || shift.iter().any(|&s| s != 0.0) || div.iter().any(|&d| d != 1.0);
+        let (mean, _) = stats(&train.inputs[i], w, Normalize::Standard);
+        for (j, k) in kinds.iter().enumerate() {
+            match k {
+                Slot::Number => {}
+                Slot::Fixed { shift: s, .. } => (shift[j], div[j]) = (*s, 1.0),
+                // Keras guards a zero variance with epsilon, not with 1.
+                Slot::Normalized => (shift[j], div[j]) = (mean[j], (population_std(&train.inputs[i], w, j) as f32).max(1e-7)),
+            }
+        }
+        let transformed = scales.iter().any(|&s| s != 1.0) || shift.iter().any(|&s| s != 0.0) || div.iter().any(|&d| d != 1.0);
         for (k, t) in std::iter::once(&mut train).chain(others.iter_mut()).enumerate() {
             let mut data = std::mem::take(&mut t.inputs[i]);
             for (j, x) in data.iter_mut().enumerate() {
                 *x = (*x - shift[j % w]) / div[j % w];
             }
-            check_indices(t, io, i, &data, transformed)?;
+            check_indices(t, io, i, &data, transformed, &preps)?;
             arrays[k].push(Array { shape: shape.clone(), data });
         }
+        let uniform = scales.iter().all(|&s| s == scale);
         input_preps.push(InputPrep {
             name: name.clone(),
             shape: shape.clone(),
@@ -206,8 +431,11 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
             fill: fills.get(i).cloned().flatten(),
             shift,
             div,
+            scales: if uniform { Vec::new() } else { scales },
+            columns: if preps.iter().all(|p| p.type_name() == "number" && p.missing == spec.missing) { Vec::new() } else { preps },
         });
     }
+    let weights = train.weights.clone();
 
     // Targets, encoded by loss.
     let mut target_arrays: Vec<Vec<Array>> = vec![Vec::new(); 1 + others.len()];
@@ -251,7 +479,8 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
 
     let mut splits = arrays.into_iter().zip(target_arrays).zip(std::iter::once(train.n).chain(others.iter().map(|t| t.n)));
     let mut next = || splits.next().map(|((inputs, targets), n)| Split { n, inputs, targets, weights: None });
-    let train_split = next().expect("train split");
+    let mut train_split = next().expect("train split");
+    train_split.weights = weights;
     let validation = if has_val { next() } else { None };
     let test = next();
     Ok(Prepared {
@@ -263,6 +492,7 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
             scale,
             normalize: spec.normalize,
             missing: spec.missing,
+            missing_values: spec.missing_values.clone(),
             inputs: input_preps,
             outputs: output_preps,
             window: spec.window.as_ref().map(|w| WindowPrep { column: w.column.name.clone(), size: w.size }),
@@ -273,19 +503,34 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
 /// Prepared values of input `i` of `t` that feed an Embedding must be
 /// indices it has: found here, at the row and column, rather than inside the
 /// first forward pass.
-fn check_indices(t: &Table, io: &ModelIo, i: usize, data: &[f32], transformed: bool) -> Result<(), DataError> {
+fn check_indices(t: &Table, io: &ModelIo, i: usize, data: &[f32], transformed: bool, preps: &[super::columns::ColumnPrep]) -> Result<(), DataError> {
     let Some(ix) = io.indices.get(i).and_then(Option::as_ref) else { return Ok(()) };
     let Some((k, v)) = ix.first_bad(data) else { return Ok(()) };
     let w = t.widths[i].max(1);
-    let features = &t.features[i];
-    let column = features.get(k % w).or(features.first()).map_or("", String::as_str);
+    let column = slot_column(&t.features[i], preps, k % w);
     Err(t.error_at(&t.file, k / w, column, ix.message(&io.inputs[i].0, v, transformed)))
 }
 
+/// The column that slot `j` of an encoded input comes from.
+pub fn slot_column<'a>(features: &'a [String], preps: &'a [super::columns::ColumnPrep], j: usize) -> &'a str {
+    if !preps.is_empty() {
+        let mut at = 0;
+        for p in preps {
+            at += p.width();
+            if j < at {
+                return &p.column;
+            }
+        }
+    }
+    features.get(j).or(features.first()).map_or("", String::as_str)
+}
+
 /// Fills NaN features (and numeric targets) with the training mean; returns
-/// the fill values per input.
-fn fill_missing(missing: Missing, train: &mut Table, others: &mut [Table]) -> Result<Vec<Option<Vec<f32>>>, DataError> {
-    if missing != Missing::Mean {
+/// the fill values per input. Only `missing: mean` leaves NaN behind (per
+/// column, or for the whole table).
+fn fill_missing(train: &mut Table, others: &mut [Table]) -> Result<Vec<Option<Vec<f32>>>, DataError> {
+    let any_nan = |t: &Table| t.inputs.iter().any(|v| v.iter().any(|x| x.is_nan()));
+    if !any_nan(train) && !others.iter().any(any_nan) && !train.mean_fill {
         return Ok(Vec::new());
     }
     let means = |v: &[f32], w: usize| -> Vec<Option<f32>> {
@@ -328,6 +573,14 @@ fn fill_missing(missing: Missing, train: &mut Table, others: &mut [Table]) -> Re
         }
     }
     Ok(out)
+}
+
+/// The population standard deviation of slot `j` (Keras Normalization's variance).
+fn population_std(v: &[f32], w: usize, j: usize) -> f64 {
+    let col: Vec<f64> = v.iter().skip(j).step_by(w).map(|&x| x as f64).collect();
+    let n = col.len().max(1) as f64;
+    let mean = col.iter().sum::<f64>() / n;
+    (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
 }
 
 /// Per-feature (shift, div) over the training values: mean/std or min/range;
@@ -446,16 +699,20 @@ fn class_indices(t: &Table, o: usize, classes: &[String]) -> Result<Vec<f32>, Da
 
 /// Prepares a table as the training data was, with the saved statistics and
 /// classes rather than ones computed from this table (evaluation data).
-pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, DataError> {
+pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<(Split, Vec<(String, usize)>), DataError> {
     let mut inputs = Vec::new();
+    let mut unseen = Vec::new();
     for (i, (name, shape)) in io.inputs.iter().enumerate() {
+        let preps = state.inputs[i].encoders(state);
+        let counts = t.encode(i, &preps)?;
+        unseen.extend(preps.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(p, n)| (p.column.clone(), n)));
         let saved = state.inputs[i].shift.len();
         if t.widths[i] != saved {
             return Err(DataError::file(&t.file, format!("input '{name}' has {} values per sample here but {saved} in training", t.widths[i])));
         }
         let mut data = std::mem::take(&mut t.inputs[i]);
         state.apply_input(i, &mut data);
-        check_indices(&t, io, i, &data, state.transforms_input(i))?;
+        check_indices(&t, io, i, &data, state.transforms_input(i), &preps)?;
         inputs.push(Array { shape: shape.clone(), data });
     }
     let mut targets = Vec::new();
@@ -478,7 +735,7 @@ pub fn apply(io: &ModelIo, mut t: Table, state: &PrepState) -> Result<Split, Dat
         }
         targets.push(encode(&t, o, out, values, p.classes.as_deref())?);
     }
-    Ok(Split { n: t.n, inputs, targets, weights: None })
+    Ok((Split { n: t.n, inputs, targets, weights: None }, unseen))
 }
 
 /// The label sequences of a ctc target column: whitespace-separated tokens.
@@ -752,9 +1009,9 @@ mod tests {
         let spec = spec("train: t.csv\ntarget: s\nnormalize: minmax\n");
         let p = super::super::load(&spec, &d, &io1, 1, None).unwrap();
         // The training file itself comes out as training prepared it.
-        assert_eq!(super::super::load_with(&spec, &spec.train, &d, &io1, &p.prep).unwrap(), p.train);
+        assert_eq!(super::super::load_with(&spec, &spec.train, &d, &io1, &p.prep).unwrap().0, p.train);
         let src = crate::spec::data::SourceSpec::Csv { path: crate::spec::Named { name: "e.csv".into(), pos: Default::default() } };
-        let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap();
+        let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap().0;
         // x' = (10 - 0) / 4 with the training range; 'c' stays class 2.
         assert_eq!((e.n, e.inputs[0].data.clone(), e.targets[0].data.clone()), (1, vec![2.5], vec![2.0]));
     }
@@ -780,7 +1037,7 @@ mod tests {
         let spec = spec("train: t.csv\ntarget: seq\n");
         write(&d, "e.csv", "x,seq\n1,9 9 9 9\n");
         let src = crate::spec::data::SourceSpec::Csv { path: crate::spec::Named { name: "e.csv".into(), pos: Default::default() } };
-        let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap();
+        let e = super::super::load_with(&spec, &src, &d, &io1, &p.prep).unwrap().0;
         assert_eq!(e.targets[0].data, vec![1., 1., 1., 1.]);
     }
 

@@ -154,7 +154,7 @@ impl HintBudget {
 
 /// An input shape past `MAX_ELEMENTS` can't be fed to anything.
 fn check_input_sizes(inputs: &[InputSpec], diags: &mut Vec<Diagnostic>) {
-    for inp in inputs {
+    for inp in inputs.iter().filter(|i| i.known()) {
         let n = numel_wide(&inp.shape);
         if n.is_none_or(|n| n > MAX_ELEMENTS as u128) {
             diags.push(
@@ -452,7 +452,8 @@ fn topo_order(layers: &[LayerNode], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
 
 fn infer_shapes(model: &mut Model, diags: &mut Vec<Diagnostic>) {
     // An input past the size limit was reported; what it feeds is not inferred.
-    let input_fits: Vec<bool> = model.inputs.iter().map(|i| numel_wide(&i.shape).is_some_and(|n| n <= MAX_ELEMENTS as u128)).collect();
+    // So is an input whose width the data could not give (reported too).
+    let input_fits: Vec<bool> = model.inputs.iter().map(|i| i.known() && numel_wide(&i.shape).is_some_and(|n| n <= MAX_ELEMENTS as u128)).collect();
     for k in 0..model.order.len() {
         let i = model.order[k];
         let in_shapes: Option<Vec<Shape>> = model.layers[i]
@@ -570,6 +571,20 @@ fn check_connectivity(model: &Model, dropped: bool, diags: &mut Vec<Diagnostic>)
 /// are in `diags` either way.
 pub fn from_source(source: &crate::spec::Source, diags: &mut Vec<Diagnostic>) -> Option<(Spec, Model)> {
     let spec = crate::spec::parse(source, diags)?;
+    let model = build(&spec, diags);
+    Some((spec, model))
+}
+
+/// Like `from_root`, with `resolve` filling in what the spec leaves to the
+/// data (input shapes) between parsing and building.
+pub fn from_root_with(
+    root: &crate::spec::yaml::Node,
+    source: &crate::spec::Source,
+    diags: &mut Vec<Diagnostic>,
+    resolve: impl FnOnce(&mut Spec, &mut Vec<Diagnostic>),
+) -> Option<(Spec, Model)> {
+    let mut spec = crate::spec::parse_root(root, source, diags)?;
+    resolve(&mut spec, diags);
     let model = build(&spec, diags);
     Some((spec, model))
 }

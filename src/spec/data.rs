@@ -84,7 +84,25 @@ pub struct DataSpec {
     pub normalize: Normalize,
     pub missing: Missing,
     pub window: Option<WindowSpec>,
+    /// Per-column types (`columns`); a column not listed is a number.
+    pub columns: Vec<super::columns::ColumnSpec>,
+    /// Cells that count as missing (`missing_values`).
+    pub missing_values: Vec<String>,
+    /// A column of per-row weights for the training loss.
+    pub sample_weight: Option<Named>,
+    /// Splits keep the class proportions of the (first) target.
+    pub stratify: bool,
     pub pos: Pos,
+}
+
+/// Cells that count as missing unless `missing_values` says otherwise.
+pub const MISSING_VALUES: &[&str] = &["", "NA", "NaN", "N/A", "null", "None"];
+
+impl DataSpec {
+    /// The type of column `name`: as `columns` lists it, or a number.
+    pub fn column(&self, name: &str) -> Option<&super::columns::ColumnSpec> {
+        self.columns.iter().find(|c| c.name.name == name)
+    }
 }
 
 const SOURCE_KIND: &str = "a CSV path, {path: ...} or {images: ..., labels: ...}";
@@ -160,6 +178,32 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         _ => Missing::Error,
     };
     let window = a.raw("window", "{column: name, size: n}", Some("None".into())).and_then(|n| window(n, &mut a.diags));
+    let columns = a.raw("columns", "mapping from column name to type", Some("None".into())).map_or(Vec::new(), |n| super::columns::parse(n, &mut a.diags));
+    let default_missing = format!("{MISSING_VALUES:?}");
+    let missing_values = match a.raw("missing_values", "a list of strings", Some(default_missing)) {
+        None => MISSING_VALUES.iter().map(|s| s.to_string()).collect(),
+        Some(n) => {
+            let v: Option<Vec<String>> =
+                n.as_seq().and_then(|s| s.iter().map(|x| x.as_str().map(String::from).or_else(|| (x.value == Value::Null).then(String::new))).collect());
+            v.unwrap_or_else(|| {
+                a.error(
+                    "missing_values",
+                    n,
+                    format!("must be a list of strings, received {}", n.describe()),
+                    Some("for example `missing_values: [\"\", NA, \"?\"]`".into()),
+                );
+                MISSING_VALUES.iter().map(|s| s.to_string()).collect()
+            })
+        }
+    };
+    let sample_weight = a.raw("sample_weight", "a column name", Some("None".into())).and_then(|n| match n.as_str() {
+        Some(s) if !s.is_empty() => Some(Named { name: s.to_string(), pos: n.pos }),
+        _ => {
+            a.error("sample_weight", n, format!("must be a column name, received {}", n.describe()), None);
+            None
+        }
+    });
+    let stratify = a.bool("stratify", false);
     a.finish();
     diags.append(&mut a.diags);
 
@@ -175,7 +219,7 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     conflict("features", "inputs", "use `features` for a single-input model, `inputs: {name: features}` for several inputs");
     conflict("validation", "validation_split", "keep one: a separate validation file, or a fraction of `train`");
     conflict("test", "test_split", "keep one: a separate test file, or a fraction of `train`");
-    for key in ["target", "features", "inputs"] {
+    for key in ["target", "features", "inputs", "columns", "sample_weight", "stratify"] {
         conflict("window", key, "a window reads one column; its inputs and target are consecutive values of `window.column`");
     }
     if validation_split + test_split >= 1.0 {
@@ -201,7 +245,7 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         }
     }
     if !train.is_csv() {
-        for key in ["target", "features", "inputs", "window"] {
+        for key in ["target", "features", "inputs", "window", "columns", "sample_weight", "stratify"] {
             // A labels CSV may name its column.
             if key == "target" && train.csv_labels() {
                 continue;
@@ -232,6 +276,10 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         normalize,
         missing,
         window,
+        columns,
+        missing_values,
+        sample_weight,
+        stratify,
         pos: node.pos,
     })
 }

@@ -5,6 +5,7 @@
 //! the graph stage.
 
 pub mod args;
+pub mod columns;
 pub mod data;
 pub mod overrides;
 pub mod training;
@@ -54,9 +55,28 @@ pub struct Spec {
 #[derive(Clone, Debug)]
 pub struct InputSpec {
     pub name: String,
+    /// Empty until resolved when the spec leaves it to the data.
     pub shape: Vec<usize>,
     pub pos: Pos,
     pub path: String,
+    /// The spec writes the shape; otherwise the data's columns give it
+    /// (`crate::data::resolve_inputs`).
+    pub written: bool,
+    /// Where the width comes from, per column, for the summary
+    /// (`island: 3 + 1 oov`); empty for a written shape of numbers.
+    pub origin: Vec<String>,
+}
+
+impl InputSpec {
+    fn new(name: &str, shape: Vec<usize>, pos: Pos, path: String) -> InputSpec {
+        let written = !shape.is_empty();
+        InputSpec { name: name.to_string(), shape, pos, path, written, origin: Vec::new() }
+    }
+
+    /// Whether the shape is known (written, or resolved from the data).
+    pub fn known(&self) -> bool {
+        !self.shape.is_empty()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +163,14 @@ pub fn parse_root(root: &Node, source: &Source, diags: &mut Vec<Diagnostic>) -> 
     let model = parse_model(model_node, diags)?;
     let training = root.get("training").and_then(|t| training::parse(t, diags));
     let data = root.get("data").and_then(|d| data::parse(d, diags));
+    // An input without a shape takes its width from CSV columns.
+    let from_columns = data.as_ref().is_some_and(|d| d.train.is_csv() && d.window.is_none());
+    if !from_columns && let Some(inp) = model.inputs.iter().find(|i| !i.written) {
+        let msg = if inp.path == "model" { "the model has no input shape".to_string() } else { format!("input '{}' has no shape", inp.name) };
+        diags.push(Diagnostic::error(msg, inp.pos, inp.path.clone()).with_hint(
+            "add `input_shape: [...]` to `model` or to the first layer (batch axis excluded, e.g. [784] or [28, 28, 1]); only CSV data with `target` can give it from its columns",
+        ));
+    }
     Some(Spec { name, model, training, data })
 }
 
@@ -180,29 +208,38 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
         );
     }
     if let Some((_, v)) = named_inputs {
-        match v.as_map() {
-            Some(entries) if !entries.is_empty() => {
+        match (v.as_map(), v.as_seq()) {
+            (Some(entries), _) if !entries.is_empty() => {
                 for (k, shape) in entries {
                     let Some(name) = k.as_str() else {
                         diags.push(Diagnostic::error(format!("input names must be strings, received {}", k.describe()), k.pos, "model.inputs"));
                         continue;
                     };
                     let path = format!("model.inputs.{name}");
-                    if let Some(s) = parse_shape(shape, &path, diags) {
-                        inputs.push(InputSpec { name: name.to_string(), shape: s, pos: k.pos, path });
+                    // `name: null`: the data's columns give the shape.
+                    if shape.value == Value::Null {
+                        inputs.push(InputSpec::new(name, Vec::new(), k.pos, path));
+                    } else if let Some(s) = parse_shape(shape, &path, diags) {
+                        inputs.push(InputSpec::new(name, s, k.pos, path));
                     }
+                }
+            }
+            // `inputs: [text, meta]`: names only, shapes from the data.
+            (_, Some(items)) if !items.is_empty() && items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty())) => {
+                for (i, item) in items.iter().enumerate() {
+                    inputs.push(InputSpec::new(item.as_str().unwrap_or_default(), Vec::new(), item.pos, format!("model.inputs[{i}]")));
                 }
             }
             _ => diags.push(
                 Diagnostic::error(format!("`model.inputs` must map input names to shapes, received {}", v.describe()), v.pos, "model.inputs")
-                    .with_hint("for example `inputs: {image: [28, 28, 1], meta: [4]}`"),
+                    .with_hint("for example `inputs: {image: [28, 28, 1], meta: [4]}`, or `inputs: [text, meta]` when the data's columns give the shapes"),
             ),
         }
     }
     if let Some((k, v)) = input_shape
         && let Some(s) = parse_shape(v, "model.input_shape", diags)
     {
-        inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path: "model.input_shape".into() });
+        inputs.push(InputSpec::new(DEFAULT_INPUT, s, k.pos, "model.input_shape".into()));
     }
     // Keras style: `input_shape` on the first layer.
     for (i, item) in items.iter().enumerate() {
@@ -216,14 +253,12 @@ fn parse_model(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
         } else if input_shape.is_some() || named_inputs.is_some() {
             diags.push(Diagnostic::error("the input shape is given both on the model and on the first layer", k.pos, path).with_hint("keep one of them"));
         } else if let Some(s) = parse_shape(v, &path, diags) {
-            inputs.push(InputSpec { name: DEFAULT_INPUT.into(), shape: s, pos: k.pos, path });
+            inputs.push(InputSpec::new(DEFAULT_INPUT, s, k.pos, path));
         }
     }
     if inputs.is_empty() && input_shape.is_none() && named_inputs.is_none() && items[0].get("input_shape").is_none() {
-        diags.push(
-            Diagnostic::error("the model has no input shape", node.pos, "model")
-                .with_hint("add `input_shape: [...]` to `model` or to the first layer (batch axis excluded, e.g. [784] or [28, 28, 1])"),
-        );
+        // The data's columns may give it; `parse_root` checks that they can.
+        inputs.push(InputSpec::new(DEFAULT_INPUT, Vec::new(), node.pos, "model".into()));
     }
 
     let outputs = node.get("outputs").and_then(|o| {
