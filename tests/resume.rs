@@ -62,6 +62,13 @@ fn iris_with_dropout_resumes_exactly() {
     resume_is_exact("specs/iris_named.yaml", "iris", &[]);
 }
 
+/// The class weights are recomputed from the data, nothing of them saved;
+/// the shuffle keeps each with its sample.
+#[test]
+fn iris_with_class_weight_resumes_exactly() {
+    resume_is_exact("specs/iris_named.yaml", "iris-cw", &["--set", "training.class_weight={setosa: 2.5, 2: 0.5}"]);
+}
+
 #[test]
 fn a_different_spec_is_refused() {
     let dir = out_dir("refuse");

@@ -175,3 +175,32 @@ fn cuda_without_the_feature_is_a_clear_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("built without CUDA support"), "{stderr}");
 }
+
+#[test]
+fn class_weight_changes_the_training_and_names_a_class_the_data_lacks() {
+    let plain = tiny("specs/iris_named.yaml", "cw-plain", &["--epochs", "2"]);
+    let weighted = tiny("specs/iris_named.yaml", "cw-weighted", &["--epochs", "2", "--set", "training.class_weight={setosa: 3.0, virginica: 0.5}"]);
+    assert_ne!(column(&plain, "loss"), column(&weighted, "loss"), "the weights reach the loss");
+    // All weights 1 take the unweighted path: the plain run, bit for bit.
+    let ones = tiny("specs/iris_named.yaml", "cw-ones", &["--epochs", "2", "--set", "training.class_weight={0: 1, versicolor: 1}"]);
+    assert_eq!(std::fs::read_to_string(plain.join("history.csv")).unwrap(), std::fs::read_to_string(ones.join("history.csv")).unwrap());
+    tiny("specs/iris_named.yaml", "cw-balanced", &["--epochs", "1", "--set", "training.class_weight=balanced"]);
+
+    let dir = out_dir("cw-typo");
+    let (code, _, stderr) = train(&["specs/iris_named.yaml", "--out", dir.to_str().unwrap(), "--set", "training.class_weight={setosa: 2, virginca: 1}"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: `training.class_weight`: class 'virginca' does not occur in the training data (classes: setosa, versicolor, virginica)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: did you mean 'virginica'?"), "{stderr}");
+
+    // Against the model: validate finds it, at the key.
+    let spec = out_dir("cw-validate").join("regression.yaml");
+    let text = "model:\n  input_shape: [3]\n  layers: [{type: Dense, units: 1}]\ntraining:\n  loss: mse\n  class_weight: balanced\n";
+    std::fs::write(&spec, text).unwrap();
+    let (code, stdout, stderr) = nnrun(&["validate", spec.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let out = format!("{stdout}{stderr}");
+    assert!(out.contains("`class_weight` needs a classification loss") && out.contains("regression.yaml:6:3"), "{out}");
+}

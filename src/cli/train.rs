@@ -267,7 +267,11 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     check_writable(&out_dir)?;
     let result = (|| {
         let io = cfg.io(&model);
-        let prepared = data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit)?;
+        let mut prepared = data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit)?;
+        // data.sample_weight times training.class_weight: what fit weighs each training sample by.
+        let classes = prepared.prep.outputs.first().and_then(|o| o.classes.as_deref());
+        prepared.train.weights = crate::train::weights::resolve(&cfg, classes, &prepared.train)
+            .map_err(|e| CliError::invalid(e.message).with_hint(e.hint.unwrap_or_else(|| "check `training.class_weight` against the training data".into())))?;
         let missing = prepared.missing_classes(&io);
         if !missing.is_empty() && !args.allow_missing_classes {
             let message = missing.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n");

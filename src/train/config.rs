@@ -8,9 +8,11 @@ use crate::diag::{Diagnostic, Pos};
 use crate::graph::Model;
 use crate::spec::Spec;
 use crate::spec::args::Args;
+use crate::spec::training::{ClassKey, ClassWeight, ClassWeightKind};
 use crate::spec::yaml::{Node, Value};
 
-const KEYS: &[&str] = &["loss", "optimizer", "loss_weights", "metrics", "callbacks"];
+/// Keys read by `spec::training` or below, not through `Args`.
+const KEYS: &[&str] = &["loss", "optimizer", "loss_weights", "metrics", "callbacks", "class_weight"];
 
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -29,6 +31,10 @@ pub struct TrainConfig {
     pub model_checkpoint: Option<ModelCheckpoint>,
     /// Monitors `read` warned are never logged: fit doesn't warn again.
     pub unlogged_monitors: Vec<String>,
+    /// `training.class_weight`, checked against the model (one output, a
+    /// classification loss, indices within its classes); resolved against
+    /// the training data by `train::weights::resolve`.
+    pub class_weight: Option<ClassWeight>,
 }
 
 /// Whether a smaller or a larger monitored value is better.
@@ -149,6 +155,10 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
         Some(o) => optim::parse(o, "training.optimizer", &mut errors),
         None => Some(OptimizerSpec::default()), // Keras compile's default: rmsprop
     };
+    let class_weight = t.class_weight.clone();
+    if let Some(cw) = &class_weight {
+        check_class_weight(cw, model, losses.as_deref(), &mut errors);
+    }
     let metrics = metric_names(node.get("metrics"), model, &mut errors);
     let (reduce_lr, early_stopping, model_checkpoint, watches) = callbacks(node.get("callbacks"), &mut errors);
     let validation = spec.data.as_ref().map(|d| d.validation.is_some() || d.validation_split > 0.0);
@@ -178,6 +188,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
             early_stopping,
             model_checkpoint,
             unlogged_monitors,
+            class_weight,
         });
     }
     diags.append(&mut errors);
@@ -202,6 +213,79 @@ fn losses_per_output(spec: &Spec, model: &Model, node: &Node, diags: &mut Vec<Di
     let mut by_output: Vec<(usize, Loss)> = pairs.iter().filter_map(|(o, n)| Loss::from_name(&n.name).map(|l| (*o, l))).collect();
     by_output.sort_by_key(|(o, _)| model.outputs.iter().position(|x| x == o));
     Some(by_output.into_iter().map(|(_, l)| l).collect())
+}
+
+/// The classes `class_weight` can weigh for output `k` under `loss`: its
+/// units, 2 for a one-unit binary output; an error when the loss or the
+/// output has no class per sample.
+pub fn weighable_classes(model: &Model, k: usize, loss: &Loss) -> Result<usize, String> {
+    let l = &model.layers[model.outputs[k]];
+    if !matches!(loss, Loss::BinaryCrossentropy | Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy) {
+        return Err(format!(
+            "`class_weight` needs a classification loss (binary_crossentropy, categorical_crossentropy or sparse_categorical_crossentropy), but output '{}' is trained with {}",
+            l.name,
+            loss.name()
+        ));
+    }
+    let shape = l.output_shape.as_deref().unwrap_or(&[]);
+    match shape {
+        [1] if *loss == Loss::BinaryCrossentropy => Ok(2),
+        [units] => Ok(*units),
+        _ => Err(format!(
+            "`class_weight` needs one class per sample, but output '{}' has shape {shape:?} (Keras: class_weight is not supported for 3+ dimensional targets)",
+            l.name
+        )),
+    }
+}
+
+/// `training.class_weight` against the model, as Keras checks it at `fit`:
+/// a single output, trained with a classification loss, and every class
+/// index one of its classes. Class names are checked against the data.
+fn check_class_weight(cw: &ClassWeight, model: &Model, losses: Option<&[Loss]>, diags: &mut Vec<Diagnostic>) {
+    const PATH: &str = "training.class_weight";
+    let alternative = "weigh the samples with a `data.sample_weight` column instead, or remove `class_weight`";
+    if model.outputs.len() > 1 {
+        let names: Vec<&str> = model.outputs.iter().map(|&o| model.layers[o].name.as_str()).collect();
+        diags.push(
+            Diagnostic::error(
+                format!("class_weight applies to a single-output model, as in Keras; this model has {} outputs ({})", names.len(), names.join(", ")),
+                cw.pos,
+                PATH,
+            )
+            .with_hint(alternative),
+        );
+        return;
+    }
+    // A missing or unknown loss was reported already.
+    let Some(loss) = losses.and_then(|l| l.first()) else { return };
+    let classes = match weighable_classes(model, 0, loss) {
+        Ok(c) => c,
+        Err(e) => {
+            diags.push(Diagnostic::error(e, cw.pos, PATH).with_hint(alternative));
+            return;
+        }
+    };
+    let ClassWeightKind::Map(entries) = &cw.kind else { return };
+    let out = &model.layers[model.outputs[0]].name;
+    for e in entries {
+        if let ClassKey::Index(i) = e.class
+            && i >= classes
+        {
+            let hint = if *loss == Loss::BinaryCrossentropy && classes == 2 {
+                "a one-unit binary_crossentropy output has the classes 0 and 1".to_string()
+            } else {
+                format!("class indices run from 0 to {}; key a text label by its name", classes - 1)
+            };
+            diags.push(
+                Diagnostic::error(
+                    format!("`class_weight` has the class index {i}, but output '{out}' has {classes} classes (0..{})", classes - 1),
+                    e.pos,
+                    format!("{PATH}.{i}"),
+                )
+                .with_hint(hint),
+            );
+        }
+    }
 }
 
 /// The CTC blank of each ctc output: `blank_index`, or its last class.
@@ -478,6 +562,66 @@ mod tests {
         let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
         let cfg = read(&spec, &model, &mut diags).expect("config");
         (diags.iter().map(|d| format!("{}: {}", d.path, d.message)).collect(), cfg.unlogged_monitors)
+    }
+
+    /// The errors `read` finds for a spec with a training section of `training`.
+    fn errors(model: &str, training: &str) -> Vec<(usize, usize, String, Option<String>)> {
+        let source = crate::spec::Source { path: "t.yaml".into(), text: format!("model: {model}\ntraining:\n{training}") };
+        let mut diags = Vec::new();
+        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
+        let cfg = read(&spec, &model, &mut diags);
+        let errors: Vec<_> = diags.into_iter().filter(Diagnostic::is_error).map(|d| (d.pos.line, d.pos.col, d.message, d.hint)).collect();
+        assert_eq!(cfg.is_none(), !errors.is_empty());
+        errors
+    }
+
+    #[test]
+    fn class_weight_fits_a_single_classification_output() {
+        let softmax3 = "{input_shape: [4], layers: [{type: Dense, units: 3, activation: softmax}]}";
+        let sigmoid1 = "{input_shape: [4], layers: [{type: Dense, units: 1, activation: sigmoid}]}";
+        for (model, loss, cw) in [
+            (softmax3, "sparse_categorical_crossentropy", "{0: 1, 2: 3.5}"),
+            (softmax3, "categorical_crossentropy", "balanced"),
+            (softmax3, "sparse_categorical_crossentropy", "{Adelie: 2}"),
+            (sigmoid1, "binary_crossentropy", "{0: 1, 1: 4}"),
+        ] {
+            assert_eq!(errors(model, &format!("  loss: {loss}\n  class_weight: {cw}\n")), [], "{loss} {cw}");
+        }
+        // An index past the output's classes, at its key.
+        let e = errors(softmax3, "  loss: sparse_categorical_crossentropy\n  class_weight: {0: 1, 3: 2}\n");
+        assert_eq!(
+            e,
+            [(
+                4,
+                24,
+                "`class_weight` has the class index 3, but output 'dense' has 3 classes (0..2)".into(),
+                Some("class indices run from 0 to 2; key a text label by its name".into())
+            )]
+        );
+        let e = errors(sigmoid1, "  loss: binary_crossentropy\n  class_weight: {2: 1}\n");
+        assert_eq!(e[0].2, "`class_weight` has the class index 2, but output 'dense' has 2 classes (0..1)");
+        assert_eq!(e[0].3.as_deref(), Some("a one-unit binary_crossentropy output has the classes 0 and 1"));
+        // A regression loss, at the `class_weight` key.
+        let e = errors(softmax3, "  loss: mse\n  class_weight: balanced\n");
+        assert_eq!((e[0].0, e[0].1), (4, 3));
+        assert_eq!(
+            e[0].2,
+            "`class_weight` needs a classification loss (binary_crossentropy, categorical_crossentropy or sparse_categorical_crossentropy), but output 'dense' is trained with mean_squared_error"
+        );
+        // Several outputs.
+        let two = "{inputs: {x: [4]}, layers: [{name: a, type: Dense, units: 2, activation: softmax, inputs: x}, {name: b, type: Dense, units: 2, activation: softmax, inputs: x}], outputs: [a, b]}";
+        let e = errors(two, "  loss: categorical_crossentropy\n  class_weight: balanced\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].0, e[0].1), (4, 3));
+        assert_eq!(e[0].2, "class_weight applies to a single-output model, as in Keras; this model has 2 outputs (a, b)");
+        assert!(e[0].3.as_deref().unwrap().contains("data.sample_weight"));
+        // A class per time step is not one class per sample.
+        let seq = "{input_shape: [5, 2], layers: [{type: SimpleRNN, units: 3, return_sequences: true}, {type: Dense, units: 3, activation: softmax}]}";
+        let e = errors(seq, "  loss: categorical_crossentropy\n  class_weight: {0: 2}\n");
+        assert!(e[0].2.starts_with("`class_weight` needs one class per sample, but output 'dense' has shape [5, 3]"), "{e:?}");
+        // A typo in the key is an unknown argument, with the hint.
+        let e = errors(softmax3, "  loss: sparse_categorical_crossentropy\n  class_weights: balanced\n");
+        assert_eq!(e[0].3.as_deref(), Some("did you mean `class_weight`?"));
     }
 
     const SPEC: &str = "model: {input_shape: [2], layers: [{type: Dense, units: 1, activation: sigmoid}]}\n\

@@ -109,15 +109,23 @@ impl Evaluator {
     }
 
     /// Forward one batch; returns the weighted total loss (a graph node).
-    fn batch(&mut self, net: &Net, split: &Split, idx: &[usize], ctx: &mut Ctx) -> candle_core::Result<Tensor> {
+    /// `weights` (one per sample of the split, `train::weights`) weigh each
+    /// sample's loss, Keras's `sample_weight`: training passes them, the
+    /// evaluation of a split never does.
+    fn batch(&mut self, net: &Net, split: &Split, idx: &[usize], ctx: &mut Ctx, weights: Option<&[f32]>) -> candle_core::Result<Tensor> {
         let dev = &net.device;
         let xs = split.inputs.iter().map(|a| gather(a, idx, dev)).collect::<candle_core::Result<Vec<_>>>()?;
         let ys = split.targets.iter().map(|a| gather(a, idx, dev)).collect::<candle_core::Result<Vec<_>>>()?;
         let outs = net.forward(&xs, ctx, &self.fused)?;
+        let w = weights.map(|w| Tensor::from_vec(idx.iter().map(|&i| w[i]).collect(), idx.len(), dev)).transpose()?;
         let mut total: Option<Tensor> = None;
         let mut total_value = 0.0;
         for (k, (out, y)) in outs.iter().zip(&ys).enumerate() {
-            let l = self.losses[k].compute(out, y, self.fused[k])?;
+            let l = match &w {
+                // The fused kernels' mean, the fast path.
+                None => self.losses[k].compute(out, y, self.fused[k])?,
+                Some(w) => weighted_loss(&self.losses[k], out, y, self.fused[k], w)?,
+            };
             let value = l.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
             self.loss_sums[k] += value * idx.len() as f64;
             // Weight 1 (the usual single output) is exact: skip the op.
@@ -174,6 +182,18 @@ impl Evaluator {
     }
 }
 
+/// Keras's weighted `sum_over_batch_size`: each row's loss times its
+/// sample's weight, summed, over the number of rows (not over the sum of the
+/// weights). A sample with several rows (time steps) weighs each of them.
+fn weighted_loss(loss: &Loss, out: &Tensor, y: &Tensor, logits: bool, w: &Tensor) -> candle_core::Result<Tensor> {
+    let rows = loss.per_row(out, y, logits)?;
+    let mut dims = vec![1; rows.rank()];
+    if let Some(b) = dims.first_mut() {
+        *b = w.elem_count();
+    }
+    rows.broadcast_mul(&w.to_dtype(rows.dtype())?.reshape(dims)?)?.mean_all()
+}
+
 /// Loss and metrics over a whole split, in inference mode, `batch` samples
 /// at a time (training uses `memory::eval_batch`).
 pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, batch: usize, rng: &mut StdRng) -> Result<Vec<(String, f64)>, TrainError> {
@@ -181,7 +201,7 @@ pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, batch
     let idx: Vec<usize> = (0..split.n).collect();
     let mut ctx = Ctx { train: false, rng, logits: false, grads: None };
     for chunk in idx.chunks(batch.max(1)) {
-        ev.batch(net, split, chunk, &mut ctx)?;
+        ev.batch(net, split, chunk, &mut ctx, None)?;
     }
     Ok(ev.results(net, prefix))
 }
@@ -248,6 +268,8 @@ fn copy_weights(net: &Net) -> candle_core::Result<Vec<Tensor>> {
 }
 
 /// Trains `net` in place from `resume`; returns one log per epoch.
+/// `train.weights`, when given (`train::weights::resolve`), weigh each
+/// sample's training loss; validation is never weighted.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     net: &Net,
@@ -320,7 +342,7 @@ pub fn fit(
                 break 'epochs;
             }
             let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: Some(&sink) };
-            let loss = ev.batch(net, train, idx, &mut ctx)?;
+            let loss = ev.batch(net, train, idx, &mut ctx, train.weights.as_deref())?;
             let value = ev.mean_loss();
             if !value.is_finite() {
                 return Err(TrainError::Diverged { epoch, step: step + 1, value });

@@ -1,6 +1,6 @@
 //! Training: Keras losses, optimizers (with schedules and clipping),
-//! streaming metrics, the training section, the fit loop, and what a step
-//! needs (memory, stack) checked before it runs.
+//! streaming metrics, the training section, per-sample weights, the fit
+//! loop, and what a step needs (memory, stack) checked before it runs.
 
 pub mod callbacks;
 pub mod config;
@@ -11,3 +11,4 @@ pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod progress;
+pub mod weights;
