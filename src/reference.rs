@@ -34,6 +34,15 @@ pub fn layers_markdown() -> String {
     let _ = writeln!(out, "### Activations\n\n{}\n", names(&Activation::names()));
     let _ = writeln!(out, "### Losses\n\n{}\n", names(LOSSES));
     let _ = writeln!(out, "### Metrics\n\n{}\n", names(crate::train::metrics::METRICS));
+    let _ = writeln!(out, "### Column types\n\nThe types of `data.columns` (Keras FeatureSpace names); a column not listed is a number.\n");
+    for (name, doc, args) in crate::spec::columns::docs() {
+        let _ = writeln!(out, "#### `{name}`\n\n{doc}\n\n| argument | type | default |\n|---|---|---|");
+        for d in &args {
+            let default = d.default.as_deref().map_or("**required**".to_string(), |v| format!("`{v}`"));
+            let _ = writeln!(out, "| `{}` | {} | {default} |", d.name, d.kind.replace('|', "\\|"));
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "### Optimizers\n");
     for (name, docs) in crate::train::optim::reference_docs() {
         let _ = writeln!(out, "#### {name}\n\n| argument | type | default |\n|---|---|---|");

@@ -179,7 +179,7 @@ pub fn standardize(s: &str, mode: Standardize) -> std::borrow::Cow<'_, str> {
 /// a space: every size in `ngrams` order, each in text order.
 pub fn tokens(s: &str, split: SplitMode, ngrams: &[usize]) -> Vec<String> {
     let words: Vec<&str> = match split {
-        SplitMode::Whitespace => s.split(|c| matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')).filter(|w| !w.is_empty()).collect(),
+        SplitMode::Whitespace => s.split([' ', '\t', '\n', '\x0B', '\x0C', '\r']).filter(|w| !w.is_empty()).collect(),
         SplitMode::Character => s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect(),
         SplitMode::None if s.is_empty() => Vec::new(),
         SplitMode::None => vec![s],
@@ -330,7 +330,7 @@ impl ColumnPrep {
                     return bad("the vocabulary is too large or the n-gram sizes are not 1 to 16".into());
                 }
                 let len_ok = match output_mode {
-                    TextMode::Int => output_sequence_length.is_some_and(|l| l >= 1 && l <= crate::spec::columns::MAX_SEQUENCE),
+                    TextMode::Int => output_sequence_length.is_some_and(|l| (1..=crate::spec::columns::MAX_SEQUENCE).contains(&l)),
                     _ => output_sequence_length.is_none(),
                 };
                 if !len_ok {

@@ -288,7 +288,7 @@ impl PrepState {
                 ));
             }
             let width: usize = shape.iter().product();
-            let scales = (!p.scales.is_empty()).then(|| ("scales", p.scales.len()));
+            let scales = (!p.scales.is_empty()).then_some(("scales", p.scales.len()));
             for (what, len) in [("shift", p.shift.len()), ("div", p.div.len())].into_iter().chain(p.fill.as_ref().map(|f| ("fill", f.len()))).chain(scales) {
                 if len != width {
                     return Err(format!("the {at}: `{what}` holds {len} values, but the input has {width} per sample"));
@@ -578,10 +578,16 @@ pub fn resolve_inputs(spec: &mut crate::spec::Spec, spec_dir: &Path, limit: Opti
     use crate::diag::Diagnostic;
     let Some(data) = &spec.data else { return Vec::new() };
     let inputs = &mut spec.model.inputs;
-    if !(inputs.iter().any(|i| !i.written) || !data.columns.is_empty()) || !data.train.is_csv() || data.window.is_some() {
+    let needed = inputs.iter().any(|i| !i.written) || !data.columns.is_empty();
+    if !needed || !data.train.is_csv() || data.window.is_some() {
         return Vec::new();
     }
     let SourceSpec::Csv { path } = &data.train else { return Vec::new() };
+    // A broken data section (an unknown column type, say) would be read
+    // wrongly: its own errors say enough.
+    if diags.iter().any(|d| d.is_error() && d.path.starts_with("data")) {
+        return Vec::new();
+    }
     let unresolved = |why: &str, diags: &mut Vec<Diagnostic>, inputs: &[crate::spec::InputSpec]| {
         let names: Vec<String> = inputs.iter().filter(|i| !i.written).map(|i| format!("'{}'", i.name)).collect();
         if !names.is_empty() {
@@ -621,7 +627,6 @@ pub fn resolve_inputs(spec: &mut crate::spec::Spec, spec_dir: &Path, limit: Opti
                 }
             }
             if bad {
-                unresolved("has no such column", diags, inputs);
                 return Vec::new();
             }
         }

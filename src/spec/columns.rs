@@ -149,7 +149,7 @@ pub const TYPES: &[TypeDef] = &[
     TypeDef { name: "integer_hashed", doc: "Like `string_hashed` for integer codes (hashed as their decimal text, as Keras).", read: |a| read_hashed(a, true) },
     TypeDef {
         name: "text",
-        doc: "Free text, as Keras `TextVectorization`: standardized, split into tokens (and n-grams), with a vocabulary of the training split by frequency. `int`: token indices (0 padding, 1 out-of-vocabulary), padded or cut to `output_sequence_length`; `multi_hot`, `count`, `tf_idf`: one unit per vocabulary entry, index 0 out-of-vocabulary.",
+        doc: "Free text, as Keras `TextVectorization`: standardized, split into tokens (and n-grams), with a vocabulary of the training split by frequency. `int`: token indices (0 padding, 1 out-of-vocabulary), padded or cut to `output_sequence_length`; `multi_hot`, `count`, `tf_idf`: one unit per vocabulary entry, index 0 out-of-vocabulary. `standardize: null` or `split: null` turns that step off (split null: the whole text is one token).",
         read: read_text,
     },
 ];
