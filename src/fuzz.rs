@@ -51,7 +51,7 @@ const CHECKPOINT_SPEC: &str =
     "model: {input_shape: [4], layers: [{type: Dense, units: 16, activation: relu}, {type: Dropout, rate: 0.1}, {type: Dense, units: 3, activation: softmax}]}";
 
 /// Model specs whose data files the fuzzer replaces: `{file}` is the name.
-const CSV_SPECS: [&str; 3] = [
+const CSV_SPECS: [&str; 4] = [
     // String classes, missing values filled, standardized features.
     "model: {input_shape: [2], layers: [{type: Dense, units: 3, activation: softmax}]}
 data: {train: '{file}', target: species, features: [x, y], normalize: standard, missing: mean, test_split: 0.25}
@@ -64,6 +64,11 @@ training: {loss: binary_crossentropy}",
     "model: {input_shape: [3, 1], layers: [{type: Flatten}, {type: Dense, units: 1}]}
 data: {train: '{file}', window: {column: x, size: 3}, test_split: 0.2, shuffle_split: false}
 training: {loss: mse}",
+    // Typed columns (the width from the data): categories, text, hashing, bins.
+    "model: {layers: [{type: Dense, units: 3, activation: softmax}]}
+data: {train: '{file}', target: species, features: [x, y], missing: mean, test_split: 0.25, stratify: true,
+       columns: {x: {type: string_categorical, max_tokens: 5}, y: {type: text, output_mode: tf_idf, ngrams: 2}}}
+training: {loss: categorical_crossentropy, class_weight: balanced}",
 ];
 
 /// Loads `bytes` as the CSV training file of each spec in CSV_SPECS; fine
@@ -109,14 +114,20 @@ training: {loss: sparse_categorical_crossentropy}";
 fn load(dir: &Path, text: &str) -> Result<(), String> {
     let source = crate::spec::Source { path: dir.join("spec.yaml").display().to_string(), text: text.to_string() };
     let mut diags = Vec::new();
-    let built = crate::graph::from_source(&source, &mut diags);
+    let root = crate::spec::yaml::parse(text).map_err(|d| format!("fuzz harness: {}", d.message))?;
+    // Widths from the data's columns, as validate and train find them.
+    let built = crate::graph::from_root_with(&root, &source, &mut diags, |s, d| drop(crate::data::resolve_inputs(s, dir, None, d)));
     let cfg = built.as_ref().and_then(|(spec, model)| crate::train::config::read(spec, model, &mut diags));
     let (Some((spec, model)), Some(cfg)) = (built, cfg) else {
         // The specs above are fixed and valid: failing here is a harness bug.
         return Err(format!("fuzz harness: spec does not validate: {diags:?}"));
     };
+    // Data the columns can't be fitted to is reported as resolve_inputs says.
+    if let Some(d) = diags.iter().find(|d| d.is_error()) {
+        return Err(d.message.clone());
+    }
     let data = spec.data.as_ref().ok_or("fuzz harness: no data section")?;
-    crate::data::load(data, dir, &cfg.io(&model), 1, None).map(|_| ()).map_err(|e| e.to_string())
+    crate::data::load(data, dir, &cfg.io(&model), cfg.seed, None).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Reads `bytes` as a spec file and checks it as `nnrun validate` does: the

@@ -91,7 +91,10 @@ pub fn text(model: &Model) -> String {
         let how = if inp.written { "written" } else { "from the data" };
         out += &format!(" Input '{}': {} values ({how})\n", cell(inp.name.clone()), thousands(inp.shape.iter().product()));
         for o in inp.origin.iter().take(MAX_ORIGIN) {
-            out += &format!("   {}\n", cell(o.clone()));
+            // Wider than a table cell: these lines stand alone.
+            let line: String =
+                if o.chars().count() > 3 * MAX_CELL { format!("{}...", o.chars().take(3 * MAX_CELL - 3).collect::<String>()) } else { o.clone() };
+            out += &format!("   {line}\n");
         }
         if inp.origin.len() > MAX_ORIGIN {
             out += &format!("   ... ({} more columns)\n", thousands(inp.origin.len() - MAX_ORIGIN));
@@ -143,6 +146,9 @@ pub struct JsonLayer<'a> {
 pub struct JsonInput<'a> {
     pub name: &'a str,
     pub shape: &'a Shape,
+    /// Where the width comes from when the data's columns give it.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub origin: &'a [String],
 }
 
 /// One line of `validate --format json`.
@@ -171,7 +177,7 @@ impl<'a> JsonReport<'a> {
             file,
             name: model.map(|m| m.name.as_str()),
             valid: errors.is_empty(),
-            inputs: model.map_or(Vec::new(), |m| m.inputs.iter().map(|i| JsonInput { name: &i.name, shape: &i.shape }).collect()),
+            inputs: model.map_or(Vec::new(), |m| m.inputs.iter().map(|i| JsonInput { name: &i.name, shape: &i.shape, origin: &i.origin }).collect()),
             outputs: model.map_or(Vec::new(), |m| m.outputs.iter().map(|&o| m.layers[o].name.as_str()).collect()),
             layers: model.map_or(Vec::new(), |m| {
                 m.layers

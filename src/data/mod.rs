@@ -650,9 +650,35 @@ pub fn resolve_inputs(spec: &mut crate::spec::Spec, spec_dir: &Path, limit: Opti
             return Vec::new();
         }
     };
+    // A typed column no input reads is a mistake somewhere (often the target).
+    for c in &data.columns {
+        if !widths.iter().any(|w| w.columns.contains(&c.name.name)) {
+            let target = data.target.iter().flatten().any(|t| t.name == c.name.name);
+            let hint = if target {
+                "a target's classes come from its values (sorted), whatever its type: remove this entry".to_string()
+            } else {
+                "add the column to `features` (or `inputs`), or remove this entry".to_string()
+            };
+            diags.push(
+                Diagnostic::warning(
+                    format!("column '{}' is typed in `data.columns`, but no input reads it", c.name.name),
+                    c.name.pos,
+                    format!("data.columns.{}", c.name.name),
+                )
+                .with_hint(hint),
+            );
+        }
+    }
     let mut pending = Vec::new();
     for (k, (inp, w)) in inputs.iter_mut().zip(widths).enumerate() {
         let width: usize = w.shape.iter().product();
+        if width == 0 {
+            diags.push(
+                Diagnostic::error(format!("input '{}' gets no values from its columns ({})", inp.name, w.origin.join(", ")), inp.pos, inp.path.clone())
+                    .with_hint("a column with no vocabulary and `num_oov_indices: 0` encodes to nothing: keep an out-of-vocabulary index"),
+            );
+            continue;
+        }
         if !inp.written {
             inp.shape = w.shape.clone();
         } else if inp.shape.iter().product::<usize>() != width {
@@ -672,13 +698,8 @@ pub fn resolve_inputs(spec: &mut crate::spec::Spec, spec_dir: &Path, limit: Opti
             );
         }
         inp.origin = w.origin;
-        if !w.index_columns.is_empty() {
-            pending.push(IndexColumns { input: k, columns: w.index_columns, pos: data.column(&inp.name).map_or(inp.pos, |c| c.pos) });
-        }
-    }
-    for p in &mut pending {
-        if let Some(c) = p.columns.first().and_then(|c| data.column(c)) {
-            p.pos = c.pos;
+        if let Some(c) = w.index_columns.first().and_then(|c| data.column(c)) {
+            pending.push(IndexColumns { input: k, pos: c.pos, columns: w.index_columns });
         }
     }
     pending
@@ -714,8 +735,10 @@ pub struct InputWidth {
     pub shape: Vec<usize>,
     /// Per column, where its values come from (`island: 3 + 1 oov (string_categorical)`).
     pub origin: Vec<String>,
-    /// Per column: (name, reads indices) for the int-mode warning.
+    /// The columns that give indices, for the int-mode warning.
     pub index_columns: Vec<String>,
+    /// Every column of the input.
+    pub columns: Vec<String>,
 }
 
 /// The widths of the model's inputs from the training data's columns:
@@ -755,6 +778,7 @@ pub fn input_widths(
                 shape,
                 origin: cols.iter().map(|c| c.origin()).collect(),
                 index_columns: cols.iter().filter(|c| c.is_index()).map(|c| c.column.clone()).collect(),
+                columns: cols.iter().map(|c| c.column.clone()).collect(),
             }
         })
         .collect())

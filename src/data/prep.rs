@@ -396,29 +396,41 @@ pub fn prepare(spec: &DataSpec, io: &ModelIo, all: Table, validation: Option<Tab
                 Slot::Normalized => 1.0,
             })
             .collect();
-        for t in std::iter::once(&mut train).chain(others.iter_mut()) {
-            t.inputs[i].iter_mut().enumerate().for_each(|(j, x)| *x *= scales[j % w]);
+        // Row by row: a wide input (a 10,000-token multi_hot) stays one pass.
+        if scales.iter().any(|&s| s != 1.0) {
+            for t in std::iter::once(&mut train).chain(others.iter_mut()) {
+                t.inputs[i].chunks_exact_mut(w.max(1)).for_each(|row| row.iter_mut().zip(&scales).for_each(|(x, s)| *x *= s));
+            }
         }
+        let numbers = kinds.iter().any(|k| matches!(k, Slot::Number));
         let (mut shift, mut div) = if spec.window.is_some() {
             let (s, d) = stats(&train.inputs[i], 1, spec.normalize);
             (vec![s[0]; w], vec![d[0]; w])
-        } else {
+        } else if numbers {
             stats(&train.inputs[i], w, spec.normalize)
+        } else {
+            (vec![0.0; w], vec![1.0; w])
         };
-        let (mean, _) = stats(&train.inputs[i], w, Normalize::Standard);
+        let moments = kinds.iter().any(|k| matches!(k, Slot::Normalized)).then(|| moments(&train.inputs[i], w));
         for (j, k) in kinds.iter().enumerate() {
             match k {
                 Slot::Number => {}
                 Slot::Fixed { shift: s, .. } => (shift[j], div[j]) = (*s, 1.0),
                 // Keras guards a zero variance with epsilon, not with 1.
-                Slot::Normalized => (shift[j], div[j]) = (mean[j], (population_std(&train.inputs[i], w, j) as f32).max(1e-7)),
+                Slot::Normalized => {
+                    let (mean, std) = moments.as_ref().expect("computed for normalized slots");
+                    (shift[j], div[j]) = (mean[j] as f32, (std[j] as f32).max(1e-7));
+                }
             }
         }
         let transformed = scales.iter().any(|&s| s != 1.0) || shift.iter().any(|&s| s != 0.0) || div.iter().any(|&d| d != 1.0);
+        let identity = shift.iter().all(|&s| s == 0.0) && div.iter().all(|&d| d == 1.0);
         for (k, t) in std::iter::once(&mut train).chain(others.iter_mut()).enumerate() {
             let mut data = std::mem::take(&mut t.inputs[i]);
-            for (j, x) in data.iter_mut().enumerate() {
-                *x = (*x - shift[j % w]) / div[j % w];
+            if !identity {
+                for row in data.chunks_exact_mut(w.max(1)) {
+                    row.iter_mut().zip(shift.iter().zip(&div)).for_each(|(x, (s, d))| *x = (*x - s) / d);
+                }
             }
             check_indices(t, io, i, &data, transformed, &preps)?;
             arrays[k].push(Array { shape: shape.clone(), data });
@@ -575,35 +587,42 @@ fn fill_missing(train: &mut Table, others: &mut [Table]) -> Result<Vec<Option<Ve
     Ok(out)
 }
 
-/// The population standard deviation of slot `j` (Keras Normalization's variance).
-fn population_std(v: &[f32], w: usize, j: usize) -> f64 {
-    let col: Vec<f64> = v.iter().skip(j).step_by(w).map(|&x| x as f64).collect();
-    let n = col.len().max(1) as f64;
-    let mean = col.iter().sum::<f64>() / n;
-    (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
+/// Per feature, the mean and population standard deviation (f64), in two
+/// row-major passes.
+fn moments(v: &[f32], w: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = (v.len() / w.max(1)).max(1) as f64;
+    let mut mean = vec![0.0f64; w];
+    for row in v.chunks_exact(w.max(1)) {
+        mean.iter_mut().zip(row).for_each(|(m, &x)| *m += x as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = vec![0.0f64; w];
+    for row in v.chunks_exact(w.max(1)) {
+        var.iter_mut().zip(row).zip(&mean).for_each(|((a, &x), m)| *a += (x as f64 - m).powi(2));
+    }
+    (mean, var.into_iter().map(|v| (v / n).sqrt()).collect())
 }
 
 /// Per-feature (shift, div) over the training values: mean/std or min/range;
 /// a constant feature divides by 1.
 fn stats(v: &[f32], w: usize, kind: Normalize) -> (Vec<f32>, Vec<f32>) {
-    let n = (v.len() / w).max(1) as f64;
-    let col = |j: usize| v.iter().skip(j).step_by(w).map(|&x| x as f64);
     let nonzero = |d: f64| if d > 0.0 { d as f32 } else { 1.0 };
     match kind {
         Normalize::None => (vec![0.0; w], vec![1.0; w]),
-        Normalize::Standard => (0..w)
-            .map(|j| {
-                let mean = col(j).sum::<f64>() / n;
-                let var = col(j).map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-                (mean as f32, nonzero(var.sqrt()))
-            })
-            .unzip(),
-        Normalize::Minmax => (0..w)
-            .map(|j| {
-                let (lo, hi) = col(j).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x), h.max(x)));
-                (lo as f32, nonzero(hi - lo))
-            })
-            .unzip(),
+        Normalize::Standard => {
+            let (mean, std) = moments(v, w);
+            (mean.iter().map(|&m| m as f32).collect(), std.into_iter().map(nonzero).collect())
+        }
+        Normalize::Minmax => {
+            let (mut lo, mut hi) = (vec![f64::INFINITY; w], vec![f64::NEG_INFINITY; w]);
+            for row in v.chunks_exact(w.max(1)) {
+                for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                    *l = l.min(x as f64);
+                    *h = h.max(x as f64);
+                }
+            }
+            (lo.iter().map(|&l| l as f32).collect(), lo.iter().zip(&hi).map(|(l, h)| nonzero(h - l)).collect())
+        }
     }
 }
 
@@ -1089,5 +1108,73 @@ mod tests {
         assert!(p.train.inputs[0].data.iter().chain(&p.train.targets[0].data).all(|x| x.is_finite()));
         let p = load_in(repo, "train: data/timeseries/co2.csv\nwindow: {column: co2, size: 4}\nmissing: drop\n", &io1).unwrap();
         assert_eq!(p.train.n, 2284 - 59 - 4);
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::super::testutil::*;
+
+    /// 30 rows of class a, 10 of b: a stratified 25% split holds 7.5 a's
+    /// and 2.5 b's, so 7 and 2 and the last row to the tie's first class, a.
+    #[test]
+    fn stratified_splits_keep_class_shares() {
+        let d = temp_dir("strat");
+        let rows: String = (0..40).map(|i| format!("{i},{}\n", if i % 4 == 3 { "b" } else { "a" })).collect();
+        std::fs::write(d.join("s.csv"), format!("x,y\n{rows}")).unwrap();
+        let model = io(&[("input", &[1])], &[("out", &[2], "sparse_categorical_crossentropy")]);
+        for key in ["test_split", "validation_split"] {
+            let p = load_in(&d, &format!("train: s.csv\ntarget: y\nstratify: true\n{key}: 0.25\n"), &model).unwrap();
+            let held = if key == "test_split" { p.test.unwrap() } else { p.validation.unwrap() };
+            let b = held.targets[0].data.iter().filter(|&&v| v == 1.0).count();
+            assert_eq!((held.n, b), (10, 2), "{key}");
+            let train_b = p.train.targets[0].data.iter().filter(|&&v| v == 1.0).count();
+            assert_eq!((p.train.n, train_b), (30, 8), "{key}");
+        }
+        // Without stratify, a seeded shuffle may give any mix; with it the same seed gives the same rows.
+        let a = load_in(&d, "train: s.csv\ntarget: y\nstratify: true\ntest_split: 0.25\n", &model).unwrap();
+        let b = load_in(&d, "train: s.csv\ntarget: y\nstratify: true\ntest_split: 0.25\n", &model).unwrap();
+        assert_eq!(a.test.unwrap().inputs[0].data, b.test.unwrap().inputs[0].data);
+    }
+
+    #[test]
+    fn sample_weights_are_read_and_never_features() {
+        let d = temp_dir("weights");
+        std::fs::write(d.join("w.csv"), "x,w,y\n1,0.5,0\n2,2,1\n3,1,0\n").unwrap();
+        let model = io(&[("input", &[1])], &[("out", &[1], "binary_crossentropy")]);
+        let p = load_in(&d, "train: w.csv\ntarget: y\nsample_weight: w\n", &model).unwrap();
+        assert_eq!(p.train.weights.as_deref(), Some(&[0.5, 2.0, 1.0][..]));
+        assert_eq!(p.train.inputs[0].data, [1.0, 2.0, 3.0]);
+        std::fs::write(d.join("w.csv"), "x,w,y\n1,0.5,0\n2,-1,1\n").unwrap();
+        let f = d.join("w.csv").display().to_string();
+        assert_eq!(
+            err(load_in(&d, "train: w.csv\ntarget: y\nsample_weight: w\n", &model)),
+            format!("{f}: row 3, column 'w': '-1' is not a sample weight (`data.sample_weight` takes numbers >= 0 in every row)")
+        );
+        assert!(
+            err(load_in(&d, "train: w.csv\ntarget: y\nsample_weight: w\nfeatures: [x, w]\n", &io(&[("input", &[2])], &[("out", &[1], "binary_crossentropy")])))
+                .ends_with("column 'w' is both a feature of input 'input' and the sample weight; remove it from the features")
+        );
+        assert!(
+            err(load_in(&d, "train: w.csv\ntarget: y\nsample_weight: wt\n", &model))
+                .contains("no column 'wt' (from `data.sample_weight` at line 3 of the spec); did you mean 'w'?")
+        );
+    }
+
+    /// A string column's vocabulary comes from the training split only: a
+    /// category only the test rows hold is out-of-vocabulary there.
+    #[test]
+    fn vocabularies_come_from_the_training_split() {
+        let d = temp_dir("vocab");
+        std::fs::write(d.join("v.csv"), "c,y\nred,0\nred,1\nblue,0\nred,1\ngreen,0\n").unwrap();
+        std::fs::write(d.join("t.csv"), "c,y\npink,0\nblue,1\n").unwrap();
+        let model = io(&[("input", &[4])], &[("out", &[1], "binary_crossentropy")]);
+        let p = load_in(&d, "train: v.csv\ntest: t.csv\ntarget: y\ncolumns: {c: string_categorical}\n", &model).unwrap();
+        // [UNK], red (3), then blue and green tie at 1: the larger string first.
+        let c = &p.prep.inputs[0].columns[0];
+        assert_eq!(c.origin(), "c: 3 + 1 oov (string_categorical)");
+        assert_eq!(p.train.inputs[0].data[..4], [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(p.train.inputs[0].data[8..12], [0.0, 0.0, 0.0, 1.0], "blue after green");
+        assert_eq!(p.test.unwrap().inputs[0].data, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
     }
 }
