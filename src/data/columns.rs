@@ -175,6 +175,17 @@ pub fn standardize(s: &str, mode: Standardize) -> std::borrow::Cow<'_, str> {
     s.chars().filter(|&c| !(strip && is_punctuation(c))).map(|c| if lower { c.to_ascii_lowercase() } else { c }).collect::<String>().into()
 }
 
+/// At most how many tokens (n-grams included) `tokens` gives for `s`,
+/// counted without allocating them.
+pub fn token_bound(s: &str, split: SplitMode, ngrams: &[usize]) -> usize {
+    let words = match split {
+        SplitMode::Whitespace => s.split([' ', '\t', '\n', '\x0B', '\x0C', '\r']).filter(|w| !w.is_empty()).count(),
+        SplitMode::Character => s.chars().count(),
+        SplitMode::None => 1,
+    };
+    words.saturating_mul(ngrams.len().max(1))
+}
+
 /// Tokens of one text (standardized already), then its n-grams joined by
 /// a space: every size in `ngrams` order, each in text order.
 pub fn tokens(s: &str, split: SplitMode, ngrams: &[usize]) -> Vec<String> {
@@ -434,6 +445,10 @@ impl Coder<'_> {
             }
             Encoder::Text { standardize: st, split, ngrams, output_mode, idf_weights, .. } => {
                 let s = text(cell);
+                let max = crate::spec::columns::MAX_CELL_TOKENS;
+                if token_bound(&s, *split, ngrams) > max {
+                    return Err(format!("the text gives more than {max} tokens (n-grams included), more than one cell may give"));
+                }
                 let toks = tokens(&standardize(&s, *st), *split, ngrams);
                 let mut unseen = false;
                 let offset = if *output_mode == TextMode::Int { 2 } else { 1 };
@@ -775,6 +790,30 @@ mod tests {
         assert_eq!(tokens("the cat sat", SplitMode::Whitespace, &[1, 2]), ["the", "cat", "sat", "the cat", "cat sat"]);
         assert_eq!(tokens("ab", SplitMode::Character, &[1]), ["a", "b"]);
         assert!(tokens("", SplitMode::None, &[1]).is_empty());
+    }
+
+    #[test]
+    fn a_huge_text_cell_is_refused_not_split() {
+        let kind = ColumnKind::Text(TextSpec {
+            max_tokens: None,
+            standardize: Standardize::None,
+            split: SplitMode::Whitespace,
+            ngrams: (1..=16).collect(),
+            output_mode: TextMode::MultiHot,
+            output_sequence_length: None,
+        });
+        let p = fit(&spec(kind), Missing::Error, &super::super::prep::Values::Str(vec!["a b".into()]));
+        let big = "a ".repeat(70_000);
+        assert_eq!(token_bound(&big, SplitMode::Whitespace, &p_ngrams(&p)), 70_000 * 16);
+        let mut out = vec![0.0; p.width()];
+        assert!(p.coder().encode(Cell::Text(&big), &mut out).unwrap_err().contains("more than 1048576 tokens"));
+    }
+
+    fn p_ngrams(p: &ColumnPrep) -> Vec<usize> {
+        match &p.encoder {
+            Encoder::Text { ngrams, .. } => ngrams.clone(),
+            _ => vec![1],
+        }
     }
 
     #[test]

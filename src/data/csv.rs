@@ -112,7 +112,15 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
                         }
                     },
                     Read::Num(x) => row_vals.push((i, j, Some(x), None)),
-                    Read::Text(t) => row_vals.push((i, j, None, Some(t))),
+                    Read::Text(t) => {
+                        if let Some(crate::spec::columns::ColumnKind::Text(ts)) = spec.column(&headers[c]).map(|k| &k.kind)
+                            && columns::token_bound(&t, ts.split, &ts.ngrams) > crate::spec::columns::MAX_CELL_TOKENS
+                        {
+                            let max = crate::spec::columns::MAX_CELL_TOKENS;
+                            return Err(cell_err(line, c, format!("the text gives more than {max} tokens (n-grams included), more than one cell may give")));
+                        }
+                        row_vals.push((i, j, None, Some(t)))
+                    }
                 }
             }
         }

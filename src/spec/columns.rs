@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TOKENS: usize = 1 << 24;
 /// The longest `output_sequence_length`.
 pub const MAX_SEQUENCE: usize = 1 << 20;
+/// Tokens (n-grams included) one text cell may give: a single cell of a
+/// 16 MiB line split into every n-gram size would otherwise take gigabytes.
+pub const MAX_CELL_TOKENS: usize = 1 << 20;
+/// Entries of `data.missing_values` (each cell is compared with all of them).
+pub const MAX_MISSING_VALUES: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -185,15 +185,18 @@ pub fn parse(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         Some(n) => {
             let v: Option<Vec<String>> =
                 n.as_seq().and_then(|s| s.iter().map(|x| x.as_str().map(String::from).or_else(|| (x.value == Value::Null).then(String::new))).collect());
-            v.unwrap_or_else(|| {
-                a.error(
-                    "missing_values",
-                    n,
-                    format!("must be a list of strings, received {}", n.describe()),
-                    Some("for example `missing_values: [\"\", NA, \"?\"]`".into()),
-                );
-                MISSING_VALUES.iter().map(|s| s.to_string()).collect()
-            })
+            match v {
+                Some(v) if v.len() <= super::columns::MAX_MISSING_VALUES => v,
+                Some(v) => {
+                    a.error("missing_values", n, format!("lists {} values, more than the {} it may hold", v.len(), super::columns::MAX_MISSING_VALUES), None);
+                    MISSING_VALUES.iter().map(|s| s.to_string()).collect()
+                }
+                None => {
+                    let hint = Some("for example `missing_values: [\"\", NA, \"?\"]`".into());
+                    a.error("missing_values", n, format!("must be a list of strings, received {}", n.describe()), hint);
+                    MISSING_VALUES.iter().map(|s| s.to_string()).collect()
+                }
+            }
         }
     };
     let sample_weight = a.raw("sample_weight", "a column name", Some("None".into())).and_then(|n| match n.as_str() {
