@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # importing bench.py leaves no bench/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import ROOT, git, loadavg, log, machine, run_process  # noqa: E402
 
