@@ -99,6 +99,14 @@ fn errors_about_columns() {
         ("int mode without an Embedding", base.replace("island: string_categorical", "island: {type: string_categorical, output_mode: int}")),
         ("text without a length", base.replace("island: string_categorical", "island: {type: text}")),
         ("data unreadable", base.replace("train: penguins.csv", "train: nope.csv")),
+        (
+            "an Embedding smaller than the vocabulary",
+            base.replace("    - {type: Dense, units: 32, activation: relu}\n", "    - {type: Embedding, input_dim: 3, output_dim: 4}\n    - {type: Flatten}\n")
+                .replace("features: [island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex]", "features: [island]")
+                .replace("island: string_categorical", "island: {type: string_categorical, output_mode: int}")
+                .replace("    sex: {type: string_categorical, max_tokens: 4}\n", "")
+                .replace("  normalize: standard\n", ""),
+        ),
     ];
     let mut all = String::new();
     for (what, spec) in cases {

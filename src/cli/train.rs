@@ -226,7 +226,7 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     let mut index_inputs = Vec::new();
     let built = graph::from_root_with(&root, &source, &mut diags, |spec, d| index_inputs = data::resolve_inputs(spec, &spec_dir, args.limit, d));
     if let Some((_, model)) = &built {
-        data::warn_index_inputs(model, &index_inputs, &mut diags);
+        data::check_index_inputs(model, &index_inputs, &mut diags);
     }
     let cfg = built.as_ref().and_then(|(spec, model)| config::read(spec, model, &mut diags));
     let data_spec = built.as_ref().and_then(|(spec, _)| spec.data.clone());

@@ -70,7 +70,7 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
         }
     };
     if let Some((_, model)) = &built {
-        crate::data::warn_index_inputs(model, &index_inputs, &mut diags);
+        crate::data::check_index_inputs(model, &index_inputs, &mut diags);
     }
     if let Some((spec, model)) = &built {
         // The training and data sections are checked here too, so CI's validate

@@ -563,10 +563,12 @@ pub fn load_with(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelI
 }
 
 /// An input the data's columns feed with indices, to check once the graph
-/// is built (`warn_index_inputs`).
+/// is built (`check_index_inputs`).
 pub struct IndexColumns {
     pub input: usize,
     pub columns: Vec<String>,
+    /// Per column, how many distinct indices it gives (reserved ones included).
+    pub counts: Vec<usize>,
     pub pos: crate::diag::Pos,
 }
 
@@ -699,24 +701,27 @@ pub fn resolve_inputs(spec: &mut crate::spec::Spec, spec_dir: &Path, limit: Opti
         }
         inp.origin = w.origin;
         if let Some(c) = w.index_columns.first().and_then(|c| data.column(c)) {
-            pending.push(IndexColumns { input: k, pos: c.pos, columns: w.index_columns });
+            pending.push(IndexColumns { input: k, pos: c.pos, columns: w.index_columns, counts: w.index_counts });
         }
     }
     pending
 }
 
-/// Warns about index columns (`output_mode: int`) whose input no Embedding reads.
-pub fn warn_index_inputs(model: &crate::graph::Model, pending: &[IndexColumns], diags: &mut Vec<crate::diag::Diagnostic>) {
+/// Checks index columns (`output_mode: int`) against the Embeddings that
+/// read their input: a warning when none does, an error when one's
+/// `input_dim` is smaller than the indices the vocabulary gives.
+pub fn check_index_inputs(model: &crate::graph::Model, pending: &[IndexColumns], diags: &mut Vec<crate::diag::Diagnostic>) {
+    use crate::diag::Diagnostic;
     for p in pending {
-        let embedded = model.layers.iter().any(|l| l.type_name == "Embedding" && l.inputs.contains(&crate::graph::Src::Input(p.input)));
-        if !embedded {
+        let quoted = p.columns.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
+        let embeddings: Vec<&crate::graph::LayerNode> =
+            model.layers.iter().filter(|l| l.type_name == "Embedding" && l.inputs.contains(&crate::graph::Src::Input(p.input))).collect();
+        if embeddings.is_empty() {
+            let (s, s2) = if p.columns.len() == 1 { ("", "s") } else { ("s", "") };
             diags.push(
-                crate::diag::Diagnostic::warning(
+                Diagnostic::warning(
                     format!(
-                        "column{} {} give{} indices (`output_mode: int`), but no Embedding reads input '{}': the indices are used as plain numbers",
-                        if p.columns.len() == 1 { "" } else { "s" },
-                        p.columns.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", "),
-                        if p.columns.len() == 1 { "s" } else { "" },
+                        "column{s} {quoted} give{s2} indices (`output_mode: int`), but no Embedding reads input '{}': the indices are used as plain numbers",
                         model.inputs[p.input].name
                     ),
                     p.pos,
@@ -724,6 +729,27 @@ pub fn warn_index_inputs(model: &crate::graph::Model, pending: &[IndexColumns], 
                 )
                 .with_hint("feed the input to an Embedding, or use `output_mode: one_hot` (categories) or `multi_hot` (text)"),
             );
+            continue;
+        }
+        let Some((k, &need)) = p.counts.iter().enumerate().max_by_key(|(_, c)| **c) else { continue };
+        for e in embeddings {
+            let Some(&dim) = e.weights.first().and_then(|w| w.shape.first()) else { continue };
+            if dim < need {
+                diags.push(
+                    Diagnostic::error(
+                        format!(
+                            "{} takes indices 0 to {} (`input_dim: {dim}`), but column '{}' gives indices up to {} (its vocabulary and reserved indices)",
+                            e.display(),
+                            dim - 1,
+                            p.columns[k],
+                            need - 1
+                        ),
+                        e.spec.type_pos,
+                        e.spec.path.clone(),
+                    )
+                    .with_hint(format!("set `input_dim: {need}` (or more), or cap the column's vocabulary with `max_tokens: {dim}`")),
+                );
+            }
         }
     }
 }
@@ -735,8 +761,10 @@ pub struct InputWidth {
     pub shape: Vec<usize>,
     /// Per column, where its values come from (`island: 3 + 1 oov (string_categorical)`).
     pub origin: Vec<String>,
-    /// The columns that give indices, for the int-mode warning.
+    /// The columns that give indices, for the int-mode checks, and how
+    /// many distinct indices each gives.
     pub index_columns: Vec<String>,
+    pub index_counts: Vec<usize>,
     /// Every column of the input.
     pub columns: Vec<String>,
 }
@@ -778,6 +806,7 @@ pub fn input_widths(
                 shape,
                 origin: cols.iter().map(|c| c.origin()).collect(),
                 index_columns: cols.iter().filter(|c| c.is_index()).map(|c| c.column.clone()).collect(),
+                index_counts: cols.iter().filter_map(|c| c.index_count()).collect(),
                 columns: cols.iter().map(|c| c.column.clone()).collect(),
             }
         })
