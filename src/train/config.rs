@@ -256,8 +256,13 @@ fn check_class_weight(cw: &ClassWeight, model: &Model, losses: Option<&[Loss]>, 
         );
         return;
     }
-    // A missing or unknown loss was reported already.
+    // A missing or unknown loss was reported already; an output whose shape
+    // is unknown (an error above, or a width the data could not give) can't
+    // be checked.
     let Some(loss) = losses.and_then(|l| l.first()) else { return };
+    if model.outputs.first().is_none_or(|&o| model.layers[o].output_shape.is_none()) {
+        return;
+    }
     let classes = match weighable_classes(model, 0, loss) {
         Ok(c) => c,
         Err(e) => {
