@@ -116,7 +116,7 @@ fn load(dir: &Path, text: &str) -> Result<(), String> {
     let mut diags = Vec::new();
     let root = crate::spec::yaml::parse(text).map_err(|d| format!("fuzz harness: {}", d.message))?;
     // Widths from the data's columns, as validate and train find them.
-    let built = crate::graph::from_root_with(&root, &source, &mut diags, |s, d| drop(crate::data::resolve_inputs(s, dir, None, d)));
+    let built = crate::data::build(&root, &source, dir, None, &mut diags);
     let cfg = built.as_ref().and_then(|(spec, model)| crate::train::config::read(spec, model, &mut diags));
     let (Some((spec, model)), Some(cfg)) = (built, cfg) else {
         // The specs above are fixed and valid: failing here is a harness bug.

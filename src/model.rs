@@ -183,7 +183,7 @@ mod tests {
             // Inputs without a written shape take it from the data's columns.
             let root = crate::spec::yaml::parse(&source.text).unwrap();
             let dir = std::path::Path::new("specs");
-            let (_, graph) = crate::graph::from_root_with(&root, &source, &mut diags, |s, d| drop(crate::data::resolve_inputs(s, dir, None, d))).unwrap();
+            let (_, graph) = crate::data::build(&root, &source, dir, None, &mut diags).unwrap();
             assert!(diags.iter().all(|d| !d.is_error()), "{}: {diags:?}", path.display());
             let mut rng = StdRng::seed_from_u64(0);
             let net = Net::new(graph, &Device::Cpu, DType::F32, &mut rng).unwrap();

@@ -130,7 +130,7 @@ fn predict_with(args: &Args, r: &Restored) -> Result<(), Fail> {
     }
     if let Reader::Csv { cols, unseen, file, .. } = &reader {
         let counts: Vec<(String, usize)> =
-            cols.iter().zip(unseen).flat_map(|(cs, u)| cs.iter().zip(u).filter(|(_, n)| **n > 0).map(|((_, p), n)| (p.column.clone(), *n))).collect();
+            cols.iter().zip(unseen).flat_map(|(cs, u)| cs.iter().zip(u).filter(|(_, n)| **n > 0).map(|((_, c), n)| (c.prep().column.clone(), *n))).collect();
         super::report_unseen(file, &counts);
     }
     out.finish()
@@ -142,8 +142,8 @@ enum Reader {
         rdr: data::csv::CsvReader,
         file: String,
         headers: Vec<String>,
-        /// Per input, per column: its header index and fitted encoder.
-        cols: Vec<Vec<(usize, data::columns::ColumnPrep)>>,
+        /// Per input, per column: its header index and encoder (built once).
+        cols: Vec<Vec<(usize, data::columns::Coder)>>,
         markers: Vec<String>,
         /// Per input, per column: values never seen in training.
         unseen: Vec<Vec<usize>>,
@@ -187,7 +187,7 @@ impl Reader {
             let mut c = Vec::new();
             for enc in p.encoders(prep) {
                 match headers.iter().position(|h| *h == enc.column) {
-                    Some(i) => c.push((i, enc)),
+                    Some(i) => c.push((i, enc.coder())),
                     None if !missing.contains(&enc.column) => missing.push(enc.column.clone()),
                     None => {}
                 }
@@ -237,8 +237,7 @@ impl Reader {
     fn batch(&mut self, max: usize) -> Result<(usize, Vec<Vec<f32>>), Fail> {
         match self {
             Reader::Csv { rdr, file, headers, cols, markers, unseen, lines } => {
-                let coders: Vec<Vec<_>> = cols.iter().map(|c| c.iter().map(|(_, p)| p.coder()).collect()).collect();
-                let widths: Vec<usize> = coders.iter().map(|c| c.iter().map(|c| c.width()).sum()).collect();
+                let widths: Vec<usize> = cols.iter().map(|c| c.iter().map(|(_, c)| c.width()).sum()).collect();
                 let mut out: Vec<Vec<f32>> = widths.iter().map(|&w| Vec::with_capacity(w * max.min(1024))).collect();
                 let mut rec = csv::StringRecord::new();
                 let mut n = 0;
@@ -249,27 +248,17 @@ impl Reader {
                         invalid(DataError::Cell { file: file.clone(), row, column: headers[c].clone(), msg: msg.replace("{column}", &headers[c]) })
                     };
                     for (i, (cs, o)) in cols.iter().zip(&mut out).enumerate() {
-                        for (k, ((c, p), coder)) in cs.iter().zip(&coders[i]).enumerate() {
-                            let s = &rec[*c];
-                            let cell = match data::columns::read_cell(s, p.cell_type(), markers).map_err(|m| at(*c, m))? {
-                                // As in training: the mean (NaN, filled by apply_input) or the out-of-vocabulary slot.
-                                data::columns::Read::Missing if p.missing == Missing::Mean => None,
-                                data::columns::Read::Missing => {
-                                    let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is a missing value") };
-                                    return Err(at(*c, format!("{what} (the model fills missing values only when trained with `missing: mean`)")));
-                                }
-                                data::columns::Read::Num(x) => Some((x, String::new())),
-                                data::columns::Read::Text(t) => Some((f32::NAN, t)),
-                            };
+                        for (k, (c, coder)) in cs.iter().enumerate() {
+                            let (s, p) = (&rec[*c], coder.prep());
+                            let read = data::columns::read_cell(s, p.cell_type(), markers).map_err(|m| at(*c, m))?;
+                            // As in training: the mean (NaN, filled by apply_input) or the out-of-vocabulary slot.
+                            if matches!(read, data::columns::Read::Missing) && p.missing != Missing::Mean {
+                                let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is a missing value") };
+                                return Err(at(*c, format!("{what} (the model fills missing values only when trained with `missing: mean`)")));
+                            }
                             let start = o.len();
                             o.resize(start + coder.width(), 0.0);
-                            let value = match &cell {
-                                None if p.cell_type() == data::columns::CellType::Number => data::columns::Cell::Num(f32::NAN),
-                                None => data::columns::Cell::Text(""),
-                                Some((x, t)) if t.is_empty() => data::columns::Cell::Num(*x),
-                                Some((_, t)) => data::columns::Cell::Text(t),
-                            };
-                            let new = coder.encode(value, &mut o[start..]).map_err(|m| at(*c, m))?;
+                            let new = coder.encode(read.cell(p.cell_type()), &mut o[start..]).map_err(|m| at(*c, m))?;
                             unseen[i][k] += new as usize;
                         }
                     }
@@ -331,7 +320,7 @@ impl Reader {
     fn at(&self, index: usize, s: usize, i: usize, k: usize, msg: String) -> DataError {
         match self {
             Reader::Csv { file, headers, cols, lines, .. } => {
-                let preps: Vec<data::columns::ColumnPrep> = cols[i].iter().map(|(_, p)| p.clone()).collect();
+                let preps: Vec<data::columns::ColumnPrep> = cols[i].iter().map(|(_, c)| c.prep().clone()).collect();
                 let names: Vec<String> = cols[i].iter().map(|&(c, _)| headers[c].clone()).collect();
                 let column = data::prep::slot_column(&names, &preps, k).to_string();
                 DataError::Cell { file: file.clone(), row: lines[s], column, msg }

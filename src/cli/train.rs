@@ -223,11 +223,7 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     overrides::apply(&mut root, &sets).map_err(|d| CliError::Usage { message: d.message, hint: d.hint })?;
     let mut diags = Vec::new();
     let spec_dir = args.spec.parent().map(PathBuf::from).unwrap_or_default();
-    let mut index_inputs = Vec::new();
-    let built = graph::from_root_with(&root, &source, &mut diags, |spec, d| index_inputs = data::resolve_inputs(spec, &spec_dir, args.limit, d));
-    if let Some((_, model)) = &built {
-        data::check_index_inputs(model, &index_inputs, &mut diags);
-    }
+    let built = data::build(&root, &source, &spec_dir, args.limit, &mut diags);
     let cfg = built.as_ref().and_then(|(spec, model)| config::read(spec, model, &mut diags));
     let data_spec = built.as_ref().and_then(|(spec, _)| spec.data.clone());
     if built.is_some() && data_spec.is_none() && !diags.iter().any(Diagnostic::is_error) {

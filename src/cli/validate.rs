@@ -2,7 +2,6 @@
 
 use super::{CliError, EXIT_INVALID, EXIT_IO, EXIT_OK, color_for, verdict};
 use crate::diag::{Diagnostic, SourceLines, Style, render};
-use crate::graph;
 use crate::spec::Source;
 use crate::summary::{self, JsonReport};
 use crate::train::config;
@@ -61,17 +60,13 @@ fn check_one(source: &Source, args: &Args, style: Style, separate: bool, out: &m
     let mut diags = Vec::new();
     let dir = std::path::Path::new(&source.path).parent().unwrap_or(std::path::Path::new(""));
     // Widths that typed columns give are read off the training data.
-    let mut index_inputs = Vec::new();
     let built = match crate::spec::yaml::parse(&source.text) {
-        Ok(root) => graph::from_root_with(&root, source, &mut diags, |spec, d| index_inputs = crate::data::resolve_inputs(spec, dir, None, d)),
+        Ok(root) => crate::data::build(&root, source, dir, None, &mut diags),
         Err(d) => {
             diags.push(d);
             None
         }
     };
-    if let Some((_, model)) = &built {
-        crate::data::check_index_inputs(model, &index_inputs, &mut diags);
-    }
     if let Some((spec, model)) = &built {
         // The training and data sections are checked here too, so CI's validate
         // catches an optimizer typo or a missing data file before any training.

@@ -107,6 +107,20 @@ pub enum Read {
     Text(String),
 }
 
+impl Read {
+    /// The cell to encode: a missing number is NaN (the mean fills it
+    /// later), a missing category or text "" (the out-of-vocabulary slot,
+    /// no tokens).
+    pub fn cell(&self, ty: CellType) -> Cell<'_> {
+        match self {
+            Read::Missing if ty == CellType::Number => Cell::Num(f32::NAN),
+            Read::Missing => Cell::Text(""),
+            Read::Num(x) => Cell::Num(*x),
+            Read::Text(t) => Cell::Text(t),
+        }
+    }
+}
+
 /// Reads one CSV cell of a column of type `ty`; `markers` are the cells
 /// that count as missing. Text in a number column is an error, as is an
 /// infinite number.
@@ -140,14 +154,12 @@ fn integer(s: &str) -> Option<i64> {
     (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
-/// What a missing value becomes under `missing`; `None`: an error.
-pub fn missing_message(column_type: &str, missing: Missing) -> Option<&'static str> {
-    match missing {
-        Missing::Error if column_type == "number" => Some("set `missing: drop` or `missing: mean` to skip or fill such values"),
-        Missing::Error => Some(
-            "set `missing: drop` to skip such rows, or `missing: mean` to map them to the out-of-vocabulary slot (per column: `{type: ..., missing: mean}`)",
-        ),
-        _ => None,
+/// The hint for a missing value in a column read with `missing: error`.
+pub fn missing_hint(column_type: &str) -> &'static str {
+    if column_type == "number" {
+        "set `missing: drop` or `missing: mean` to skip or fill such values"
+    } else {
+        "set `missing: drop` to skip such rows, or `missing: mean` to map them to the out-of-vocabulary slot (per column: `{type: ..., missing: mean}`)"
     }
 }
 
@@ -360,8 +372,8 @@ impl ColumnPrep {
         Ok(())
     }
 
-    /// An encoder over this prep (with its lookup tables).
-    pub fn coder(&self) -> Coder<'_> {
+    /// An encoder over (a copy of) this prep, with its lookup tables.
+    pub fn coder(&self) -> Coder {
         let index = match &self.encoder {
             Encoder::StringCategorical { vocabulary, .. } | Encoder::Text { vocabulary, .. } => {
                 vocabulary.iter().enumerate().map(|(k, t)| (t.clone(), k)).collect()
@@ -369,7 +381,7 @@ impl ColumnPrep {
             Encoder::IntegerCategorical { vocabulary, .. } => vocabulary.iter().enumerate().map(|(k, t)| (t.to_string(), k)).collect(),
             _ => HashMap::new(),
         };
-        Coder { prep: self, index }
+        Coder { prep: self.clone(), index }
     }
 }
 
@@ -381,14 +393,18 @@ fn lookup_origin(c: &str, t: &str, vocab: usize, oov: usize, mode: LookupMode) -
 }
 
 /// Encodes cells of one fitted column.
-pub struct Coder<'a> {
-    prep: &'a ColumnPrep,
+pub struct Coder {
+    prep: ColumnPrep,
     index: HashMap<String, usize>,
 }
 
-impl Coder<'_> {
+impl Coder {
     pub fn width(&self) -> usize {
         self.prep.width()
+    }
+
+    pub fn prep(&self) -> &ColumnPrep {
+        &self.prep
     }
 
     /// Writes the values of one cell into `out` (`width()` zeros on entry).

@@ -96,22 +96,22 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
     while rdr.read_record(&mut rec).map_err(|e| csv_error(file, e))? {
         let line = rec.position().map_or(0, |p| p.line() as usize);
         let mut drop = false;
-        let mut row_vals: Vec<(usize, usize, Option<f32>, Option<String>)> = Vec::new();
+        let mut row_vals: Vec<(usize, usize, Read)> = Vec::new();
         for (i, (sel_cols, rule)) in sel.inputs.iter().zip(&rules).enumerate() {
             for (j, (&c, &(ty, missing))) in sel_cols.iter().zip(rule).enumerate() {
                 let s = &rec[c];
                 match columns::read_cell(s, ty, markers).map_err(|m| cell_err(line, c, m))? {
                     Read::Missing => match missing {
                         Missing::Drop => drop = true,
-                        Missing::Mean => row_vals.push((i, j, (ty == CellType::Number).then_some(f32::NAN), (ty != CellType::Number).then(String::new))),
+                        Missing::Mean => row_vals.push((i, j, Read::Missing)),
                         Missing::Error => {
                             let what = if s.is_empty() { "the value is empty".to_string() } else { format!("'{s}' is a missing value") };
                             let ty_name = spec.column(&headers[c]).map_or("number", |k| k.type_name);
-                            let hint = columns::missing_message(ty_name, missing).unwrap_or_default();
+                            let hint = columns::missing_hint(ty_name);
                             return Err(cell_err(line, c, format!("{what} ({hint})")));
                         }
                     },
-                    Read::Num(x) => row_vals.push((i, j, Some(x), None)),
+                    Read::Num(x) => row_vals.push((i, j, Read::Num(x))),
                     Read::Text(t) => {
                         if let Some(crate::spec::columns::ColumnKind::Text(ts)) = spec.column(&headers[c]).map(|k| &k.kind)
                             && columns::token_bound(&t, ts.split, &ts.ngrams) > crate::spec::columns::MAX_CELL_TOKENS
@@ -119,7 +119,7 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
                             let max = crate::spec::columns::MAX_CELL_TOKENS;
                             return Err(cell_err(line, c, format!("the text gives more than {max} tokens (n-grams included), more than one cell may give")));
                         }
-                        row_vals.push((i, j, None, Some(t)))
+                        row_vals.push((i, j, Read::Text(t)))
                     }
                 }
             }
@@ -145,10 +145,12 @@ pub(crate) fn read(f: &DataFile, spec: &DataSpec, io: &ModelIo) -> Result<Table,
         if drop {
             continue;
         }
-        for (i, j, x, t) in row_vals {
-            match (&mut cols[i][j], x, t) {
-                (Values::Num(v), Some(x), _) => v.push(x),
-                (Values::Str(v), _, Some(t)) => v.push(t),
+        for (i, j, read) in row_vals {
+            match (&mut cols[i][j], read) {
+                (Values::Num(v), Read::Num(x)) => v.push(x),
+                (Values::Num(v), Read::Missing) => v.push(f32::NAN),
+                (Values::Str(v), Read::Text(t)) => v.push(t),
+                (Values::Str(v), Read::Missing) => v.push(String::new()),
                 _ => unreachable!("a cell is read as its column's type"),
             }
         }

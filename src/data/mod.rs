@@ -562,6 +562,25 @@ pub fn load_with(data: &DataSpec, src: &SourceSpec, spec_dir: &Path, io: &ModelI
     prep::apply(io, read_table(data, src, spec_dir, io)?, state)
 }
 
+/// Builds the model of a spec tree as `validate` and `train` do: the
+/// shapes the spec leaves to the data resolved from the training file
+/// (`resolve_inputs`, with training's `limit`), then the graph, then the
+/// index columns checked against the Embeddings that read them.
+pub fn build(
+    root: &crate::spec::yaml::Node,
+    source: &crate::spec::Source,
+    spec_dir: &Path,
+    limit: Option<usize>,
+    diags: &mut Vec<crate::diag::Diagnostic>,
+) -> Option<(crate::spec::Spec, crate::graph::Model)> {
+    let mut index_inputs = Vec::new();
+    let built = crate::graph::from_root_with(root, source, diags, |spec, d| index_inputs = resolve_inputs(spec, spec_dir, limit, d));
+    if let Some((_, model)) = &built {
+        check_index_inputs(model, &index_inputs, diags);
+    }
+    built
+}
+
 /// An input the data's columns feed with indices, to check once the graph
 /// is built (`check_index_inputs`).
 pub struct IndexColumns {
@@ -799,11 +818,9 @@ pub fn input_widths(
         .zip(preps)
         .map(|(name, cols)| {
             let width: usize = cols.iter().map(|c| c.width()).sum();
-            // A single token sequence (or index) keeps its own axis for an Embedding.
-            let shape = vec![width];
             InputWidth {
                 name: name.clone(),
-                shape,
+                shape: vec![width],
                 origin: cols.iter().map(|c| c.origin()).collect(),
                 index_columns: cols.iter().filter(|c| c.is_index()).map(|c| c.column.clone()).collect(),
                 index_counts: cols.iter().filter_map(|c| c.index_count()).collect(),

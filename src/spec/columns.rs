@@ -97,11 +97,6 @@ impl ColumnKind {
             ColumnKind::Number | ColumnKind::Float | ColumnKind::FloatNormalized | ColumnKind::FloatRescaled { .. } | ColumnKind::FloatDiscretized { .. }
         )
     }
-
-    /// The feeding of an Embedding: one index, or a sequence of indices.
-    pub fn is_index(&self) -> bool {
-        matches!(self, ColumnKind::Categorical { output_mode: LookupMode::Int, .. } | ColumnKind::Text(TextSpec { output_mode: TextMode::Int, .. }))
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -448,7 +443,7 @@ mod tests {
             (c[1].missing, &c[1].kind),
             (Some(Missing::Mean), &ColumnKind::Categorical { integer: false, max_tokens: Some(4), num_oov_indices: 1, output_mode: LookupMode::OneHot })
         );
-        assert!(c[2].kind.is_index());
+        assert_eq!(c[2].kind, ColumnKind::Categorical { integer: true, max_tokens: None, num_oov_indices: 2, output_mode: LookupMode::Int });
         let ColumnKind::Text(t) = &c[3].kind else { panic!() };
         assert_eq!(
             (t.ngrams.clone(), t.output_mode, t.standardize, t.split),
