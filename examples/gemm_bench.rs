@@ -5,12 +5,14 @@
 //!
 //! cargo run --release --example gemm_bench [-- SAMPLES [FILTER]]
 //! Threads: RAYON_NUM_THREADS (default: all cores), as in training.
-//! Each sample runs a shape for >= 2 ms; the two implementations alternate
+//! Each sample runs a shape for >= 2 ms; the implementations (the gemm
+//! crate, ours on AVX2, ours on AVX-512 where the CPU has it) alternate
 //! sample by sample; the median GFLOP/s of each is printed, and which one
 //! `kernels::gemm::matmul` uses for that shape (`sgemm::wins`).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+use nnrun::kernels::cpu::{self, Level};
 use nnrun::kernels::gemm::{Mat, matmul_gemm_crate};
 use nnrun::kernels::sgemm;
 use std::time::Instant;
@@ -85,7 +87,12 @@ fn main() {
     let cpu = std::env::var("RAYON_NUM_THREADS").is_ok_and(|t| t == "1") && cpu_now().is_some();
     let now = || if cpu { cpu_now().unwrap() } else { Instant::now().duration_since(START.with(|s| *s)).as_secs_f64() };
     println!("timing: {}", if cpu { "thread CPU time (1 thread)" } else { "wall time" });
-    println!("{:<12} {:>7} {:>6} {:>5} {:>3}  {:>9} {:>9} {:>6} {:>5}", "shape", "m", "k", "n", "T", "gemm GF/s", "ours GF/s", "ratio", "used");
+    let levels: Vec<Level> = cpu::runnable().into_iter().filter(|&l| l >= Level::Avx2).collect();
+    print!("{:<12} {:>7} {:>6} {:>5} {:>3}  {:>9}", "shape", "m", "k", "n", "T", "gemm GF/s");
+    for l in &levels {
+        print!(" {:>11}", format!("{} GF/s", l.name()));
+    }
+    println!(" {:>6} {:>5}", "best", "used");
     for &(name, m, k, n, ta, tb, acc) in SHAPES {
         if !name.contains(&filter) {
             continue;
@@ -96,43 +103,52 @@ fn main() {
         let bv = if tb { Mat::new(&b, n, k).t() } else { Mat::new(&b, k, n) };
         let mut dst = vec![0.0f32; m * n];
         let flops = 2.0 * (m * k * n) as f64;
-        type F = fn(&mut [f32], Mat, Mat, bool);
-        fn ours(dst: &mut [f32], a: Mat, b: Mat, acc: bool) {
-            assert!(sgemm::force(dst, a, b, acc, candle_core::utils::get_num_threads()), "no AVX2+FMA");
-        }
-        let imps: [F; 2] = [matmul_gemm_crate, ours];
+        let threads = candle_core::utils::get_num_threads();
+        // Implementation 0 is the gemm crate, i > 0 ours at levels[i - 1].
+        let run = |i: usize, dst: &mut [f32]| {
+            if i == 0 {
+                matmul_gemm_crate(dst, av, bv, acc);
+            } else {
+                assert!(cpu::with_level(levels[i - 1], || sgemm::force(dst, av, bv, acc, threads)), "no AVX2+FMA");
+            }
+        };
+        let imps = levels.len() + 1;
         // Warm up and calibrate the iterations per sample (>= 2 ms).
         let mut iters = 1;
-        for f in imps {
+        for i in 0..imps {
             for _ in 0..3 {
-                f(&mut dst, av, bv, acc);
+                run(i, &mut dst);
             }
         }
         loop {
             let t = Instant::now();
             for _ in 0..iters {
-                matmul_gemm_crate(&mut dst, av, bv, acc);
+                run(0, &mut dst);
             }
             if t.elapsed().as_secs_f64() > 2e-3 {
                 break;
             }
             iters *= 2;
         }
-        let mut rates = [Vec::new(), Vec::new()];
+        let mut rates = vec![Vec::new(); imps];
         for _ in 0..samples {
-            for (f, r) in imps.iter().zip(rates.iter_mut()) {
+            for (i, r) in rates.iter_mut().enumerate() {
                 dst.fill(0.0);
                 let t = now();
                 for _ in 0..iters {
-                    f(&mut dst, av, bv, acc);
+                    run(i, &mut dst);
                 }
                 r.push(flops * iters as f64 / (now() - t) / 1e9);
             }
         }
-        let g = median(&mut rates[0]);
-        let o = median(&mut rates[1]);
+        let med: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
         let t = format!("{}{}", if ta { "T" } else { "N" }, if tb { "T" } else { "N" });
         let used = if sgemm::wins(av, bv) { "ours" } else { "gemm" };
-        println!("{name:<12} {m:>7} {k:>6} {n:>5} {t:>3}  {g:>9.1} {o:>9.1} {:>6.2} {used:>5}", o / g);
+        print!("{name:<12} {m:>7} {k:>6} {n:>5} {t:>3}  {:>9.1}", med[0]);
+        for x in &med[1..] {
+            print!(" {x:>11.1}");
+        }
+        let best = med[1..].iter().cloned().fold(0.0, f64::max);
+        println!(" {:>6.2} {used:>5}", best / med[0]);
     }
 }

@@ -5,6 +5,7 @@
 //! and falls back to plain ops on devices other than the CPU.
 
 pub mod conv;
+pub mod cpu;
 pub mod dense;
 pub mod gemm;
 pub mod loss;

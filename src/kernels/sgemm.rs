@@ -1,29 +1,41 @@
-//! nnrun's own f32 matrix multiply for x86-64 with AVX2 and FMA: a BLIS-style
-//! loop nest (kc/mc/nc cache blocks, 6x16 register tiles) written for the
-//! shapes training produces, which are far from square (conv1 has k = 9, the
-//! conv weight gradients have k = batch * H * W and m, n <= 288, the MLP's
-//! second layer has n = 10).
+//! nnrun's own f32 matrix multiply for x86-64, AVX-512 or AVX2+FMA (picked at
+//! run time, `cpu::level`): a BLIS-style loop nest (kc/mc/nc cache blocks,
+//! 12x32 register tiles on AVX-512, 6x16 on AVX2) written for the shapes
+//! training produces, which are far from square (conv1 has k = 9, the conv
+//! weight gradients have k = batch * H * W and m, n <= 288, the MLP's second
+//! layer has n = 10).
 //!
 //! What differs from the general-purpose `gemm` crate:
 //! - A is read in place when it is row- or column-major and packing would not
 //!   pay (k = 9 forward convolutions: packing A would cost as much as the
 //!   products); B is read in place for small m (weight gradients);
-//! - columns left over past the last full 16-wide panel run an 8-wide kernel
-//!   (n = 10: 16 + 0 lanes instead of 16 + 16);
+//! - columns left over past the last full panel run a half-width kernel
+//!   (n = 10: 16 lanes, not 32);
 //! - two threads split C into fixed halves (rows or columns, whichever has
 //!   more panels), so every element is summed in the same order on every
 //!   run, whatever the timing, and on one thread as on two;
+//! - every element of C is the same chain of FMAs over k (in KC blocks) on
+//!   both instruction sets, so AVX-512 and AVX2 give the same bits;
 //! - the pack buffers are per thread and kept, so the hot path allocates
 //!   nothing after the first call.
 //!
-//! `gemm.rs` routes f32 products here when the CPU has AVX2 and FMA and
-//! falls back to the `gemm` crate otherwise (and on other architectures).
+//! `gemm.rs` routes f32 products here where they measured faster and falls
+//! back to the `gemm` crate otherwise (and on other architectures).
 
+use super::cpu::Level;
 use super::gemm::Mat;
 
-/// Register tile: MR rows of C times NR columns (two 8-lane vectors).
-pub const MR: usize = 6;
-pub const NR: usize = 16;
+/// Register tile of a level: MR rows of C times NR columns (two vectors).
+pub fn tile(level: Level) -> (usize, usize) {
+    match level {
+        Level::Avx512 => (MR512, NR512),
+        _ => (MR, NR),
+    }
+}
+const MR: usize = 6;
+const NR: usize = 16;
+const MR512: usize = 12;
+const NR512: usize = 32;
 /// Most depth of one pass: a KC x 16 panel of B (24 KiB) stays in Zen 3's
 /// 32 KiB L1d. Passes are equal (k = 784: 3 x 262); 384 rather than 256 keeps
 /// conv2's k = 288 in one pass (C read and written once: 7744 x 64 floats
@@ -43,17 +55,15 @@ const PARALLEL_FLOPS: usize = 1 << 20;
 /// single-threaded the two kernels are on a par.
 const MIN_FLOPS: usize = 1 << 22;
 
-/// Whether this CPU runs the AVX2+FMA kernel (checked once).
+/// The level our kernel runs on this thread (None: the CPU, or NNRUN_ISA,
+/// leaves only the portable path).
+fn level() -> Option<Level> {
+    Some(super::cpu::level()).filter(|&l| l >= Level::Avx2)
+}
+
+/// Whether this CPU runs our kernel (AVX2+FMA or AVX-512).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *OK.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    level().is_some()
 }
 
 /// `dst (m x n, row-major contiguous) = (accumulate ? dst : 0) + a @ b` on up
@@ -65,9 +75,6 @@ pub fn available() -> bool {
 /// `dst.len() != m * n`, or a view reaching past its slice. The check runs
 /// once per product, before the kernel's unchecked reads and writes.
 pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
-    if !available() {
-        return false;
-    }
     force(dst, a, b, accumulate, threads)
 }
 
@@ -95,9 +102,9 @@ pub fn wins(a: Mat, b: Mat) -> bool {
 /// `sgemm` whatever `wins` says (tests and benchmarks). Panics as `sgemm`.
 #[doc(hidden)]
 pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
-    if !available() {
+    let Some(level) = level() else {
         return false;
-    }
+    };
     // Everything the unsafe code below relies on about the views: with these,
     // every offset it forms is at most the last element of a view.
     super::gemm::check_views(dst, a, b);
@@ -115,23 +122,24 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
         // Few columns (n = 10) pad the 16-wide tiles more than few rows pad
         // the 6-high ones: compute C^T = B^T A^T instead, when A is stored
         // transposed (else packing B' = A^T would gather every element).
-        let (m, n, p) = if padded(n, m) * 4 < padded(m, n) * 3 && a.rs == 1 {
+        let (mr, nr) = tile(level);
+        let (m, n, p) = if padded(n, m, mr, nr) * 4 < padded(m, n, mr, nr) * 3 && a.rs == 1 {
             let t = Problem { a: p.b, ars: p.bcs, acs: p.brs, b: p.a, brs: p.acs, bcs: p.ars, crs: 1, ccs: n, ..p };
             (n, m, t)
         } else {
             (m, n, p)
         };
-        let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+        let (mp, np) = (m.div_ceil(mr), n.div_ceil(nr));
         // Twice as many parts as threads: a helper that wakes late still gets
         // work, and the caller never waits long for one.
         let flops = super::gemm::flops(m, k, n);
         let parts = if threads > 1 && flops >= PARALLEL_FLOPS { threads.saturating_mul(2).min(mp.max(np)) } else { 1 };
         if parts <= 1 {
-            // SAFETY: available() detected AVX2 and FMA at run time (block's
-            // target features); check_views put every element of the m x k,
-            // k x n and m x n views of p inside their slices, which dst's
-            // exclusive borrow keeps alive and unaliased for this call.
-            unsafe { x86::block(&p, 0, m, 0, n) };
+            // SAFETY: cpu::level detected the level's features at run time
+            // (block's target features); check_views put every element of
+            // the m x k, k x n and m x n views of p inside their slices, which
+            // dst's exclusive borrow keeps alive and unaliased for this call.
+            unsafe { x86::block(level, &p, 0, m, 0, n) };
             return true;
         }
         // Fixed split in whole panels: deterministic, and no two parts write
@@ -147,7 +155,7 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
             m >= n
         };
         let panels = if by_rows { mp } else { np };
-        let (unit, len) = if by_rows { (MR, m) } else { (NR, n) };
+        let (unit, len) = if by_rows { (mr, m) } else { (nr, n) };
         let range = |i: usize| {
             let lo = (panels * i / parts * unit).min(len);
             let hi = (panels * (i + 1) / parts * unit).min(len);
@@ -160,7 +168,7 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
                 // views checked); lo < hi <= m (n), and the parts cover
                 // disjoint rows (columns) of C, so no two threads write the
                 // same element; par::run returns only once every part is done.
-                unsafe { if by_rows { x86::block(&p, lo, hi, 0, n) } else { x86::block(&p, 0, m, lo, hi) } }
+                unsafe { if by_rows { x86::block(level, &p, lo, hi, 0, n) } else { x86::block(level, &p, 0, m, lo, hi) } }
             }
         };
         super::par::run(parts, threads, &job);
@@ -168,20 +176,20 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (dst, a, b, accumulate, threads);
+        let _ = (dst, a, b, accumulate, threads, level);
         unreachable!()
     }
 }
 
-/// C elements computed for an m x n product, padding included.
-fn padded(m: usize, n: usize) -> usize {
-    let cols = n / NR * NR
-        + match n % NR {
-            0 => 0,
-            1..=8 => 8,
-            _ => NR,
-        };
-    m.div_ceil(MR) * MR * cols
+/// C elements computed for an m x n product with mr x nr tiles, padding
+/// included (a last panel up to nr / 2 wide runs the half-width kernel).
+fn padded(m: usize, n: usize, mr: usize, nr: usize) -> usize {
+    let rest = match n % nr {
+        0 => 0,
+        r if r <= nr / 2 => nr / 2,
+        _ => nr,
+    };
+    m.div_ceil(mr) * mr * (n / nr * nr + rest)
 }
 
 /// The operands as raw strided pointers (shared read-only between threads;
@@ -207,7 +215,7 @@ unsafe impl Sync for Problem {}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{KC, MC, MR, NC, NR, Problem};
+    use super::{KC, Level, MC, MR, MR512, NC, NR, NR512, Problem};
     use std::arch::x86_64::*;
     use std::cell::RefCell;
 
@@ -230,9 +238,9 @@ mod x86 {
 
     #[derive(Default)]
     struct Bufs {
-        /// Packed A block: ceil(MC / MR) panels of MR x KC (column-major, cs = MR).
+        /// Packed A block: ceil(MC / mr) panels of mr x KC (column-major, cs = mr).
         a: Buf,
-        /// Packed B block: ceil(NC / NR) panels of KC x NR (row-major, rs = NR).
+        /// Packed B block: ceil(NC / nr) panels of KC x nr (row-major, rs = nr).
         b: Buf,
         /// The partial last row panel of A when A is read in place.
         a_edge: Buf,
@@ -244,34 +252,137 @@ mod x86 {
         static BUFS: RefCell<Bufs> = RefCell::new(Bufs::default());
     }
 
-    /// Packs rows i0..i0+mr (mr <= MR), depths p0..p0+kc of A into one
-    /// column-major MR x kc panel (zero rows past mr).
+    /// One instruction set's register tile: the loop nest below is written
+    /// once, generic over it, and compiled once per level inside that
+    /// level's `#[target_feature]` entry point.
+    trait Tile {
+        /// Rows of C per tile.
+        const MR: usize;
+        /// Columns of C per tile (two vectors); a last panel of at most
+        /// NR / 2 columns runs the one-vector kernel.
+        const NR: usize;
+        /// An MR x NR (`wide`) or MR x NR/2 tile of C (+)= A panel @ B panel
+        /// over kc. A: `ap[r * a_stride + q]` when `a_rows`, else
+        /// `ap[r + q * a_stride]`; B: `bp[q * brs + j]`, NR (NR / 2) readable
+        /// columns. Only the mr x nr corner of C is written, at
+        /// `c[r * crs + j * ccs]`.
+        ///
+        /// # Safety
+        /// The CPU has the level's features; those A elements (r < MR, q <
+        /// kc) and B elements are readable, those C elements (r < mr <= MR,
+        /// j < nr <= the tile's width) readable and writable, and C
+        /// overlaps neither.
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn tile(
+            wide: bool,
+            a_rows: bool,
+            kc: usize,
+            ap: *const f32,
+            a_stride: usize,
+            bp: *const f32,
+            brs: usize,
+            c: *mut f32,
+            crs: usize,
+            ccs: usize,
+            mr: usize,
+            nr: usize,
+            acc: bool,
+        );
+    }
+
+    struct Avx2;
+    struct Avx512;
+
+    impl Tile for Avx2 {
+        const MR: usize = MR;
+        const NR: usize = NR;
+        #[inline(always)]
+        unsafe fn tile(
+            wide: bool,
+            a_rows: bool,
+            kc: usize,
+            ap: *const f32,
+            a_stride: usize,
+            bp: *const f32,
+            brs: usize,
+            c: *mut f32,
+            crs: usize,
+            ccs: usize,
+            mr: usize,
+            nr: usize,
+            acc: bool,
+        ) {
+            // SAFETY: the trait's contract is kernel256's, with NV = 2 (wide) or 1.
+            unsafe {
+                match (wide, a_rows) {
+                    (true, true) => kernel256::<2, true>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                    (true, false) => kernel256::<2, false>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                    (false, true) => kernel256::<1, true>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                    (false, false) => kernel256::<1, false>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                }
+            }
+        }
+    }
+
+    impl Tile for Avx512 {
+        const MR: usize = MR512;
+        const NR: usize = NR512;
+        #[inline(always)]
+        unsafe fn tile(
+            wide: bool,
+            a_rows: bool,
+            kc: usize,
+            ap: *const f32,
+            a_stride: usize,
+            bp: *const f32,
+            brs: usize,
+            c: *mut f32,
+            crs: usize,
+            ccs: usize,
+            mr: usize,
+            nr: usize,
+            acc: bool,
+        ) {
+            // SAFETY: the trait's contract is kernel512's, with NV = 2 (wide) or 1.
+            unsafe {
+                match (wide, a_rows) {
+                    (true, true) => kernel512::<2, true>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                    (true, false) => kernel512::<2, false>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                    (false, true) => kernel512::<1, true>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                    (false, false) => kernel512::<1, false>(kc, ap, a_stride, bp, brs, c, crs, ccs, mr, nr, acc),
+                }
+            }
+        }
+    }
+
+    /// Packs rows i0..i0+mr (mr <= t), depths p0..p0+kc of A into one
+    /// column-major t x kc panel (zero rows past mr).
     ///
     /// # Safety
     /// Rows i0..i0+mr and depths p0..p0+kc lie inside p's A view; dst has
-    /// MR * kc writable elements that alias nothing p points to.
+    /// t * kc writable elements that alias nothing p points to.
     #[inline(always)]
-    unsafe fn pack_a_panel(p: &Problem, i0: usize, mr: usize, p0: usize, kc: usize, dst: *mut f32) {
+    unsafe fn pack_a_panel(p: &Problem, t: usize, i0: usize, mr: usize, p0: usize, kc: usize, dst: *mut f32) {
         // SAFETY: every read is element (i0 + r, p0 + q) of A with r < mr,
         // q < kc, at (i0 + r) * ars + (p0 + q) * acs (the copy: ars == 1,
-        // MR consecutive rows); every write is dst[q * MR + r] < MR * kc.
+        // t consecutive rows); every write is dst[q * t + r] < t * kc.
         unsafe {
-            if p.ars == 1 && mr == MR {
+            if p.ars == 1 && mr == t {
                 for q in 0..kc {
                     let s = p.a.add(i0 + (p0 + q) * p.acs);
-                    std::ptr::copy_nonoverlapping(s, dst.add(q * MR), MR);
+                    std::ptr::copy_nonoverlapping(s, dst.add(q * t), t);
                 }
                 return;
             }
-            for r in 0..MR {
+            for r in 0..t {
                 if r < mr {
                     let s = p.a.add((i0 + r) * p.ars + p0 * p.acs);
                     for q in 0..kc {
-                        *dst.add(q * MR + r) = *s.add(q * p.acs);
+                        *dst.add(q * t + r) = *s.add(q * p.acs);
                     }
                 } else {
                     for q in 0..kc {
-                        *dst.add(q * MR + r) = 0.0;
+                        *dst.add(q * t + r) = 0.0;
                     }
                 }
             }
@@ -316,43 +427,70 @@ mod x86 {
         }
     }
 
-    /// C[i0..i1, j0..j1] (+)= A[i0..i1, :] @ B[:, j0..j1], single-threaded.
+    /// C[i0..i1, j0..j1] (+)= A[i0..i1, :] @ B[:, j0..j1], single-threaded,
+    /// on `level`'s kernel (AVX2 or AVX-512).
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA (detected at run time). Every element of p's
-    /// A (m x k), B (k x n) and C (m x n) views is in bounds, where m and n
-    /// are the sizes the caller checked, i0 < i1 <= m and j0 < j1 <= n, k > 0;
-    /// C overlaps neither A nor B, and no other thread touches C[i0..i1,
-    /// j0..j1] during the call.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize) {
+    /// The CPU has the level's features (detected at run time). Every
+    /// element of p's A (m x k), B (k x n) and C (m x n) views is in bounds,
+    /// where m and n are the sizes the caller checked, i0 < i1 <= m and j0 <
+    /// j1 <= n, k > 0; C overlaps neither A nor B, and no other thread
+    /// touches C[i0..i1, j0..j1] during the call.
+    pub(super) unsafe fn block(level: Level, p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize) {
         BUFS.with(|bufs| {
             let mut bufs = bufs.borrow_mut();
-            // SAFETY: the caller's guarantees, forwarded unchanged; the
-            // buffers are this thread's own, borrowed once (no reentrancy).
-            unsafe { block_with(p, i0, i1, j0, j1, &mut bufs) }
+            // SAFETY: the caller's guarantees, forwarded unchanged (the level
+            // names the features detected); the buffers are this thread's
+            // own, borrowed once (no reentrancy).
+            unsafe {
+                match level {
+                    Level::Avx512 => block_avx512(p, i0, i1, j0, j1, &mut bufs),
+                    _ => block_avx2(p, i0, i1, j0, j1, &mut bufs),
+                }
+            }
         })
     }
 
-    /// `block` with this thread's pack buffers.
+    /// `block_with` compiled for AVX2 + FMA.
     ///
     /// # Safety
-    /// As `block`.
+    /// As `block`, with AVX2 and FMA detected.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_with(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
+    unsafe fn block_avx2(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
+        // SAFETY: forwarded; the features are this function's.
+        unsafe { block_with::<Avx2>(p, i0, i1, j0, j1, bufs) }
+    }
+
+    /// `block_with` compiled for AVX-512.
+    ///
+    /// # Safety
+    /// As `block`, with AVX-512F/VL/BW/DQ, AVX2 and FMA detected.
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+    unsafe fn block_avx512(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
+        // SAFETY: forwarded; the features are this function's.
+        unsafe { block_with::<Avx512>(p, i0, i1, j0, j1, bufs) }
+    }
+
+    /// The loop nest, generic over the register tile.
+    ///
+    /// # Safety
+    /// As `block`, with T's features detected.
+    #[inline(always)]
+    unsafe fn block_with<T: Tile>(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
+        let (mr_t, nr_t, half) = (T::MR, T::NR, T::NR / 2);
         let (m, n, k) = (i1 - i0, j1 - j0, p.k);
         // B is packed when it is not row-major or when each panel serves many
         // row panels; A when it is neither row- nor column-major, or when it is
         // column-major (transposed) and serves many column panels.
-        let pack_b = p.bcs != 1 || m > 4 * MR;
-        let pack_a = p.acs != 1 && (p.ars != 1 || n > 2 * NR);
+        let pack_b = p.bcs != 1 || m > 4 * mr_t;
+        let pack_a = p.acs != 1 && (p.ars != 1 || n > 2 * nr_t);
         let a_row = p.acs == 1; // in-place A: row-major (else column-major)
         // Equal depth blocks (k = 288: 144 + 144, not 256 + 32).
         let kcb = k.div_ceil(k.div_ceil(KC));
-        let abuf = if pack_a { bufs.a.get(MC.div_ceil(MR) * MR * kcb) } else { std::ptr::null_mut() };
-        let bbuf = if pack_b { bufs.b.get(NC.div_ceil(NR) * NR * kcb) } else { std::ptr::null_mut() };
-        let aedge = bufs.a_edge.get(MR * kcb);
-        let bedge = bufs.b_edge.get(NR * kcb);
+        let abuf = if pack_a { bufs.a.get(MC.div_ceil(mr_t) * mr_t * kcb) } else { std::ptr::null_mut() };
+        let bbuf = if pack_b { bufs.b.get(NC.div_ceil(nr_t) * nr_t * kcb) } else { std::ptr::null_mut() };
+        let aedge = bufs.a_edge.get(mr_t * kcb);
+        let bedge = bufs.b_edge.get(nr_t * kcb);
         // Panel pointers are formed with wrapping_add (safe, and in bounds by
         // the loop bounds); the SAFETY comments below are about their use.
         // The loops keep jc + jr < n, ic + ir < m, pc < k, nr <= NR, mr <= MR
@@ -368,13 +506,13 @@ mod x86 {
                 if pack_b {
                     let mut jr = 0;
                     while jr < nc {
-                        let nr = NR.min(nc - jr);
-                        let w = if nr <= 8 { 8 } else { NR };
+                        let nr = nr_t.min(nc - jr);
+                        let w = if nr <= half { half } else { nr_t };
                         // SAFETY: columns j0+jc+jr.. +nr <= j1 and depths pc..pc+kc <= k
                         // are in B's view (block's contract); panel jr / NR of the
                         // packed B buffer holds kcb * NR >= kc * w elements.
                         unsafe { pack_b_panel(p, j0 + jc + jr, nr, w, pc, kc, bbuf.wrapping_add(jr * kcb)) };
-                        jr += NR;
+                        jr += nr_t;
                     }
                 }
                 let mut ic = 0;
@@ -386,23 +524,23 @@ mod x86 {
                             // SAFETY: rows i0+ic+ir.. (at most MR, all < i1) and depths
                             // pc..pc+kc are in A's view; panel ir / MR of the packed A
                             // buffer holds MR * kcb >= MR * kc elements.
-                            unsafe { pack_a_panel(p, i0 + ic + ir, MR.min(mc - ir), pc, kc, abuf.wrapping_add(ir * kcb)) };
-                            ir += MR;
+                            unsafe { pack_a_panel(p, mr_t, i0 + ic + ir, mr_t.min(mc - ir), pc, kc, abuf.wrapping_add(ir * kcb)) };
+                            ir += mr_t;
                         }
-                    } else if mc % MR != 0 {
-                        let ir = mc - mc % MR;
+                    } else if mc % mr_t != 0 {
+                        let ir = mc - mc % mr_t;
                         // SAFETY: the last mc - ir < MR rows (all < i1) and depths
                         // pc..pc+kc are in A's view; aedge holds MR * kcb elements.
-                        unsafe { pack_a_panel(p, i0 + ic + ir, mc - ir, pc, kc, aedge) };
+                        unsafe { pack_a_panel(p, mr_t, i0 + ic + ir, mc - ir, pc, kc, aedge) };
                     }
                     let mut jr = 0;
                     while jr < nc {
-                        let nr = NR.min(nc - jr);
+                        let nr = nr_t.min(nc - jr);
                         let col = j0 + jc + jr;
                         let (bp, brs) = if pack_b {
-                            (bbuf.wrapping_add(jr * kcb) as *const f32, if nr <= 8 { 8 } else { NR })
-                        } else if nr < NR {
-                            let w = if nr <= 8 { 8 } else { NR };
+                            (bbuf.wrapping_add(jr * kcb) as *const f32, if nr <= half { half } else { nr_t })
+                        } else if nr < nr_t {
+                            let w = if nr <= half { half } else { nr_t };
                             // SAFETY: columns col..col+nr <= j1 and depths pc..pc+kc are
                             // in B's view; bedge holds NR * kcb >= w * kc elements.
                             unsafe { pack_b_panel(p, col, nr, w, pc, kc, bedge) };
@@ -414,37 +552,30 @@ mod x86 {
                         };
                         let mut ir = 0;
                         while ir < mc {
-                            let mr = MR.min(mc - ir);
+                            let mr = mr_t.min(mc - ir);
                             let row = i0 + ic + ir;
                             let c = p.c.wrapping_add(row * p.crs + col * p.ccs);
                             // In place: A is row-major (a_row) or column-major (pack_a
                             // false and acs != 1 means ars == 1), all MR rows exist.
                             let (ap, a_stride, in_rows) = if pack_a {
-                                (abuf.wrapping_add(ir * kcb) as *const f32, MR, false)
-                            } else if mr < MR {
-                                (aedge as *const f32, MR, false)
+                                (abuf.wrapping_add(ir * kcb) as *const f32, mr_t, false)
+                            } else if mr < mr_t {
+                                (aedge as *const f32, mr_t, false)
                             } else if a_row {
                                 (p.a.wrapping_add(row * p.ars + pc), p.ars, true)
                             } else {
                                 (p.a.wrapping_add(row + pc * p.acs), p.acs, false)
                             };
-                            // SAFETY: AVX2 and FMA were detected (block's contract). A:
+                            // SAFETY: T's features were detected (block's contract). A:
                             // an MR x kc panel, packed (zero-padded) or in place with
-                            // MR real rows at the strides above; B: kc rows of 8 NV
-                            // readable columns (packed w = 8 NV wide, or in place with
-                            // nr = NR = 16 columns when NV = 2); C: only the mr x nr
-                            // corner at row, col is touched, inside block's part of C.
-                            unsafe {
-                                match (nr <= 8, in_rows) {
-                                    (false, true) => kernel::<2, true>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
-                                    (false, false) => kernel::<2, false>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
-                                    (true, true) => kernel::<1, true>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
-                                    (true, false) => kernel::<1, false>(kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc),
-                                }
-                            }
-                            ir += MR;
+                            // MR real rows at the strides above; B: kc rows of NR (or
+                            // NR / 2 when nr <= NR / 2) readable columns (packed that
+                            // wide, or in place with nr = NR columns); C: only the mr x
+                            // nr corner at row, col is touched, inside block's part of C.
+                            unsafe { T::tile(nr > half, in_rows, kc, ap, a_stride, bp, brs, c, p.crs, p.ccs, mr, nr, acc) };
+                            ir += mr_t;
                         }
-                        jr += NR;
+                        jr += nr_t;
                     }
                     ic += MC;
                 }
@@ -454,10 +585,7 @@ mod x86 {
         }
     }
 
-    /// One MR x (8 NV) tile of C (+)= A panel @ B panel over kc.
-    /// A: `ap[r * a_stride + q]` when `A_ROWS`, else `ap[r + q * a_stride]`;
-    /// B: `bp[q * brs + j]`, 8 NV readable columns. Only the mr x nr corner
-    /// of C is written, at `c[r * crs + j * ccs]`.
+    /// One MR x (8 NV) tile on AVX2 (see `Tile::tile`).
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; those A elements (r < MR, q < kc) and B
@@ -465,7 +593,7 @@ mod x86 {
     /// MR, j < nr <= 8 NV) readable and writable, and C overlaps neither.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn kernel<const NV: usize, const A_ROWS: bool>(
+    unsafe fn kernel256<const NV: usize, const A_ROWS: bool>(
         kc: usize,
         ap: *const f32,
         a_stride: usize,
@@ -545,10 +673,110 @@ mod x86 {
             }
         }
     }
+
+    /// One MR512 x (16 NV) tile on AVX-512 (see `Tile::tile`). Partial
+    /// tiles of a row-major C are written with masked stores.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; those A elements (r < MR512, q < kc) and B
+    /// elements (q < kc, j < 16 NV) are readable, those C elements (r < mr
+    /// <= MR512, j < nr <= 16 NV) readable and writable, and C overlaps
+    /// neither.
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel512<const NV: usize, const A_ROWS: bool>(
+        kc: usize,
+        ap: *const f32,
+        a_stride: usize,
+        bp: *const f32,
+        brs: usize,
+        c: *mut f32,
+        crs: usize,
+        ccs: usize,
+        mr: usize,
+        nr: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY: every pointer formed and dereferenced below is one of the
+        // elements the contract above makes readable (A, B) or writable (the
+        // mr x nr corner of C: rows r < mr, and per vector only the lanes
+        // j < nr the mask enables; masked loads and stores touch no
+        // disabled lane); the tile buffer is MR512 x NR512 >= MR512 x 16 NV;
+        // loadu/storeu need no alignment; the intrinsics need AVX-512F,
+        // detected.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); NV]; MR512];
+            if A_ROWS {
+                let rows: [*const f32; MR512] = std::array::from_fn(|r| ap.add(r * a_stride));
+                let mut b = bp;
+                for q in 0..kc {
+                    let mut bv = [_mm512_setzero_ps(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = _mm512_loadu_ps(b.add(16 * v));
+                    }
+                    for (row, ar) in acc.iter_mut().zip(rows) {
+                        let av = _mm512_set1_ps(*ar.add(q));
+                        for v in 0..NV {
+                            row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
+                        }
+                    }
+                    b = b.add(brs);
+                }
+            } else {
+                let (mut a, mut b) = (ap, bp);
+                for _ in 0..kc {
+                    let mut bv = [_mm512_setzero_ps(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = _mm512_loadu_ps(b.add(16 * v));
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = _mm512_set1_ps(*a.add(r));
+                        for v in 0..NV {
+                            row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
+                        }
+                    }
+                    a = a.add(a_stride);
+                    b = b.add(brs);
+                }
+            }
+            if ccs == 1 {
+                for (r, row) in acc.iter().enumerate().take(mr) {
+                    let cr = c.add(r * crs);
+                    for (v, x) in row.iter().enumerate() {
+                        let lanes = nr.saturating_sub(16 * v).min(16);
+                        if lanes == 16 {
+                            let y = if accumulate { _mm512_add_ps(*x, _mm512_loadu_ps(cr.add(16 * v))) } else { *x };
+                            _mm512_storeu_ps(cr.add(16 * v), y);
+                        } else if lanes > 0 {
+                            let mask: __mmask16 = (1u16 << lanes) - 1;
+                            let y = if accumulate { _mm512_add_ps(*x, _mm512_maskz_loadu_ps(mask, cr.add(16 * v))) } else { *x };
+                            _mm512_mask_storeu_ps(cr.add(16 * v), mask, y);
+                        }
+                    }
+                }
+            } else {
+                let mut tile = [0.0f32; MR512 * NR512];
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, x) in row.iter().enumerate() {
+                        _mm512_storeu_ps(tile.as_mut_ptr().add(r * NR512 + 16 * v), *x);
+                    }
+                }
+                for r in 0..mr {
+                    let cr = c.add(r * crs);
+                    for j in 0..nr {
+                        let x = tile[r * NR512 + j];
+                        let cj = cr.add(j * ccs);
+                        *cj = if accumulate { *cj + x } else { x };
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::cpu::with_level;
     use super::*;
 
     fn vals(n: usize, seed: u32) -> Vec<f32> {
@@ -568,12 +796,16 @@ mod tests {
         out
     }
 
+    /// The levels our kernel runs on this CPU (AVX2 and, where present,
+    /// AVX-512): every test runs each in turn.
+    fn levels() -> Vec<Level> {
+        super::super::cpu::runnable().into_iter().filter(|&l| l >= Level::Avx2).collect()
+    }
+
     /// Every layout of A and B (row-major, transposed view, and a strided
-    /// sub-matrix view), with and without accumulate, on 1 and 2 threads.
+    /// sub-matrix view), with and without accumulate, on 1, 2 and 3 threads
+    /// and every level: the same bits on each.
     fn check(m: usize, k: usize, n: usize) {
-        if !available() {
-            return;
-        }
         let a = vals(m * k, 1);
         let b = vals(k * n, 2);
         let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(); // (k, m)
@@ -588,16 +820,21 @@ mod tests {
                 for accumulate in [false, true] {
                     let want = reference(av, bv, if accumulate { &init } else { &zeros });
                     let mut first: Option<Vec<f32>> = None;
-                    for threads in [1, 2, 3] {
-                        let mut dst = if accumulate { init.clone() } else { vec![f32::NAN; m * n] };
-                        assert!(force(&mut dst, av, bv, accumulate, threads));
-                        for (idx, (x, y)) in dst.iter().zip(&want).enumerate() {
-                            assert!((*x as f64 - y).abs() <= tol, "{m}x{k}x{n} a{ai} b{bi} acc={accumulate} threads={threads} at {idx}: {x} vs {y}");
-                        }
-                        // Same bits whatever the number of threads.
-                        match &first {
-                            None => first = Some(dst),
-                            Some(f) => assert!(f.iter().zip(&dst).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{n} threads={threads}"),
+                    for level in levels() {
+                        for threads in [1, 2, 3] {
+                            let mut dst = if accumulate { init.clone() } else { vec![f32::NAN; m * n] };
+                            assert!(with_level(level, || force(&mut dst, av, bv, accumulate, threads)));
+                            for (idx, (x, y)) in dst.iter().zip(&want).enumerate() {
+                                assert!(
+                                    (*x as f64 - y).abs() <= tol,
+                                    "{m}x{k}x{n} a{ai} b{bi} acc={accumulate} {level:?} threads={threads} at {idx}: {x} vs {y}"
+                                );
+                            }
+                            // Same bits whatever the number of threads or the level.
+                            match &first {
+                                None => first = Some(dst),
+                                Some(f) => assert!(f.iter().zip(&dst).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{n} {level:?} threads={threads}"),
+                            }
                         }
                     }
                 }
@@ -606,9 +843,17 @@ mod tests {
     }
 
     #[test]
+    fn portable_level_declines() {
+        let data = vec![1.0f32; 4];
+        let mut dst = vec![7.0; 4];
+        assert!(!with_level(Level::Portable, || force(&mut dst, Mat::new(&data, 2, 2), Mat::new(&data, 2, 2), false, 1)));
+        assert!(dst.iter().all(|&x| x == 7.0));
+    }
+
+    #[test]
     fn odd_and_edge_sizes() {
-        for &m in &[1, 5, 6, 7, 17, 31] {
-            for &n in &[1, 5, 8, 10, 16, 17, 31] {
+        for &m in &[1, 5, 6, 7, 12, 13, 17, 31] {
+            for &n in &[1, 5, 8, 10, 16, 17, 31, 32, 33, 47] {
                 for &k in &[1, 2, 9, 17] {
                     check(m, k, n);
                 }
