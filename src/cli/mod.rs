@@ -59,6 +59,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Plot(args) => plot::run(&args),
     };
+    if crate::kernels::stats::enabled() {
+        eprint!("NNRUN_PROFILE=gemm: matrix products by shape ({})\n{}", crate::kernels::cpu::describe(), crate::kernels::stats::report());
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A kernel path, from slowest to fastest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,6 +98,31 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(FORCED.with(|f| f.replace(Some(level.min(detected())))));
     f()
+}
+
+/// Whether this thread's kernels can multiply in bf16 (AVX512_BF16's
+/// `vdpbf16ps`, on the AVX-512 level).
+pub fn bf16() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    let has = *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512bf16"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let has = *HAS.get_or_init(|| false);
+    has && level() == Level::Avx512
+}
+
+/// `training.mixed_precision: mixed_bfloat16` for this process: every
+/// matrix product through `gemm::matmul` rounds its inputs to bf16 and
+/// accumulates in f32 (the weights, their gradients and the optimizer stay
+/// f32). One process trains one model, so the switch is process-wide.
+static MIXED_BF16: AtomicBool = AtomicBool::new(false);
+
+pub fn set_mixed_bf16(on: bool) {
+    MIXED_BF16.store(on, Ordering::Relaxed);
+}
+
+pub fn mixed_bf16() -> bool {
+    MIXED_BF16.load(Ordering::Relaxed)
 }
 
 /// What `nnrun --version` and benchmarks print.

@@ -58,11 +58,15 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     if !prepare(dst, a, b, accumulate) {
         return;
     }
+    let timer = super::stats::start();
     // Our kernel where it measured faster, else the gemm crate.
-    if super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, super::par::threads()) {
-        return;
+    let ours = super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, super::par::threads());
+    if !ours {
+        matmul_gemm_crate(dst, a, b, accumulate);
     }
-    matmul_gemm_crate(dst, a, b, accumulate);
+    if let Some(t) = timer {
+        t.stop((a.rows, a.cols, b.cols), a.rs == 1 && a.cs != 1, b.cs != 1, if ours { "ours" } else { "gemm" });
+    }
 }
 
 /// `matmul` through the `gemm` crate: the fallback, and the baseline of

@@ -15,3 +15,4 @@ pub mod pool;
 pub mod rnn;
 pub mod sgemm;
 pub mod sink;
+pub mod stats;

@@ -90,6 +90,11 @@ pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
 /// (LSTM steps, the n = 10 dense layer, under 2^22 flops: 0.3-1.07x, very
 /// load-dependent) stay on the gemm crate.
 pub fn wins(a: Mat, b: Mat) -> bool {
+    match choice() {
+        Choice::Auto => {}
+        Choice::Ours => return true,
+        Choice::Crate => return false,
+    }
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if super::gemm::flops(m, k, n) < MIN_FLOPS {
         return false;
@@ -99,12 +104,53 @@ pub fn wins(a: Mat, b: Mat) -> bool {
     (a_transposed && (k <= 2048 || m >= 64)) || (b_transposed && !a_transposed) || k <= 16
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Auto,
+    Ours,
+    Crate,
+}
+
+/// `NNRUN_GEMM=ours|gemm` overrides `wins` for every product (A/B runs of
+/// whole trainings, where the products run with cold caches).
+fn choice() -> Choice {
+    static C: std::sync::OnceLock<Choice> = std::sync::OnceLock::new();
+    *C.get_or_init(|| match std::env::var("NNRUN_GEMM").as_deref() {
+        Ok("ours") => Choice::Ours,
+        Ok("gemm") => Choice::Crate,
+        _ => Choice::Auto,
+    })
+}
+
 /// `sgemm` whatever `wins` says (tests and benchmarks). Panics as `sgemm`.
 #[doc(hidden)]
 pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
     let Some(level) = level() else {
         return false;
     };
+    run(dst, a, b, accumulate, threads, Path::F32(level))
+}
+
+/// `dst (m x n) = (accumulate ? dst : 0) + bf16(a) @ bf16(b)`: both operands
+/// rounded to bf16 (to nearest even) as they are packed, products summed in
+/// f32 by AVX512_BF16's `vdpbf16ps` (two depths per instruction, twice the
+/// f32 kernel's FLOPs per cycle). Returns false (dst untouched) when this
+/// thread's kernels have no bf16 (`cpu::bf16`). Panics as `sgemm`.
+pub fn bf16(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -> bool {
+    if !super::cpu::bf16() {
+        return false;
+    }
+    run(dst, a, b, accumulate, threads, Path::Bf16)
+}
+
+/// Which kernel a product runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    F32(Level),
+    Bf16,
+}
+
+fn run(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize, path: Path) -> bool {
     // Everything the unsafe code below relies on about the views: with these,
     // every offset it forms is at most the last element of a view.
     super::gemm::check_views(dst, a, b);
@@ -122,7 +168,10 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
         // Few columns (n = 10) pad the 16-wide tiles more than few rows pad
         // the 6-high ones: compute C^T = B^T A^T instead, when A is stored
         // transposed (else packing B' = A^T would gather every element).
-        let (mr, nr) = tile(level);
+        let (mr, nr) = match path {
+            Path::F32(level) => tile(level),
+            Path::Bf16 => (MR512, NR512),
+        };
         let (m, n, p) = if padded(n, m, mr, nr) * 4 < padded(m, n, mr, nr) * 3 && a.rs == 1 {
             let t = Problem { a: p.b, ars: p.bcs, acs: p.brs, b: p.a, brs: p.acs, bcs: p.ars, crs: 1, ccs: n, ..p };
             (n, m, t)
@@ -135,11 +184,12 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
         let flops = super::gemm::flops(m, k, n);
         let parts = if threads > 1 && flops >= PARALLEL_FLOPS { threads.saturating_mul(2).min(mp.max(np)) } else { 1 };
         if parts <= 1 {
-            // SAFETY: cpu::level detected the level's features at run time
-            // (block's target features); check_views put every element of
-            // the m x k, k x n and m x n views of p inside their slices, which
-            // dst's exclusive borrow keeps alive and unaliased for this call.
-            unsafe { x86::block(level, &p, 0, m, 0, n) };
+            // SAFETY: cpu::level (and cpu::bf16 for Path::Bf16) detected the
+            // path's features at run time (block's target features);
+            // check_views put every element of the m x k, k x n and m x n
+            // views of p inside their slices, which dst's exclusive borrow
+            // keeps alive and unaliased for this call.
+            unsafe { x86::block(path, &p, 0, m, 0, n) };
             return true;
         }
         // Fixed split in whole panels: deterministic, and no two parts write
@@ -168,7 +218,7 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
                 // views checked); lo < hi <= m (n), and the parts cover
                 // disjoint rows (columns) of C, so no two threads write the
                 // same element; par::run returns only once every part is done.
-                unsafe { if by_rows { x86::block(level, &p, lo, hi, 0, n) } else { x86::block(level, &p, 0, m, lo, hi) } }
+                unsafe { if by_rows { x86::block(path, &p, lo, hi, 0, n) } else { x86::block(path, &p, 0, m, lo, hi) } }
             }
         };
         super::par::run(parts, threads, &job);
@@ -176,7 +226,7 @@ pub fn force(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (dst, a, b, accumulate, threads, level);
+        let _ = (dst, a, b, accumulate, threads, path);
         unreachable!()
     }
 }
@@ -215,7 +265,7 @@ unsafe impl Sync for Problem {}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{KC, Level, MC, MR, MR512, NC, NR, NR512, Problem};
+    use super::{KC, Level, MC, MR, MR512, NC, NR, NR512, Path, Problem};
     use std::arch::x86_64::*;
     use std::cell::RefCell;
 
@@ -246,6 +296,8 @@ mod x86 {
         a_edge: Buf,
         /// The partial last column panel of B when B is read in place.
         b_edge: Buf,
+        /// The bf16 kernel's packed pairs.
+        bf16: bf16::Bufs,
     }
 
     thread_local! {
@@ -428,24 +480,25 @@ mod x86 {
     }
 
     /// C[i0..i1, j0..j1] (+)= A[i0..i1, :] @ B[:, j0..j1], single-threaded,
-    /// on `level`'s kernel (AVX2 or AVX-512).
+    /// on `path`'s kernel (AVX2, AVX-512 or bf16).
     ///
     /// # Safety
-    /// The CPU has the level's features (detected at run time). Every
+    /// The CPU has the path's features (detected at run time). Every
     /// element of p's A (m x k), B (k x n) and C (m x n) views is in bounds,
     /// where m and n are the sizes the caller checked, i0 < i1 <= m and j0 <
     /// j1 <= n, k > 0; C overlaps neither A nor B, and no other thread
     /// touches C[i0..i1, j0..j1] during the call.
-    pub(super) unsafe fn block(level: Level, p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize) {
+    pub(super) unsafe fn block(path: Path, p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize) {
         BUFS.with(|bufs| {
             let mut bufs = bufs.borrow_mut();
-            // SAFETY: the caller's guarantees, forwarded unchanged (the level
+            // SAFETY: the caller's guarantees, forwarded unchanged (the path
             // names the features detected); the buffers are this thread's
             // own, borrowed once (no reentrancy).
             unsafe {
-                match level {
-                    Level::Avx512 => block_avx512(p, i0, i1, j0, j1, &mut bufs),
-                    _ => block_avx2(p, i0, i1, j0, j1, &mut bufs),
+                match path {
+                    Path::F32(Level::Avx512) => block_avx512(p, i0, i1, j0, j1, &mut bufs),
+                    Path::F32(_) => block_avx2(p, i0, i1, j0, j1, &mut bufs),
+                    Path::Bf16 => bf16::block(p, i0, i1, j0, j1, &mut bufs.bf16),
                 }
             }
         })
@@ -739,6 +792,23 @@ mod x86 {
                     b = b.add(brs);
                 }
             }
+            store512(&acc, c, crs, ccs, mr, nr, accumulate);
+        }
+    }
+
+    /// Writes the mr x nr corner of an accumulated MR512 x 16 NV tile to C
+    /// (row-major C: masked stores; else through a stack tile).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the C elements c[r * crs + j * ccs] (r < mr <=
+    /// MR512, j < nr <= 16 NV) are readable and writable.
+    #[inline(always)]
+    unsafe fn store512<const NV: usize>(acc: &[[__m512; NV]; MR512], c: *mut f32, crs: usize, ccs: usize, mr: usize, nr: usize, accumulate: bool) {
+        // SAFETY: only the mr x nr corner of C is read and written: rows r <
+        // mr, and per vector only the lanes j < nr the mask enables (masked
+        // loads and stores touch no disabled lane); the stack tile is MR512 x
+        // NR512 >= MR512 x 16 NV; AVX-512F is the caller's contract.
+        unsafe {
             if ccs == 1 {
                 for (r, row) in acc.iter().enumerate().take(mr) {
                     let cr = c.add(r * crs);
@@ -769,6 +839,175 @@ mod x86 {
                         *cj = if accumulate { *cj + x } else { x };
                     }
                 }
+            }
+        }
+    }
+
+    /// The bf16 path: both operands rounded to bf16 as they are packed, in
+    /// pairs of consecutive depths (one 32-bit lane holds A[i][2q], A[i][2q+1]
+    /// or B[2q][j], B[2q+1][j]), so that `vdpbf16ps` adds two products per
+    /// lane into an f32 accumulator. Always packs both operands (they must be
+    /// converted anyway); an odd depth is padded with a zero pair.
+    pub(super) mod bf16 {
+        use super::super::{KC, MC, MR512, NC, NR512, Problem};
+        use super::{Buf, store512};
+        use std::arch::x86_64::*;
+
+        #[derive(Default)]
+        pub(in super::super) struct Bufs {
+            a: Buf,
+            b: Buf,
+        }
+
+        /// f32 -> bf16, round to nearest even (as `vcvtneps2bf16`); NaN stays
+        /// a (quiet) NaN.
+        #[inline(always)]
+        pub(in super::super) fn round(x: f32) -> u16 {
+            let b = x.to_bits();
+            if x.is_nan() {
+                return ((b >> 16) | 0x40) as u16;
+            }
+            (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+        }
+
+        #[inline(always)]
+        fn pair(lo: f32, hi: f32) -> u32 {
+            round(lo) as u32 | (round(hi) as u32) << 16
+        }
+
+        /// # Safety
+        /// As `super::block`, with AVX512_BF16 and AVX-512F detected; `bufs`
+        /// is this thread's.
+        #[target_feature(enable = "avx512f,avx512bf16,avx512vl,avx512bw,avx512dq,avx2,fma")]
+        pub(in super::super) unsafe fn block(p: &Problem, i0: usize, i1: usize, j0: usize, j1: usize, bufs: &mut Bufs) {
+            let (m, n, k) = (i1 - i0, j1 - j0, p.k);
+            // Depth blocks of an even size (pairs), as equal as the f32 path's.
+            let kcb = k.div_ceil(k.div_ceil(KC)).next_multiple_of(2);
+            let kpb = kcb / 2;
+            // Buf holds f32; a u32 pair is the same size.
+            let abuf = bufs.a.get(MC.div_ceil(MR512) * MR512 * kpb) as *mut u32;
+            let bbuf = bufs.b.get(NC.div_ceil(NR512) * NR512 * kpb) as *mut u32;
+            // Element (i, q) of A and (q, j) of B, 0 past the depth (the pad of
+            // an odd depth).
+            // SAFETY (both): i < m (j < n) and q < k lie inside the views
+            // (block's contract); the callers below keep i, j in range and
+            // test q.
+            let a_at = |i: usize, q: usize| if q < k { unsafe { *p.a.add(i * p.ars + q * p.acs) } } else { 0.0 };
+            let b_at = |q: usize, j: usize| if q < k { unsafe { *p.b.add(q * p.brs + j * p.bcs) } } else { 0.0 };
+            let mut jc = 0;
+            while jc < n {
+                let nc = NC.min(n - jc);
+                let mut pc = 0;
+                while pc < k {
+                    let kc = kcb.min(k - pc);
+                    let kp = kc.div_ceil(2);
+                    let acc = p.accumulate || pc > 0;
+                    // B: panels of kp x NR512 pairs (zero columns past n).
+                    let mut jr = 0;
+                    while jr < nc {
+                        let nr = NR512.min(nc - jr);
+                        let panel = bbuf.wrapping_add(jr * kpb);
+                        for q in 0..kp {
+                            for j in 0..NR512 {
+                                let v = if j < nr { pair(b_at(pc + 2 * q, j0 + jc + jr + j), b_at(pc + 2 * q + 1, j0 + jc + jr + j)) } else { 0 };
+                                // SAFETY: q * NR512 + j < kpb * NR512, inside panel jr / NR512
+                                // of the buffer (NC / NR512 panels of kpb * NR512).
+                                unsafe { *panel.add(q * NR512 + j) = v };
+                            }
+                        }
+                        jr += NR512;
+                    }
+                    let mut ic = 0;
+                    while ic < m {
+                        let mc = MC.min(m - ic);
+                        // A: panels of kp x MR512 pairs (zero rows past m).
+                        let mut ir = 0;
+                        while ir < mc {
+                            let mr = MR512.min(mc - ir);
+                            let panel = abuf.wrapping_add(ir * kpb);
+                            for q in 0..kp {
+                                for r in 0..MR512 {
+                                    let i = i0 + ic + ir + r;
+                                    let v = if r < mr { pair(a_at(i, pc + 2 * q), a_at(i, pc + 2 * q + 1)) } else { 0 };
+                                    // SAFETY: q * MR512 + r < kpb * MR512, inside panel ir / MR512.
+                                    unsafe { *panel.add(q * MR512 + r) = v };
+                                }
+                            }
+                            ir += MR512;
+                        }
+                        let mut jr = 0;
+                        while jr < nc {
+                            let nr = NR512.min(nc - jr);
+                            let col = j0 + jc + jr;
+                            let mut ir = 0;
+                            while ir < mc {
+                                let mr = MR512.min(mc - ir);
+                                let row = i0 + ic + ir;
+                                let c = p.c.wrapping_add(row * p.crs + col * p.ccs);
+                                let (ap, bp) = (abuf.wrapping_add(ir * kpb) as *const u32, bbuf.wrapping_add(jr * kpb) as *const u32);
+                                // SAFETY: the packed panels hold kp rows of MR512 (NR512)
+                                // pairs; C: the mr x nr corner at row, col, inside block's
+                                // part; the features are this function's.
+                                unsafe {
+                                    if nr > NR512 / 2 {
+                                        kernel::<2>(kp, ap, bp, c, p.crs, p.ccs, mr, nr, acc)
+                                    } else {
+                                        kernel::<1>(kp, ap, bp, c, p.crs, p.ccs, mr, nr, acc)
+                                    }
+                                }
+                                ir += MR512;
+                            }
+                            jr += NR512;
+                        }
+                        ic += MC;
+                    }
+                    pc += kcb;
+                }
+                jc += NC;
+            }
+        }
+
+        /// One MR512 x 16 NV tile over kp depth pairs: A pairs `ap[q * MR512
+        /// + r]`, B pairs `bp[q * NR512 + j]` (j < 16 NV).
+        ///
+        /// # Safety
+        /// AVX512_BF16 and AVX-512F; those pairs readable; the mr x nr corner
+        /// of C readable and writable, overlapping neither.
+        #[target_feature(enable = "avx512f,avx512bf16,avx512vl,avx512bw,avx512dq,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn kernel<const NV: usize>(
+            kp: usize,
+            ap: *const u32,
+            bp: *const u32,
+            c: *mut f32,
+            crs: usize,
+            ccs: usize,
+            mr: usize,
+            nr: usize,
+            accumulate: bool,
+        ) {
+            // SAFETY: reads only the pairs the contract makes readable (loadu
+            // needs no alignment); __m512i and __m512bh are both 64 plain
+            // bytes, so the transmutes reinterpret lanes; store512 touches
+            // only C's mr x nr corner.
+            unsafe {
+                let mut acc = [[_mm512_setzero_ps(); NV]; MR512];
+                let (mut a, mut b) = (ap, bp);
+                for _ in 0..kp {
+                    let mut bv = [_mm512_setzero_si512(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = _mm512_loadu_si512(b.add(16 * v) as *const __m512i);
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r) as i32));
+                        for v in 0..NV {
+                            row[v] = _mm512_dpbf16_ps(row[v], av, std::mem::transmute::<__m512i, __m512bh>(bv[v]));
+                        }
+                    }
+                    a = a.add(MR512);
+                    b = b.add(NR512);
+                }
+                store512(&acc, c, crs, ccs, mr, nr, accumulate);
             }
         }
     }
@@ -837,6 +1076,97 @@ mod tests {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The bf16 path against an f64 reference of the bf16-rounded operands,
+    /// every layout, accumulate or not, on 1-3 threads (same bits on each).
+    fn check_bf16(m: usize, k: usize, n: usize) {
+        if !super::super::cpu::bf16() {
+            return;
+        }
+        let r = |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| f32::from_bits((x86::bf16::round(x) as u32) << 16)).collect() };
+        let a = vals(m * k, 11).into_iter().map(|x| x * 1.37).collect::<Vec<_>>();
+        let b = vals(k * n, 12).into_iter().map(|x| x * 0.71).collect::<Vec<_>>();
+        let (ar, br) = (r(a.clone()), r(b.clone()));
+        let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let init = vals(m * n, 13);
+        let zeros = vec![0.0; m * n];
+        let tol = 2e-6 * (k as f64).max(1.0);
+        for (av, bv) in [
+            (Mat::new(&a, m, k), Mat::new(&b, k, n)),
+            (Mat::new(&at, k, m).t(), Mat::new(&b, k, n)),
+            (Mat::new(&a, m, k), Mat::new(&bt, n, k).t()),
+            (Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t()),
+        ] {
+            for accumulate in [false, true] {
+                let want = reference(Mat::new(&ar, m, k), Mat::new(&br, k, n), if accumulate { &init } else { &zeros });
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 3] {
+                    let mut dst = if accumulate { init.clone() } else { vec![f32::NAN; m * n] };
+                    assert!(bf16(&mut dst, av, bv, accumulate, threads));
+                    for (idx, (x, y)) in dst.iter().zip(&want).enumerate() {
+                        assert!((*x as f64 - y).abs() <= tol * (1.0 + y.abs()), "bf16 {m}x{k}x{n} acc={accumulate} threads={threads} at {idx}: {x} vs {y}");
+                    }
+                    match &first {
+                        None => first = Some(dst),
+                        Some(f) => assert!(f.iter().zip(&dst).all(|(x, y)| x.to_bits() == y.to_bits())),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_products() {
+        for &(m, k, n) in &[(1, 1, 1), (5, 3, 7), (12, 2, 32), (13, 9, 33), (31, 17, 10), (130, 385, 90), (9, 1000, 32), (200, 33, 10), (121, 800, 1030)] {
+            check_bf16(m, k, n);
+        }
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        let r = |bits: u32| x86::bf16::round(f32::from_bits(bits));
+        assert_eq!(r(0x3f80_0000), 0x3f80); // 1.0
+        assert_eq!(r(0x3f80_8000), 0x3f80); // tie, even stays
+        assert_eq!(r(0x3f81_8000), 0x3f82); // tie, odd rounds up
+        assert_eq!(r(0x3f80_8001), 0x3f81); // above the tie
+        assert_eq!(r(0x7f7f_ffff), 0x7f80); // f32::MAX rounds to inf
+        assert_eq!(r(0xff80_0000), 0xff80); // -inf
+        assert!(f32::from_bits((r(0x7fc0_0001) as u32) << 16).is_nan());
+        assert!(f32::from_bits((r(0x7f80_0001) as u32) << 16).is_nan()); // a NaN whose payload is all low bits
+        // Against the instruction, where the CPU has it (normal numbers:
+        // vcvtneps2bf16 flushes denormals).
+        #[cfg(target_arch = "x86_64")]
+        if super::super::cpu::bf16() {
+            #[target_feature(enable = "avx512f,avx512bf16,avx512vl")]
+            fn hw(x: &[f32; 16]) -> [u16; 16] {
+                use std::arch::x86_64::*;
+                // SAFETY: reads 16 floats of x, writes 16 u16 of out; the
+                // features are this function's, detected by the caller.
+                unsafe {
+                    let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x.as_ptr()));
+                    let mut out = [0u16; 16];
+                    _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, std::mem::transmute::<__m256bh, __m256i>(v));
+                    out
+                }
+            }
+            let mut seed = 0x9e37_79b9u32;
+            for _ in 0..4096 {
+                let x: [f32; 16] = std::array::from_fn(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    let v = f32::from_bits(seed);
+                    if v.is_normal() { v } else { 1.5 }
+                });
+                // SAFETY: cpu::bf16() detected AVX512_BF16 and AVX-512F.
+                let h = unsafe { hw(&x) };
+                for (x, h) in x.iter().zip(h) {
+                    assert_eq!(x86::bf16::round(*x), h, "{x:e}");
                 }
             }
         }
