@@ -8,6 +8,11 @@ interleaved like the peers (rep 1: every workload, then rep 2, ...), rep k
 with seed 1233 + k like the peers. Prints one JSON line per run, one median
 line per workload with the peers' figures beside it, and one line timing
 `nnrun validate` and `nnrun --help`.
+
+Each workload's FLOPs per training sample come from bench/flops.py (the
+spec's `nnrun validate --format json`); a full run first measures the sgemm
+ceiling (examples/roofline.rs, and numpy/torch with --python) and reports
+every workload's GFLOP/s as a share of it.
 """
 import argparse
 import datetime
@@ -21,6 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # importing flops.py leaves no bench/__pycache__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flops  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,12 +68,17 @@ PEERS_CANDIDATES = [os.path.join(ROOT, "shared", "peers", "results.jsonl"),
                     os.path.join(os.path.dirname(ROOT), "shared", "peers", "results.jsonl")]
 PEERS_FILE = next((p for p in PEERS_CANDIDATES if os.path.exists(p)), PEERS_CANDIDATES[0])
 PEER_SEED0 = 1233  # rep k trains with seed 1233 + k, as the peers do
+# shared/peers/roofline.py (numpy, torch): in the repository, or beside it.
+ROOFLINE_PY_CANDIDATES = [os.path.join(ROOT, "shared", "peers", "roofline.py"),
+                          os.path.join(os.path.dirname(ROOT), "shared", "peers", "roofline.py")]
+ROOFLINE_N = 2048
 
 RUN_KEYS = ["kind", "workload", "spec", "rep", "seed", "threads", "epochs", "batch_size", "n_train",
             "train_seconds", "fit_seconds", "between_epochs_seconds", "train_samples_per_s",
             "fit_samples_per_s", "steady_samples_per_s", "first_epoch_seconds", "metric",
             "metric_value", "final_train_loss", "peak_rss_mb", "process_wall_seconds",
-            "cpu_seconds", "cpu_util", "rss_source"]
+            "cpu_seconds", "cpu_util", "rss_source", "flops_per_sample", "gflops", "steady_gflops",
+            "ceiling_share", "steady_ceiling_share"]
 
 
 def log(msg):
@@ -168,7 +182,80 @@ def train_cmd(binary, wl, rep, threads, smoke, out_dir, epochs=None):
     return cmd
 
 
-def train_once(binary, wl, rep, threads, smoke, keep):
+def throughput(rec, flops_per_sample, ceiling):
+    """GFLOP/s from samples/s (whole fit, and after epoch 1) and their share of the ceiling."""
+    sig = lambda v: float(f"{v:.4g}")  # 4 significant digits: tabular's figures are 1000x below cnn's
+    g = lambda sps: None if sps is None or flops_per_sample is None else sig(sps * flops_per_sample / 1e9)
+    share = lambda gf: None if gf is None or not ceiling else sig(gf / ceiling)
+    rec["flops_per_sample"] = flops_per_sample
+    rec["gflops"] = g(rec["train_samples_per_s"])
+    rec["steady_gflops"] = g(rec["steady_samples_per_s"])
+    rec["ceiling_share"] = share(rec["gflops"])
+    rec["steady_ceiling_share"] = share(rec["steady_gflops"])
+    return rec
+
+
+def workload_flops(binary, wl):
+    """bench/flops.py's count for a workload's spec. The bench's overrides
+    (optimizer, data, metrics) change no layer shape, and `nnrun validate`
+    takes none: the spec as written is what trains."""
+    w = WORKLOADS[wl]
+    assert not any(s.startswith("model.") for s in w.get("extra_sets", [])), "a model override would change the count"
+    res = flops.count(flops.validate_json(binary, w["spec"]))
+    if res["uncounted"]:
+        log(f"[bench] warning: {wl}: flops.py counts no work for {', '.join(res['uncounted'])}")
+    return res
+
+
+def run_roofline(cmd, lib, threads):
+    """One roofline measurement: a JSON line with best_gflops and median_gflops
+    (roofline.py's gflops_best / gflops_median are copied to those names), or
+    a record with `error`."""
+    log(f"[bench] roofline {lib}: {' '.join(cmd)}")
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log(f"[bench] warning: roofline {lib} failed: {e}")
+        return {"kind": "roofline", "lib": lib, "error": str(e)}
+    line = next((l for l in reversed(r.stdout.splitlines()) if l.startswith("{")), None)
+    if r.returncode != 0 or line is None:
+        err = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        log(f"[bench] warning: roofline {lib} failed (exit {r.returncode}): {err}")
+        return {"kind": "roofline", "lib": lib, "error": err}
+    rec = {"kind": "roofline", **json.loads(line)}
+    rec["lib"] = lib
+    rec.setdefault("best_gflops", rec.get("gflops_best"))
+    rec.setdefault("median_gflops", rec.get("gflops_median"))
+    return rec
+
+
+def measure_ceiling(roofline_bin, python, threads, n, reps):
+    """The sgemm ceiling of this run: nnrun's matmul (examples/roofline.rs) and,
+    with a Python, numpy's and torch's (shared/peers/roofline.py); returns
+    (every measurement, the highest median GFLOP/s, its lib)."""
+    results = []
+    if roofline_bin:
+        results.append(run_roofline([roofline_bin, "--n", str(n), "--reps", str(reps), "--threads", str(threads)],
+                                    "nnrun", threads))
+    if python:
+        script = next((p for p in ROOFLINE_PY_CANDIDATES if os.path.exists(p)), None)
+        if script is None:
+            log(f"[bench] warning: no shared/peers/roofline.py in {' or '.join(ROOFLINE_PY_CANDIDATES)}: numpy/torch skipped")
+        else:
+            if threads != 2:
+                log("[bench] warning: shared/peers/roofline.py runs torch on 2 threads whatever --threads says")
+            for lib in ("numpy", "torch"):
+                results.append(run_roofline([python, script, lib, "--n", str(n), "--reps", str(reps)], lib, threads))
+    ok = [r for r in results if r.get("median_gflops")]
+    if not ok:
+        return results, None, None
+    best = max(ok, key=lambda r: r["median_gflops"])
+    return results, best["median_gflops"], best["lib"]
+
+
+def train_once(binary, wl, rep, threads, smoke, keep, flops_per_sample=None, ceiling=None):
     w = WORKLOADS[wl]
     seed = PEER_SEED0 + rep
     epochs = 1 if smoke else w["epochs"]
@@ -215,7 +302,7 @@ def train_once(binary, wl, rep, threads, smoke, keep):
     if not smoke and n_train != w["n_train"]:
         log(f"[bench] warning: {wl} trained on {n_train} samples, the peers on {w['n_train']}")
     rec["peer_n_train"] = w["n_train"]
-    return rec
+    return throughput(rec, flops_per_sample, ceiling)
 
 
 def time_startup(binary, n):
@@ -259,7 +346,7 @@ def peer_figures(path):
     return out
 
 
-def summarize(wl, runs, peers):
+def summarize(wl, runs, peers, flops_res=None, ceiling=None, ceiling_lib=None):
     med = lambda k: None if any(r[k] is None for r in runs) else round(statistics.median(r[k] for r in runs), 4)
     s = {"kind": "summary", "workload": wl, "spec": WORKLOADS[wl]["spec"], "runs": len(runs),
          "smoke": runs[0]["smoke"], "epochs": runs[0]["epochs"], "n_train": runs[0]["n_train"]}
@@ -269,6 +356,11 @@ def summarize(wl, runs, peers):
         s[k] = med(k)
     s["metric"] = WORKLOADS[wl]["metric"]
     s["metric_runs"] = [r["metric_value"] for r in runs]
+    # GFLOP/s of the median samples/s, and their share of the sgemm ceiling
+    throughput(s, flops_res and flops_res["train_flops_per_sample"], ceiling)
+    s["forward_flops_per_sample"] = flops_res and flops_res["forward_flops_per_sample"]
+    s["ceiling_gflops"] = ceiling
+    s["ceiling_lib"] = ceiling_lib
     p = peers.get(wl, {})
     s["peers"] = p
     # the keys are always there (null without the peers' file), for tools and tests
@@ -301,6 +393,18 @@ def summarize(wl, runs, peers):
 def write_markdown(path, meta, runs, summaries, startup):
     """The results table next to the .jsonl; notes are added by hand below it."""
     f = lambda v, d=0: "-" if v is None else (f"{v:,.{d}f}")
+    # GFLOP/s and MFLOP: 3-4 significant digits (tabular's are 1000x below cnn's)
+    gfl = lambda v: "-" if v is None else (f"{v:,.1f}" if v >= 100 else f"{v:.3g}")
+    pct = lambda v: "-" if v is None else (f"{100 * v:.2f}%" if v >= 0.001 else f"{100 * v:.3f}%")
+    ceiling = meta.get("ceiling_gflops")
+    measured = "; ".join(
+        f"{r['lib']} {r['median_gflops']} median / {r['best_gflops']} best" if r.get("median_gflops")
+        else f"{r['lib']} failed ({r.get('error')})" for r in meta.get("roofline", []))
+    ceiling_line = (f"- sgemm ceiling: **{ceiling} GFLOP/s** ({meta.get('ceiling_lib')}, the highest median), "
+                    f"measured at the start of this run: {measured} (f32 C = A @ B, n = "
+                    f"{next((r.get('n') for r in meta.get('roofline', []) if r.get('n')), '?')}, "
+                    f"GFLOP/s over {next((r.get('reps') for r in meta.get('roofline', []) if r.get('reps')), '?')} products)"
+                    if ceiling else "- sgemm ceiling: not measured in this run (`% ceiling` is blank)")
     lines = [f"# nnrun benchmark, {meta['date']}", "",
              f"- Machine: `{meta['machine'].get('model_name')}` family/model {meta['machine'].get('cpu_family_model')}, "
              f"{meta['machine'].get('cpus')} CPUs ({meta['machine'].get('threads_per_core')} thread per core), "
@@ -311,32 +415,58 @@ def write_markdown(path, meta, runs, summaries, startup):
              f"- {meta['reps']} rep(s) per workload, interleaved, fresh process each, --threads {meta['threads']}, "
              f"seeds 1234.. like the peers; load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end",
              f"- Command: `{meta['command']}`; raw lines: `{os.path.basename(path)[:-3]}.jsonl`",
+             ceiling_line,
              "",
              "samples/s = epochs x n_train / training time (sum of nnrun's per-epoch `seconds`, the peers' "
              "`train_seconds`); after epoch 1 = epochs 2..N (peers' `steady`); RSS = peak resident set of the "
              f"whole process (MB). Peers: medians of their runs in `{meta.get('peers_file')}`"
              + (" (measured on another machine: compare with care)." if "shared" in str(meta.get('peers_file')) else " (measured on this machine, side by side)."),
+             "GFLOP/s = samples/s x training MFLOP per sample (forward + backward, bench/flops.py: multiply-add = 2, "
+             "matmul work only, no input gradient for the layer reading the data) / 1000, whole fit and after epoch 1; "
+             "`% ceiling` = GFLOP/s / the sgemm ceiling above (the peers' figures are divided by this run's ceiling too).",
              "",
-             "| workload | tool | samples/s | after epoch 1 | vs nnrun | test metric | peak RSS MB | process wall s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| workload | tool | samples/s | after epoch 1 | vs nnrun | test metric | peak RSS MB | process wall s "
+             "| MFLOP/sample | GFLOP/s | after epoch 1 | % ceiling | after epoch 1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    gf = lambda sps, fps: None if sps is None or fps is None else sps * fps / 1e9
+    share = lambda g: None if g is None or not ceiling else g / ceiling
     for s in summaries:
         wl = s["workload"]
+        fps = s.get("flops_per_sample")
+        mflop = "-" if fps is None else f"{fps / 1e6:.4g}"
         lines.append(f"| {wl} | **nnrun** | {f(s['train_samples_per_s'])} | {f(s['steady_samples_per_s'])} | 1.00 | "
-                     f"{s['metric']} {f(s['metric_value'], 4)} | {f(s['peak_rss_mb'])} | {f(s['process_wall_seconds'], 2)} |")
+                     f"{s['metric']} {f(s['metric_value'], 4)} | {f(s['peak_rss_mb'])} | {f(s['process_wall_seconds'], 2)} | "
+                     f"{mflop} | {gfl(s.get('gflops'))} | {gfl(s.get('steady_gflops'))} | {pct(s.get('ceiling_share'))} | "
+                     f"{pct(s.get('steady_ceiling_share'))} |")
         for peer in ("torch", "keras-jax", "keras-tensorflow", "keras-torch"):
             p = s["peers"].get(peer)
             if not p:
                 continue
             rel = "-" if not p["train_samples_per_s"] else f"{p['train_samples_per_s'] / s['train_samples_per_s']:.2f}x"
+            g, gs = gf(p["train_samples_per_s"], fps), gf(p["steady_samples_per_s"], fps)
             lines.append(f"| {wl} | {peer} | {f(p['train_samples_per_s'])} | {f(p['steady_samples_per_s'])} | {rel} | "
-                         f"{f(p['metric_value'], 4)} | {f(p['peak_rss_mb'])} | {f(p['process_wall_seconds'], 2)} |")
+                         f"{f(p['metric_value'], 4)} | {f(p['peak_rss_mb'])} | {f(p['process_wall_seconds'], 2)} | "
+                         f"{mflop} | {gfl(g)} | {gfl(gs)} | {pct(share(g))} | {pct(share(gs))} |")
     lines += ["", "`vs nnrun` = peer samples/s / nnrun samples/s (above 1: the peer is faster).", ""]
-    lines += ["Per run (nnrun):", "", "| workload | rep | seed | samples/s | with checkpoints | after epoch 1 | first epoch s | metric | RSS MB | wall s | cpu util |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["FLOPs per sample (bench/flops.py), per layer with matmul work:", "",
+              "| workload | layer | type | forward | backward | train | input gradient |", "|---|---|---|---|---|---|---|"]
+    for wl, layers in meta.get("flops", {}).items():
+        for l in layers:
+            if l["train_flops"]:
+                ig = "yes" if l["input_grad"] else "no (reads the data)"
+                lines.append(f"| {wl} | {l['name']} | {l['type']} | {l['forward_flops']:,} | {l['backward_flops']:,} | "
+                             f"{l['train_flops']:,} | {ig} |")
+        lines.append(f"| {wl} | **total** | | {meta['forward_flops_per_sample'][wl]:,} | "
+                     f"{meta['flops_per_sample'][wl] - meta['forward_flops_per_sample'][wl]:,} | "
+                     f"{meta['flops_per_sample'][wl]:,} | |")
+    lines.append("")
+    lines += ["Per run (nnrun):", "", "| workload | rep | seed | samples/s | with checkpoints | after epoch 1 | first epoch s | metric | RSS MB | wall s | cpu util | GFLOP/s | % ceiling |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['workload']} | {r['rep']} | {r['seed']} | {f(r['train_samples_per_s'])} | {f(r['fit_samples_per_s'])} | "
                      f"{f(r['steady_samples_per_s'])} | {f(r['first_epoch_seconds'], 2)} | {f(r['metric_value'], 4)} | "
-                     f"{f(r['peak_rss_mb'])} | {f(r['process_wall_seconds'], 2)} | {f(r['cpu_util'], 2)} |")
+                     f"{f(r['peak_rss_mb'])} | {f(r['process_wall_seconds'], 2)} | {f(r['cpu_util'], 2)} | "
+                     f"{gfl(r.get('gflops'))} | {pct(r.get('ceiling_share'))} |")
     if startup:
         lines += ["", f"Startup (whole process, median of {startup['n']}): `nnrun validate {startup['validate_spec']}` "
                   f"{startup['validate_ms_median']} ms (min {startup['validate_ms_min']}), `nnrun --help` "
@@ -358,6 +488,15 @@ def main():
     ap.add_argument("--save", action="store_true", help="also write bench/results/<date>-<machine>.jsonl and .md")
     ap.add_argument("--peers", default=PEERS_FILE, help="the peers' results.jsonl (default: %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument("--roofline-bin", help="examples/roofline built in release (default: examples/roofline beside "
+                                           "--bin, skipped when it is not there)")
+    ap.add_argument("--python", help="a Python with numpy and torch: also measure their sgemm ceiling "
+                                     "(shared/peers/roofline.py)")
+    ap.add_argument("--no-roofline", action="store_true", help="skip the ceiling measurement (ceiling_share is null)")
+    ap.add_argument("--roofline-only", action="store_true",
+                    help="measure the ceiling (even with --smoke), print the meta line and exit")
+    ap.add_argument("--roofline-n", type=int, default=ROOFLINE_N, help="matrix size of the ceiling product (%(default)s)")
+    ap.add_argument("--roofline-reps", type=int, default=10, help="timed products per library (%(default)s)")
     ap.add_argument("--print-cmd", action="store_true",
                     help="print rep 1's nnrun command of the one workload, one argument a line, and exit")
     ap.add_argument("--out-dir", help="with --print-cmd: the run directory")
@@ -375,6 +514,22 @@ def main():
             ap.error(f"unknown workload {wl!r}; choose from {', '.join(WORKLOADS)}")
     reps = 1 if a.smoke else a.reps
     binary = os.path.abspath(a.bin)
+    # FLOPs per training sample of each workload (the spec's validate JSON).
+    flops_by = {wl: workload_flops(binary, wl) for wl in wls}
+    # The ceiling, measured in this run before any training (not under --smoke:
+    # a debug build and a loaded machine give no ceiling worth dividing by).
+    if a.roofline_bin and not os.access(a.roofline_bin, os.X_OK):
+        ap.error(f"--roofline-bin {a.roofline_bin} is not an executable")
+    roofline, ceiling, ceiling_lib = [], None, None
+    if a.roofline_only or not (a.smoke or a.no_roofline):
+        roofline_bin = os.path.abspath(a.roofline_bin or os.path.join(os.path.dirname(binary), "examples", "roofline"))
+        if not os.access(roofline_bin, os.X_OK):
+            log(f"[bench] no {os.path.relpath(roofline_bin, ROOT)} (cargo build --release --example roofline): "
+                "nnrun's ceiling skipped")
+            roofline_bin = None
+        roofline, ceiling, ceiling_lib = measure_ceiling(roofline_bin, a.python, a.threads, a.roofline_n, a.roofline_reps)
+        if ceiling is None:
+            log("[bench] warning: no ceiling measured: ceiling_share is null")
     m = machine()
     meta = {"kind": "meta", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": m, "machine_slug": machine_slug(m), "git_sha": git("rev-parse", "--short=12", "HEAD"),
@@ -383,20 +538,27 @@ def main():
                       if shutil.which("rustc") else None),
             "binary": os.path.relpath(binary, ROOT), "reps": reps, "threads": a.threads, "smoke": a.smoke,
             "workloads": wls, "loadavg_start": loadavg(), "command": "bench/run.sh " + " ".join(sys.argv[1:]),
-            "peers_file": os.path.relpath(a.peers, ROOT) if a.peers else None}
+            "peers_file": os.path.relpath(a.peers, ROOT) if a.peers else None,
+            "flops_per_sample": {wl: f["train_flops_per_sample"] for wl, f in flops_by.items()},
+            "forward_flops_per_sample": {wl: f["forward_flops_per_sample"] for wl, f in flops_by.items()},
+            "flops": {wl: f["layers"] for wl, f in flops_by.items()},
+            "roofline": roofline, "ceiling_gflops": ceiling, "ceiling_lib": ceiling_lib}
     lines = [meta]
     print(json.dumps(meta), flush=True)
+    if a.roofline_only:
+        return 0
     runs = []
     for rep in range(1, reps + 1):
         for wl in wls:
-            r = train_once(binary, wl, rep, a.threads, a.smoke, a.keep)
+            r = train_once(binary, wl, rep, a.threads, a.smoke, a.keep,
+                           flops_by[wl]["train_flops_per_sample"], ceiling)
             runs.append(r)
             lines.append(r)
             print(json.dumps(r), flush=True)
     peers = peer_figures(a.peers)
     summaries = []
     for wl in wls:
-        s = summarize(wl, [r for r in runs if r["workload"] == wl], peers)
+        s = summarize(wl, [r for r in runs if r["workload"] == wl], peers, flops_by[wl], ceiling, ceiling_lib)
         summaries.append(s)
         lines.append(s)
         print(json.dumps(s), flush=True)

@@ -140,6 +140,17 @@ pub struct JsonLayer<'a> {
     pub output_shape: Option<&'a Shape>,
     pub params: usize,
     pub trainable_params: usize,
+    /// The layer's weights in Keras order (empty where the shape is unknown):
+    /// what `bench/flops.py` counts the multiply-adds from.
+    pub weights: Vec<JsonWeight<'a>>,
+}
+
+/// One weight of a layer: `{"name": "kernel", "shape": [784, 512], "trainable": true}`.
+#[derive(Serialize)]
+pub struct JsonWeight<'a> {
+    pub name: &'a str,
+    pub shape: &'a [usize],
+    pub trainable: bool,
 }
 
 #[derive(Serialize)]
@@ -189,6 +200,7 @@ impl<'a> JsonReport<'a> {
                         output_shape: l.output_shape.as_ref(),
                         params: l.params(),
                         trainable_params: l.trainable_params(),
+                        weights: l.weights.iter().map(|w| JsonWeight { name: &w.name, shape: &w.shape, trainable: w.trainable }).collect(),
                     })
                     .collect()
             }),

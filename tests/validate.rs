@@ -100,6 +100,12 @@ fn json_has_the_documented_keys() {
     assert_eq!(lines[0]["valid"], true);
     assert_eq!(lines[0]["layers"][0]["output_shape"], serde_json::json!([26, 26, 32]));
     assert_eq!(lines[0]["layers"][0]["inputs"], serde_json::json!(["input"]));
+    // Each layer's weights in Keras order, as bench/flops.py reads them.
+    assert_eq!(
+        lines[0]["layers"][0]["weights"],
+        serde_json::json!([{"name": "kernel", "shape": [3, 3, 1, 32], "trainable": true}, {"name": "bias", "shape": [32], "trainable": true}])
+    );
+    assert_eq!(lines[0]["layers"][1]["weights"], serde_json::json!([]), "pooling has none");
     assert_eq!(lines[1]["valid"], false);
     let e = &lines[1]["errors"][0];
     for key in ["message", "line", "column", "path", "hint"] {
