@@ -889,11 +889,16 @@ mod x86 {
             let bbuf = bufs.b.get(NC.div_ceil(NR512) * NR512 * kpb) as *mut u32;
             // Element (i, q) of A and (q, j) of B, 0 past the depth (the pad of
             // an odd depth).
-            // SAFETY (both): i < m (j < n) and q < k lie inside the views
-            // (block's contract); the callers below keep i, j in range and
-            // test q.
-            let a_at = |i: usize, q: usize| if q < k { unsafe { *p.a.add(i * p.ars + q * p.acs) } } else { 0.0 };
-            let b_at = |q: usize, j: usize| if q < k { unsafe { *p.b.add(q * p.brs + j * p.bcs) } } else { 0.0 };
+            let a_at = |i: usize, q: usize| {
+                // SAFETY: the callers below keep i < i1 and test q < k, so the
+                // element lies inside A's view (block's contract).
+                if q < k { unsafe { *p.a.add(i * p.ars + q * p.acs) } } else { 0.0 }
+            };
+            let b_at = |q: usize, j: usize| {
+                // SAFETY: the callers below keep j < j1 and test q < k, so the
+                // element lies inside B's view (block's contract).
+                if q < k { unsafe { *p.b.add(q * p.brs + j * p.bcs) } } else { 0.0 }
+            };
             let mut jc = 0;
             while jc < n {
                 let nc = NC.min(n - jc);
