@@ -92,6 +92,10 @@ fn main() {
     for l in &levels {
         print!(" {:>11}", format!("{} GF/s", l.name()));
     }
+    let bf16 = cpu::bf16();
+    if bf16 {
+        print!(" {:>9}", "bf16 GF/s");
+    }
     println!(" {:>6} {:>5}", "best", "used");
     for &(name, m, k, n, ta, tb, acc) in SHAPES {
         if !name.contains(&filter) {
@@ -108,11 +112,13 @@ fn main() {
         let run = |i: usize, dst: &mut [f32]| {
             if i == 0 {
                 matmul_gemm_crate(dst, av, bv, acc);
+            } else if i > levels.len() {
+                assert!(sgemm::bf16(dst, av, bv, acc, threads));
             } else {
                 assert!(cpu::with_level(levels[i - 1], || sgemm::force(dst, av, bv, acc, threads)), "no AVX2+FMA");
             }
         };
-        let imps = levels.len() + 1;
+        let imps = levels.len() + 1 + bf16 as usize;
         // Warm up and calibrate the iterations per sample (>= 2 ms).
         let mut iters = 1;
         for i in 0..imps {
@@ -145,10 +151,13 @@ fn main() {
         let t = format!("{}{}", if ta { "T" } else { "N" }, if tb { "T" } else { "N" });
         let used = if sgemm::wins(av, bv) { "ours" } else { "gemm" };
         print!("{name:<12} {m:>7} {k:>6} {n:>5} {t:>3}  {:>9.1}", med[0]);
-        for x in &med[1..] {
+        for x in &med[1..=levels.len()] {
             print!(" {x:>11.1}");
         }
-        let best = med[1..].iter().cloned().fold(0.0, f64::max);
+        if bf16 {
+            print!(" {:>9.1}", med[levels.len() + 1]);
+        }
+        let best = med[1..=levels.len()].iter().cloned().fold(0.0, f64::max);
         println!(" {:>6.2} {used:>5}", best / med[0]);
     }
 }

@@ -204,3 +204,56 @@ fn class_weight_changes_the_training_and_names_a_class_the_data_lacks() {
     let out = format!("{stdout}{stderr}");
     assert!(out.contains("`class_weight` needs a classification loss") && out.contains("regression.yaml:6:3"), "{out}");
 }
+
+/// Whether this CPU runs the bf16 kernels (AVX-512 with AVX512_BF16).
+fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx512bf16") && has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[test]
+fn mixed_bfloat16_trains_where_the_cpu_has_bf16_and_is_refused_elsewhere() {
+    let mixed = "training.mixed_precision=mixed_bfloat16";
+    // Refused without the bf16 kernels: forced off here with NNRUN_ISA.
+    let dir = out_dir("bf16-off");
+    let out = assert_cmd::Command::cargo_bin("nnrun")
+        .unwrap()
+        .args(["train", "specs/mnist_mlp.yaml", "--limit", "256", "--epochs", "1", "--set", mixed, "--out", dir.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env("NNRUN_ISA", "avx2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`training.mixed_precision: mixed_bfloat16` needs a CPU with AVX512_BF16 (vdpbf16ps)"), "{stderr}");
+    assert!(stderr.contains("hint: remove `training.mixed_precision` (or set it to float32)"), "{stderr}");
+    assert!(!dir.join("model.safetensors").exists());
+    // Keras's other policy names are not offered.
+    let (code, _, stderr) = train(&["specs/mnist_mlp.yaml", "--set", "training.mixed_precision=mixed_float16", "--out", out_dir("f16").to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("must be one of float32, mixed_bfloat16, received \"mixed_float16\""), "{stderr}");
+    if !cpu_has_bf16() {
+        return;
+    }
+    // Where the CPU has it: trains, says so, and lands near the float32 run.
+    let args = ["--limit", "1024", "--epochs", "3"];
+    let f32_dir = tiny("specs/mnist_mlp.yaml", "mlp-f32", &args);
+    let dir = out_dir("mlp-bf16");
+    let (code, stdout, stderr) = train(&["specs/mnist_mlp.yaml", "--limit", "1024", "--epochs", "3", "--set", mixed, "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("mixed_bfloat16 (bf16 products, f32 weights)"), "{stdout}");
+    let (a, b) = (column(&f32_dir, "loss"), column(&dir, "loss"));
+    falls(&b);
+    // bf16 rounding changes the numbers, not the training.
+    assert_ne!(a, b);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 0.05 * x.abs().max(0.1), "float32 {a:?} vs mixed_bfloat16 {b:?}");
+    }
+}

@@ -245,6 +245,9 @@ pub fn run(args: &Args) -> Result<(), CliError> {
         warn(d, &source.path, &lines, &flags);
     }
     let device = args.device.open()?;
+    if cfg.mixed_bfloat16 {
+        check_mixed_bfloat16(&device)?;
+    }
 
     // Refused before any data is read: a model too deep for the stack, or
     // too large for the memory.
@@ -368,13 +371,14 @@ impl Job<'_> {
             }
         };
         say(format_args!(
-            "Training '{}': {} train samples{}{}, {} epochs, batch size {}",
+            "Training '{}': {} train samples{}{}, {} epochs, batch size {}{}",
             self.spec_name,
             prepared.train.n,
             prepared.validation.as_ref().map_or(String::new(), |v| format!(", {} validation", v.n)),
             prepared.test.as_ref().map_or(String::new(), |t| format!(", {} test", t.n)),
             cfg.epochs,
-            cfg.batch_size
+            cfg.batch_size,
+            if cfg.mixed_bfloat16 { ", mixed_bfloat16 (bf16 products, f32 weights)" } else { "" }
         ));
         let mut console = progress::Console::new(std::io::stdout().is_terminal());
         let mut json = progress::JsonLines;
@@ -446,4 +450,22 @@ impl Job<'_> {
 
 fn fmt_limit(l: Option<usize>) -> String {
     l.map_or("none".into(), |n| n.to_string())
+}
+
+/// `mixed_bfloat16` runs on nnrun's CPU kernels, through AVX512_BF16: refused
+/// up front elsewhere, rather than silently training in float32.
+fn check_mixed_bfloat16(device: &candle_core::Device) -> Result<(), CliError> {
+    let hint = "remove `training.mixed_precision` (or set it to float32) to train in float32 here";
+    if !device.is_cpu() {
+        return Err(CliError::usage("`training.mixed_precision: mixed_bfloat16` runs on the CPU only (nnrun's bf16 kernels)").with_hint(hint));
+    }
+    if !crate::kernels::cpu::bf16() {
+        let why = match (crate::kernels::cpu::detected(), crate::kernels::cpu::level()) {
+            (d, l) if d != l => format!("NNRUN_ISA={} leaves the {} kernels off", l.name(), d.name()),
+            _ => "this CPU has no AVX512_BF16".to_string(),
+        };
+        return Err(CliError::usage(format!("`training.mixed_precision: mixed_bfloat16` needs a CPU with AVX512_BF16 (vdpbf16ps): {why}")).with_hint(hint));
+    }
+    crate::kernels::cpu::set_mixed_bf16(true);
+    Ok(())
 }

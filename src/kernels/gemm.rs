@@ -59,13 +59,27 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         return;
     }
     let timer = super::stats::start();
-    // Our kernel where it measured faster, else the gemm crate.
-    let ours = super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, super::par::threads());
+    // training.mixed_precision: mixed_bfloat16 takes the products where bf16
+    // pays; else our
+    // kernel where it measured faster, else the gemm crate.
+    let bf16 = super::cpu::mixed_bf16() && super::sgemm::bf16_wins(a, b) && super::sgemm::bf16(dst, a, b, accumulate, super::par::threads());
+    let ours = bf16 || (super::sgemm::wins(a, b) && super::sgemm::sgemm(dst, a, b, accumulate, super::par::threads()));
     if !ours {
         matmul_gemm_crate(dst, a, b, accumulate);
     }
     if let Some(t) = timer {
-        t.stop((a.rows, a.cols, b.cols), a.rs == 1 && a.cs != 1, b.cs != 1, if ours { "ours" } else { "gemm" });
+        t.stop(
+            (a.rows, a.cols, b.cols),
+            a.rs == 1 && a.cs != 1,
+            b.cs != 1,
+            if bf16 {
+                "bf16"
+            } else if ours {
+                "ours"
+            } else {
+                "gemm"
+            },
+        );
     }
 }
 

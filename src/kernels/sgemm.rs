@@ -143,6 +143,15 @@ pub fn bf16(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) -
     run(dst, a, b, accumulate, threads, Path::Bf16)
 }
 
+/// Whether the bf16 kernel beats f32 on this product (gemm_bench, one Zen 4
+/// core: 1.2-1.9x where the depth and the width are both past a few
+/// vectors; 0.5-0.7x on conv1's depth 9 and the n = 10 layers, where packing
+/// and padding outweigh the products). The rest stay f32 under
+/// mixed_bfloat16, which only makes them more exact.
+pub fn bf16_wins(a: Mat, b: Mat) -> bool {
+    a.cols >= 32 && b.cols > 16 && a.rows > 16
+}
+
 /// Which kernel a product runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Path {
@@ -875,6 +884,85 @@ mod x86 {
             round(lo) as u32 | (round(hi) as u32) << 16
         }
 
+        /// Packs a panel of `w` (12 or 32) lines by kc depths of an operand
+        /// into ceil(kc / 2) x w depth pairs: `dst[q * w + l] = (x(l, 2q),
+        /// x(l, 2q + 1))` for lines l < len (zero lines past len, a zero
+        /// depth past kc), where `x(l, d) = src[(l0 + l) * ls + (p0 + d) *
+        /// ds]`: A's panels are rows (ls = ars, ds = acs), B's columns (ls =
+        /// bcs, ds = brs). Vectorized where the lines (ls == 1) or the
+        /// depths (ds == 1) are contiguous, which covers every layout
+        /// training issues; element by element otherwise.
+        ///
+        /// # Safety
+        /// AVX512_BF16 and AVX-512F/BW; those elements (l < len <= w, d < kc)
+        /// readable; dst has ceil(kc / 2) * w writable pairs.
+        #[target_feature(enable = "avx512f,avx512bf16,avx512vl,avx512bw,avx512dq,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn pack(src: *const f32, ls: usize, ds: usize, l0: usize, len: usize, w: usize, p0: usize, kc: usize, dst: *mut u32) {
+            let kp = kc.div_ceil(2);
+            // SAFETY: every read is x(l, d) with l < len and d < kc (masked
+            // loads leave the other lanes unread); every write is dst[q * w +
+            // l] with q < kp and l < w (masked stores, scatters with masks of
+            // lanes < kp - q); the features are this function's.
+            unsafe {
+                // Lane pairs (lo_i, hi_i) of cvtne2ps's [lo0..lo15, hi0..hi15].
+                let zip =
+                    _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+                if ls == 1 {
+                    // Lines contiguous: per depth pair, two vectors of lines.
+                    let base = src.add(l0 + p0 * ds);
+                    for q in 0..kp {
+                        let (d0, d1) = (2 * q, 2 * q + 1);
+                        let mut v = 0;
+                        while v < w {
+                            let lanes = len.saturating_sub(v).min(16);
+                            let m: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
+                            let lo = _mm512_maskz_loadu_ps(m, base.add(d0 * ds + v));
+                            let hi = if d1 < kc { _mm512_maskz_loadu_ps(m, base.add(d1 * ds + v)) } else { _mm512_setzero_ps() };
+                            let bf = _mm512_cvtne2ps_pbh(hi, lo);
+                            let pairs = _mm512_permutexvar_epi16(zip, std::mem::transmute::<__m512bh, __m512i>(bf));
+                            let sm: __mmask16 = if w - v >= 16 { 0xffff } else { (1u16 << (w - v)) - 1 };
+                            _mm512_mask_storeu_epi32(dst.add(q * w + v) as *mut i32, sm, pairs);
+                            v += 16;
+                        }
+                    }
+                } else if ds == 1 {
+                    // Depths contiguous: per line, 32 depths (16 pairs) at a time,
+                    // scattered to their depth rows of the panel.
+                    let idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(w as i32));
+                    for l in 0..w {
+                        let line = src.add((l0 + l.min(len.saturating_sub(1))) * ls + p0);
+                        let mut q = 0;
+                        while q < kp {
+                            let pairs = if l < len {
+                                let d = 2 * q;
+                                let n0 = kc.saturating_sub(d).min(16);
+                                let n1 = kc.saturating_sub(d + 16).min(16);
+                                let m0: __mmask16 = if n0 == 16 { 0xffff } else { (1u16 << n0) - 1 };
+                                let m1: __mmask16 = if n1 == 16 { 0xffff } else { (1u16 << n1) - 1 };
+                                let lo = _mm512_maskz_loadu_ps(m0, line.add(d));
+                                let hi = if n1 > 0 { _mm512_maskz_loadu_ps(m1, line.add(d + 16)) } else { _mm512_setzero_ps() };
+                                std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+                            } else {
+                                _mm512_setzero_si512()
+                            };
+                            let n = (kp - q).min(16);
+                            let m: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
+                            _mm512_mask_i32scatter_epi32::<4>(dst.add(q * w + l) as *mut i32, m, idx, pairs);
+                            q += 16;
+                        }
+                    }
+                } else {
+                    for q in 0..kp {
+                        for l in 0..w {
+                            let x = |d: usize| if d < kc { *src.add((l0 + l) * ls + (p0 + d) * ds) } else { 0.0 };
+                            *dst.add(q * w + l) = if l < len { pair(x(2 * q), x(2 * q + 1)) } else { 0 };
+                        }
+                    }
+                }
+            }
+        }
+
         /// # Safety
         /// As `super::block`, with AVX512_BF16 and AVX-512F detected; `bufs`
         /// is this thread's.
@@ -887,18 +975,6 @@ mod x86 {
             // Buf holds f32; a u32 pair is the same size.
             let abuf = bufs.a.get(MC.div_ceil(MR512) * MR512 * kpb) as *mut u32;
             let bbuf = bufs.b.get(NC.div_ceil(NR512) * NR512 * kpb) as *mut u32;
-            // Element (i, q) of A and (q, j) of B, 0 past the depth (the pad of
-            // an odd depth).
-            let a_at = |i: usize, q: usize| {
-                // SAFETY: the callers below keep i < i1 and test q < k, so the
-                // element lies inside A's view (block's contract).
-                if q < k { unsafe { *p.a.add(i * p.ars + q * p.acs) } } else { 0.0 }
-            };
-            let b_at = |q: usize, j: usize| {
-                // SAFETY: the callers below keep j < j1 and test q < k, so the
-                // element lies inside B's view (block's contract).
-                if q < k { unsafe { *p.b.add(q * p.brs + j * p.bcs) } } else { 0.0 }
-            };
             let mut jc = 0;
             while jc < n {
                 let nc = NC.min(n - jc);
@@ -911,15 +987,10 @@ mod x86 {
                     let mut jr = 0;
                     while jr < nc {
                         let nr = NR512.min(nc - jr);
-                        let panel = bbuf.wrapping_add(jr * kpb);
-                        for q in 0..kp {
-                            for j in 0..NR512 {
-                                let v = if j < nr { pair(b_at(pc + 2 * q, j0 + jc + jr + j), b_at(pc + 2 * q + 1, j0 + jc + jr + j)) } else { 0 };
-                                // SAFETY: q * NR512 + j < kpb * NR512, inside panel jr / NR512
-                                // of the buffer (NC / NR512 panels of kpb * NR512).
-                                unsafe { *panel.add(q * NR512 + j) = v };
-                            }
-                        }
+                        // SAFETY: columns j0+jc+jr.. +nr <= j1 and depths pc..pc+kc <= k
+                        // are in B's view; panel jr / NR512 of the buffer (NC / NR512
+                        // panels of kpb * NR512 pairs) holds kp * NR512.
+                        unsafe { pack(p.b, p.bcs, p.brs, j0 + jc + jr, nr, NR512, pc, kc, bbuf.wrapping_add(jr * kpb)) };
                         jr += NR512;
                     }
                     let mut ic = 0;
@@ -929,15 +1000,9 @@ mod x86 {
                         let mut ir = 0;
                         while ir < mc {
                             let mr = MR512.min(mc - ir);
-                            let panel = abuf.wrapping_add(ir * kpb);
-                            for q in 0..kp {
-                                for r in 0..MR512 {
-                                    let i = i0 + ic + ir + r;
-                                    let v = if r < mr { pair(a_at(i, pc + 2 * q), a_at(i, pc + 2 * q + 1)) } else { 0 };
-                                    // SAFETY: q * MR512 + r < kpb * MR512, inside panel ir / MR512.
-                                    unsafe { *panel.add(q * MR512 + r) = v };
-                                }
-                            }
+                            // SAFETY: rows i0+ic+ir.. +mr <= i1 and depths pc..pc+kc are
+                            // in A's view; panel ir / MR512 holds kpb * MR512 pairs.
+                            unsafe { pack(p.a, p.ars, p.acs, i0 + ic + ir, mr, MR512, pc, kc, abuf.wrapping_add(ir * kpb)) };
                             ir += MR512;
                         }
                         let mut jr = 0;

@@ -35,6 +35,9 @@ pub struct TrainConfig {
     /// classification loss, indices within its classes); resolved against
     /// the training data by `train::weights::resolve`.
     pub class_weight: Option<ClassWeight>,
+    /// `training.mixed_precision: mixed_bfloat16` (Keras's policy name):
+    /// matrix products in bf16 with f32 accumulation, weights in f32.
+    pub mixed_bfloat16: bool,
 }
 
 /// Whether a smaller or a larger monitored value is better.
@@ -142,6 +145,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
     let seed = a.usize("seed", Some(0), 0) as u64;
     let blank_index = a.opt_usize("blank_index", 0);
     let zero_infinity = a.bool("zero_infinity", false);
+    let mixed_bfloat16 = a.choice("mixed_precision", Some("float32"), &["float32", "mixed_bfloat16"]) == "mixed_bfloat16";
     a.finish();
     let mut errors = a.diags;
 
@@ -189,6 +193,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
             model_checkpoint,
             unlogged_monitors,
             class_weight,
+            mixed_bfloat16,
         });
     }
     diags.append(&mut errors);
