@@ -79,7 +79,7 @@ pub fn sgemm(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) 
 }
 
 /// Whether `sgemm` beats the `gemm` crate on this product, by shape class
-/// (measured with examples/gemm_bench.rs on a 2-core Zen 3, see
+/// (measured with examples/gemm_bench.rs on a 2-core Zen 3 (AVX2), see
 /// bench/results/2026-11-27-sgemm.md). Ours wins where its layout handling
 /// differs: A stored transposed with a moderate k or m >= 64 (weight
 /// gradients of dense layers: 1.1-1.7x; mnist_cnn's second conv, 288 x 7744
@@ -97,6 +97,17 @@ pub fn wins(a: Mat, b: Mat) -> bool {
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if super::gemm::flops(m, k, n) < MIN_FLOPS {
+        return false;
+    }
+    // With AVX-512 the gemm crate runs its x86-v4 microkernels, and inside
+    // training steps on a 2-core Zen 4 (NNRUN_PROFILE=gemm, NNRUN_GEMM A/B,
+    // 2026-12-02) they match or beat our AVX-512 kernel on every shape
+    // class: the long-k weight gradients (288 x 7744 x 64: 182-193 against
+    // 141 GFLOP/s), the transposed-B input gradients (161-168 against
+    // 154-166), mnist_mlp's 784 x 128 x 512 (160-175 against 127-153) and
+    // conv1's k = 9 (84-91 against 87). Ours keeps the bf16 products, and
+    // the AVX2 machines, where the table below was measured.
+    if super::cpu::level() >= Level::Avx512 {
         return false;
     }
     let a_transposed = a.rs == 1 && a.cs != 1;
