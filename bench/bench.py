@@ -167,12 +167,17 @@ def run_process(cmd, capture=True):
     return p.returncode, stdout, stderr, wall, rss, cpu, source
 
 
+# `--set KEY=VALUE` of the command line, passed to every run after the
+# workload's own (e.g. training.mixed_precision=mixed_bfloat16).
+USER_SETS = []
+
+
 def train_cmd(binary, wl, rep, threads, smoke, out_dir, epochs=None):
     """The `nnrun train` command line of one run (bench/profile.sh uses it too)."""
     w = WORKLOADS[wl]
     epochs = epochs or (1 if smoke else w["epochs"])
     sets = [f"training.optimizer.type={w['optimizer']}", f"training.optimizer.learning_rate={w['lr']}",
-            *w.get("extra_sets", [])]
+            *w.get("extra_sets", []), *USER_SETS]
     cmd = [binary, "train", w["spec"], "--out", out_dir, "--log-format", "json", "--threads", str(threads),
            "--seed", str(PEER_SEED0 + rep), "--epochs", str(epochs), "--batch-size", str(w["batch"])]
     for s in sets:
@@ -481,6 +486,8 @@ def main():
     ap.add_argument("workloads", nargs="*", help=f"default: all of {', '.join(WORKLOADS)}")
     ap.add_argument("--bin", required=True, help="the nnrun binary (run.sh builds and passes it)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override for every run (repeatable), e.g. training.mixed_precision=mixed_bfloat16")
     ap.add_argument("--smoke", action="store_true", help="1 epoch on a few samples, 1 rep: checks the pipeline")
     ap.add_argument("--threads", type=int, default=2, help="nnrun --threads (the peers used 2)")
     ap.add_argument("--startup-n", type=int, default=None, help="runs of validate/--help (default 20, smoke 3)")
@@ -502,6 +509,7 @@ def main():
     ap.add_argument("--out-dir", help="with --print-cmd: the run directory")
     ap.add_argument("--epochs", type=int, help="with --print-cmd: train this many epochs instead")
     a = ap.parse_args()
+    USER_SETS.extend(a.set)
     if a.print_cmd:
         if len(a.workloads) != 1 or a.workloads[0] not in WORKLOADS:
             ap.error("--print-cmd takes one workload")
@@ -537,7 +545,7 @@ def main():
             "rustc": (subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
                       if shutil.which("rustc") else None),
             "binary": os.path.relpath(binary, ROOT), "reps": reps, "threads": a.threads, "smoke": a.smoke,
-            "workloads": wls, "loadavg_start": loadavg(), "command": "bench/run.sh " + " ".join(sys.argv[1:]),
+            "workloads": wls, "sets": USER_SETS, "loadavg_start": loadavg(), "command": "bench/run.sh " + " ".join(sys.argv[1:]),
             "peers_file": os.path.relpath(a.peers, ROOT) if a.peers else None,
             "flops_per_sample": {wl: f["train_flops_per_sample"] for wl, f in flops_by.items()},
             "forward_flops_per_sample": {wl: f["forward_flops_per_sample"] for wl, f in flops_by.items()},
