@@ -11,63 +11,14 @@
 //! dX = col2im(dZ @ K^T), skipped when X needs no gradient.
 //! f32 runs on the gemm crate; f64 (finite-difference tests) on a plain loop.
 
-use super::dense::Host;
-use super::gemm::{Mat, matmul};
+use super::host::{Host, Real, slice};
+use super::mat::Mat;
+use super::pool;
+use super::window::{Axis, Padding};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, bail};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
-
-/// One spatial axis of a sliding window, with Keras's padding rules
-/// (the same arithmetic as `layers::conv::fit_axis`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Axis {
-    /// Input length.
-    pub len: usize,
-    /// Taps, step between outputs, step between taps.
-    pub k: usize,
-    pub stride: usize,
-    pub dil: usize,
-    /// Padding cells in front of the input.
-    pub before: usize,
-    pub out: usize,
-}
-
-impl Axis {
-    /// `padding` is Keras's: valid, same or causal.
-    pub fn new(len: usize, k: usize, stride: usize, dil: usize, padding: &str) -> Result<Axis> {
-        if k == 0 || stride == 0 || dil == 0 || len == 0 {
-            bail!("sliding window: size {k}, stride {stride}, dilation {dil} over length {len}");
-        }
-        let span = dil * (k - 1) + 1;
-        let out = match padding {
-            "valid" if len < span => bail!("sliding window of span {span} is larger than the input length {len}"),
-            "valid" => (len - span) / stride + 1,
-            "same" | "causal" => (len - 1) / stride + 1,
-            other => bail!("unknown padding {other:?}"),
-        };
-        let need = (out - 1) * stride + span;
-        let before = match padding {
-            "same" => need.saturating_sub(len) / 2,
-            "causal" => span - 1,
-            _ => 0,
-        };
-        Ok(Axis { len, k, stride, dil, before, out })
-    }
-
-    /// The input cell that output `o` reads with tap `t`; None in the padding.
-    #[inline]
-    pub fn src(&self, o: usize, t: usize) -> Option<usize> {
-        let i = (o * self.stride + t * self.dil).checked_sub(self.before)?;
-        (i < self.len).then_some(i)
-    }
-
-    /// Taps `0..k` of output `o` all read real cells, one after another.
-    #[inline]
-    fn dense_run(&self, o: usize) -> Option<usize> {
-        let first = (o * self.stride).checked_sub(self.before)?;
-        (self.dil == 1 && first + self.k <= self.len).then_some(first)
-    }
-}
 
 /// Everything a conv kernel needs to know about its shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +67,7 @@ pub fn conv2d(
     relu: bool,
     strides: [usize; 2],
     dilation: [usize; 2],
-    padding: &str,
+    padding: Padding,
     train: bool,
     pool: Option<Pool>,
 ) -> Result<Tensor> {
@@ -143,7 +94,7 @@ pub fn conv2d(
     match pool {
         None => x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op),
         Some(p) => {
-            let pg = super::pool::Geom::new([b, g.h.out, g.w.out, f], p.size, p.strides, p.padding, p.max)?;
+            let pg = pool::Geom::new([b, g.h.out, g.w.out, f], p.size, p.strides, p.padding, p.max)?;
             let kept = train.then(Default::default);
             x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, ConvPoolOp { conv: op, pool: pg, y: kept })
         }
@@ -152,51 +103,11 @@ pub fn conv2d(
 
 /// A 2D pooling to fuse after a convolution.
 #[derive(Clone, Copy, Debug)]
-pub struct Pool<'a> {
+pub struct Pool {
     pub size: [usize; 2],
     pub strides: [usize; 2],
-    pub padding: &'a str,
+    pub padding: Padding,
     pub max: bool,
-}
-
-/// Element types the kernels run on.
-pub(crate) trait Elem: WithDType {
-    /// `dst = (acc ? dst : 0) + a @ b`, views as in `gemm::Mat`.
-    fn mm(dst: &mut [Self], a: View<Self>, b: View<Self>, acc: bool);
-    /// Runs `f` on a buffer of `n` elements with unspecified contents.
-    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
-        f(&mut vec![Self::from_f64(0.0); n])
-    }
-    /// A buffer of `n` elements with unspecified (finite or not) contents,
-    /// for outputs that are written whole.
-    fn buffer(n: usize) -> Vec<Self> {
-        vec![Self::from_f64(0.0); n]
-    }
-}
-
-/// A strided matrix view over any element type.
-#[derive(Clone, Copy)]
-pub(crate) struct View<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, T> View<'a, T> {
-    fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        View { data, rows, cols, rs: cols, cs: 1 }
-    }
-    fn t(self) -> Self {
-        View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
-    }
-}
-
-impl<'a> View<'a, f32> {
-    fn mat(self) -> Mat<'a> {
-        Mat { data: self.data, rows: self.rows, cols: self.cols, rs: self.rs, cs: self.cs }
-    }
 }
 
 thread_local! {
@@ -206,53 +117,34 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Elem for f32 {
-    fn mm(dst: &mut [f32], a: View<f32>, b: View<f32>, acc: bool) {
-        matmul(dst, a.mat(), b.mat(), acc);
+/// Runs `f` on a buffer of `n` elements with unspecified contents: for f32
+/// this thread's scratch buffer, else a fresh one.
+fn with_scratch<T: Real, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return f(&mut vec![T::zero(); n]);
     }
-    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut buf) => {
-                if buf.len() < n {
-                    buf.resize(n, 0.0);
-                }
-                f(&mut buf[..n])
-            }
+    SCRATCH.with(|s| {
+        let Ok(mut guard) = s.try_borrow_mut() else {
             // Already lent out further up the stack: a fresh buffer.
-            Err(_) => f(&mut vec![0.0; n]),
-        })
-    }
-    fn buffer(n: usize) -> Vec<f32> {
-        spare(n)
-    }
+            return f(&mut vec![T::zero(); n]);
+        };
+        let buf = (&mut *guard as &mut dyn Any).downcast_mut::<Vec<T>>().expect("T is f32");
+        if buf.len() < n {
+            buf.resize(n, T::zero());
+        }
+        f(&mut buf[..n])
+    })
 }
 
-impl Elem for f64 {
-    // Only the float64 gradient tests run this: a plain loop is enough.
-    fn mm(dst: &mut [f64], a: View<f64>, b: View<f64>, acc: bool) {
-        assert_eq!(a.cols, b.rows, "inner dimensions differ");
-        assert_eq!(dst.len(), a.rows * b.cols, "destination size");
-        if !acc {
-            dst.fill(0.0);
-        }
-        for i in 0..a.rows {
-            let row = &mut dst[i * b.cols..(i + 1) * b.cols];
-            for p in 0..a.cols {
-                let av = a.data[i * a.rs + p * a.cs];
-                for (j, d) in row.iter_mut().enumerate() {
-                    *d += av * b.data[p * b.rs + j * b.cs];
-                }
-            }
-        }
+/// A buffer of `n` elements with unspecified (finite or not) contents, for
+/// outputs that are written whole: for f32 a spare one (`spare`).
+fn buffer<T: Real>(n: usize) -> Vec<T> {
+    let mut v = Vec::new();
+    match (&mut v as &mut dyn Any).downcast_mut::<Vec<f32>>() {
+        Some(v) => *v = spare(n),
+        None => v = vec![T::zero(); n],
     }
-}
-
-/// The contiguous elements of a CPU tensor argument.
-pub(crate) fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
-        None => bail!("{what}: expects a contiguous tensor"),
-    }
+    v
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
@@ -265,7 +157,7 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
 /// Runs `f(sample, x of the sample, its rows of out)` for every sample, on
 /// the kernels' pool when there is enough to copy. Samples touch disjoint
 /// memory, so the result doesn't depend on the split.
-fn per_sample<T: Elem, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl Fn(usize, &X, &mut [T]) + Sync) {
+fn per_sample<T: Real, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl Fn(usize, &X, &mut [T]) + Sync) {
     let per = out.len() / g.b.max(1);
     if per == 0 {
         return;
@@ -278,7 +170,7 @@ fn per_sample<T: Elem, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl
 }
 
 /// Rows (b, oy, ox) x columns (ky, kx, c) of the input windows; padding is 0.
-fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+fn im2col<T: Real>(x: &[T], g: &Geom, col: &mut [T]) {
     let (c, kw) = (g.c, g.w.k);
     let zero = T::from_f64(0.0);
     let image = g.h.len * g.w.len * c;
@@ -311,7 +203,7 @@ fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
 }
 
 /// The adjoint of im2col: adds every column entry back onto its input cell.
-fn col2im<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
+fn col2im<T: Real>(col: &[T], g: &Geom, dx: &mut [T]) {
     let (c, kw) = (g.c, g.w.k);
     let per_rows = g.h.out * g.w.out * g.taps();
     per_sample(g, col, &mut dx[..g.x_len()], |bi, col, img| {
@@ -338,18 +230,18 @@ fn col2im<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
 }
 
 #[inline]
-fn add<T: Elem>(dst: &mut [T], src: &[T]) {
+fn add<T: Real>(dst: &mut [T], src: &[T]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += *s;
     }
 }
 
 /// Runs `f` on the im2col matrix of `x` (`x` itself for a 1x1 kernel).
-fn with_columns<T: Elem, R>(x: &[T], g: &Geom, f: impl FnOnce(&[T]) -> R) -> R {
+fn with_columns<T: Real, R>(x: &[T], g: &Geom, f: impl FnOnce(&[T]) -> R) -> R {
     if g.pointwise() {
         return f(x);
     }
-    T::with_scratch(g.rows() * g.taps(), |col| {
+    with_scratch(g.rows() * g.taps(), |col| {
         im2col(x, g, col);
         f(col)
     })
@@ -400,9 +292,9 @@ fn give_back(v: Vec<f32>) {
 }
 
 /// `keep`: build the whole batch's im2col matrix and leave it there.
-fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Option<&mut Vec<T>>) -> Vec<T> {
+fn forward<T: Real>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Option<&mut Vec<T>>) -> Vec<T> {
     // Every value is written by a gemm that doesn't read it.
-    let mut y = T::buffer(g.rows() * g.f);
+    let mut y = buffer::<T>(g.rows() * g.f);
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
     if let Some(col) = keep {
         col.resize(g.rows() * g.taps(), T::from_f64(0.0));
@@ -410,13 +302,13 @@ fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Op
         let run_len = |r: &Geom| r.rows() * r.taps();
         for (s, r) in sample_runs(g) {
             let at = s * g.h.out * g.w.out * g.taps();
-            let cols = View::new(&col[at..at + run_len(&r)], r.rows(), r.taps());
-            T::mm(&mut y[s * out..(s + r.b) * out], cols, View::new(k, r.taps(), r.f), false);
+            let cols = Mat::new(&col[at..at + run_len(&r)], r.rows(), r.taps());
+            T::matmul(&mut y[s * out..(s + r.b) * out], cols, Mat::new(k, r.taps(), r.f), false);
         }
     } else {
         for (s, r) in sample_runs(g) {
             let (x, y) = (&x[s * image..(s + r.b) * image], &mut y[s * out..(s + r.b) * out]);
-            with_columns(x, &r, |col| T::mm(y, View::new(col, r.rows(), r.taps()), View::new(k, r.taps(), r.f), false));
+            with_columns(x, &r, |col| T::matmul(y, Mat::new(col, r.rows(), r.taps()), Mat::new(k, r.taps(), r.f), false));
         }
     }
     // Bias and relu in one pass; selects, not branches (signs are random).
@@ -436,23 +328,23 @@ fn forward<T: Elem>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Op
 
 /// dK (KH*KW*C, F) = col^T @ dY, summed over the runs of samples; `kept`:
 /// the forward pass's im2col matrix.
-fn grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom, kept: Option<&[T]>) -> Vec<T> {
+fn grad_kernel<T: Real>(x: &[T], dy: &[T], g: &Geom, kept: Option<&[T]>) -> Vec<T> {
     let mut dk = vec![T::from_f64(0.0); g.taps() * g.f];
     if let Some(col) = kept {
-        T::mm(&mut dk, View::new(col, g.rows(), g.taps()).t(), View::new(dy, g.rows(), g.f), false);
+        T::matmul(&mut dk, Mat::new(col, g.rows(), g.taps()).t(), Mat::new(dy, g.rows(), g.f), false);
         return dk;
     }
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
     for (s, r) in sample_runs(g) {
         let (x, dy) = (&x[s * image..(s + r.b) * image], &dy[s * out..(s + r.b) * out]);
-        with_columns(x, &r, |col| T::mm(&mut dk, View::new(col, r.rows(), r.taps()).t(), View::new(dy, r.rows(), r.f), s > 0));
+        with_columns(x, &r, |col| T::matmul(&mut dk, Mat::new(col, r.rows(), r.taps()).t(), Mat::new(dy, r.rows(), r.f), s > 0));
     }
     dk
 }
 
 /// dX = col2im(dY @ K^T).
-fn grad_input<T: Elem>(dy: &[T], k: &[T], g: &Geom) -> Vec<T> {
-    let dcol_of = |dcol: &mut [T], dy: &[T], r: &Geom| T::mm(dcol, View::new(dy, r.rows(), r.f), View::new(k, r.taps(), r.f).t(), false);
+fn grad_input<T: Real>(dy: &[T], k: &[T], g: &Geom) -> Vec<T> {
+    let dcol_of = |dcol: &mut [T], dy: &[T], r: &Geom| T::matmul(dcol, Mat::new(dy, r.rows(), r.f), Mat::new(k, r.taps(), r.f).t(), false);
     let mut dx = vec![T::from_f64(0.0); g.x_len()];
     if g.pointwise() {
         dcol_of(&mut dx, dy, g);
@@ -461,7 +353,7 @@ fn grad_input<T: Elem>(dy: &[T], k: &[T], g: &Geom) -> Vec<T> {
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
     for (s, r) in sample_runs(g) {
         let (dy, dx) = (&dy[s * out..(s + r.b) * out], &mut dx[s * image..(s + r.b) * image]);
-        T::with_scratch(r.rows() * r.taps(), |dcol| {
+        with_scratch(r.rows() * r.taps(), |dcol| {
             dcol_of(dcol, dy, &r);
             col2im(dcol, &r, dx);
         });
@@ -551,7 +443,7 @@ impl Conv2dOp {
 #[derive(Clone, Debug)]
 struct ConvPoolOp {
     conv: Conv2dOp,
-    pool: super::pool::Geom,
+    pool: pool::Geom,
     /// The convolution's output, kept by a training forward for backward.
     y: Option<std::sync::Arc<std::sync::Mutex<Option<CpuStorage>>>>,
 }
@@ -564,8 +456,8 @@ impl CustomOp3 for ConvPoolOp {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let (y, _) = self.conv.cpu_fwd(s1, l1, s2, l2, s3, l3)?;
         let pooled = match &y {
-            CpuStorage::F32(v) => CpuStorage::F32(super::pool::forward(v, &self.pool)),
-            CpuStorage::F64(v) => CpuStorage::F64(super::pool::forward(v, &self.pool)),
+            CpuStorage::F32(v) => CpuStorage::F32(pool::forward(v, &self.pool)),
+            CpuStorage::F64(v) => CpuStorage::F64(pool::forward(v, &self.pool)),
             _ => bail!("conv2d: unsupported dtype"),
         };
         match (&self.y, y) {
@@ -580,7 +472,7 @@ impl CustomOp3 for ConvPoolOp {
         let g = self.conv.g;
         let dims = (g.b, g.h.out, g.w.out, g.f);
         let kept = self.y.as_ref().and_then(|y| y.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let pool_grad = super::pool::Pool2dGrad { g: self.pool, relu: self.conv.relu };
+        let pool_grad = pool::Pool2dGrad { g: self.pool, relu: self.conv.relu };
         if let Some(CpuStorage::F32(y)) = kept {
             // On the host: the conv output's buffer goes back for the next step.
             let grad_res = grad_res.contiguous()?;
@@ -611,7 +503,7 @@ impl CustomOp2 for ReluMask {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         check_len("relu gradient", l2.shape().elem_count(), l1.shape().elem_count())?;
-        fn mask<T: Elem>(y: &[T], dy: &[T]) -> Result<Vec<T>> {
+        fn mask<T: Real>(y: &[T], dy: &[T]) -> Result<Vec<T>> {
             let zero = T::from_f64(0.0);
             Ok(y.iter().zip(dy).map(|(&y, &d)| if y > zero { d } else { zero }).collect())
         }
@@ -631,7 +523,7 @@ impl CustomOp1 for GradBias {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         check_len("conv2d output gradient", l.shape().elem_count(), g.rows() * g.f)?;
-        fn sums<T: Elem>(dz: &[T], f: usize) -> Vec<T> {
+        fn sums<T: Real>(dz: &[T], f: usize) -> Vec<T> {
             let mut db = vec![T::from_f64(0.0); f];
             for row in dz.chunks_exact(f) {
                 add(&mut db, row);
@@ -727,25 +619,25 @@ mod tests {
     }
 
     /// x dims, kernel, strides, dilation, padding, filters.
-    type Case = (&'static [usize; 4], [usize; 2], [usize; 2], [usize; 2], &'static str, usize);
+    type Case = (&'static [usize; 4], [usize; 2], [usize; 2], [usize; 2], Padding, usize);
 
     const CASES: &[Case] = &[
-        (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "valid", 4),
-        (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "same", 2),
-        (&[3, 7, 6, 2], [3, 3], [2, 2], [1, 1], "same", 3),
-        (&[1, 8, 9, 2], [2, 3], [2, 3], [1, 1], "valid", 2),
-        (&[2, 6, 7, 2], [2, 3], [1, 3], [1, 1], "same", 2),
-        (&[2, 7, 6, 2], [3, 3], [1, 1], [2, 2], "valid", 2),
-        (&[2, 6, 5, 2], [3, 2], [1, 1], [2, 1], "same", 3),
-        (&[2, 9, 1, 2], [3, 1], [2, 1], [1, 1], "causal", 3),
-        (&[2, 4, 5, 3], [1, 1], [1, 1], [1, 1], "valid", 2),
-        (&[2, 5, 4, 3], [1, 1], [2, 1], [1, 1], "same", 2),
-        (&[5, 30, 29, 8], [3, 3], [1, 1], [1, 1], "same", 4),
+        (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], Padding::Valid, 4),
+        (&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], Padding::Same, 2),
+        (&[3, 7, 6, 2], [3, 3], [2, 2], [1, 1], Padding::Same, 3),
+        (&[1, 8, 9, 2], [2, 3], [2, 3], [1, 1], Padding::Valid, 2),
+        (&[2, 6, 7, 2], [2, 3], [1, 3], [1, 1], Padding::Same, 2),
+        (&[2, 7, 6, 2], [3, 3], [1, 1], [2, 2], Padding::Valid, 2),
+        (&[2, 6, 5, 2], [3, 2], [1, 1], [2, 1], Padding::Same, 3),
+        (&[2, 9, 1, 2], [3, 1], [2, 1], [1, 1], Padding::Causal, 3),
+        (&[2, 4, 5, 3], [1, 1], [1, 1], [1, 1], Padding::Valid, 2),
+        (&[2, 5, 4, 3], [1, 1], [2, 1], [1, 1], Padding::Same, 2),
+        (&[5, 30, 29, 8], [3, 3], [1, 1], [1, 1], Padding::Same, 4),
         // 1.2 MB of im2col per sample: built in runs of 3 and 2 samples.
-        (&[5, 64, 64, 8], [3, 3], [1, 1], [1, 1], "same", 2),
+        (&[5, 64, 64, 8], [3, 3], [1, 1], [1, 1], Padding::Same, 2),
     ];
 
-    fn geom(x: &[usize; 4], k: [usize; 2], s: [usize; 2], d: [usize; 2], p: &str, f: usize) -> Geom {
+    fn geom(x: &[usize; 4], k: [usize; 2], s: [usize; 2], d: [usize; 2], p: Padding, f: usize) -> Geom {
         let h = Axis::new(x[1], k[0], s[0], d[0], p).unwrap();
         let w = Axis::new(x[2], k[1], s[1], d[1], p).unwrap();
         Geom { b: x[0], c: x[3], f, h, w }
@@ -753,10 +645,10 @@ mod tests {
 
     #[test]
     fn batches_split_into_runs_of_whole_samples() {
-        let g = geom(&[5, 64, 64, 8], [3, 3], [1, 1], [1, 1], "same", 2);
+        let g = geom(&[5, 64, 64, 8], [3, 3], [1, 1], [1, 1], Padding::Same, 2);
         let runs: Vec<(usize, usize)> = sample_runs(&g).map(|(s, r)| (s, r.b)).collect();
         assert_eq!(runs, [(0, 3), (3, 2)]);
-        let small = geom(&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], "valid", 4);
+        let small = geom(&[2, 7, 5, 3], [3, 3], [1, 1], [1, 1], Padding::Valid, 4);
         assert_eq!(sample_runs(&small).map(|(s, r)| (s, r.b)).collect::<Vec<_>>(), [(0, 2)]);
     }
 
@@ -779,7 +671,7 @@ mod tests {
         let kv = Var::from_vec(random(&[3, 3, 2, 4], 1).iter().map(|&v| v as f32).collect::<Vec<_>>(), (3, 3, 2, 4), &dev).unwrap();
         let x = Tensor::from_vec(random(&[2, 6, 5, 2], 2).iter().map(|&v| v as f32).collect::<Vec<_>>(), (2, 6, 5, 2), &dev).unwrap();
         let grad = |train: bool| {
-            let y = conv2d(&x, kv.as_tensor(), None, true, [1, 1], [1, 1], "same", train, None).unwrap();
+            let y = conv2d(&x, kv.as_tensor(), None, true, [1, 1], [1, 1], Padding::Same, train, None).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             g.get(kv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
         };
@@ -826,13 +718,13 @@ mod tests {
         let k = Var::from_vec(random(&[3, 3, 2, 4], 1), (3, 3, 2, 4), &dev).unwrap();
         let xv = random(&[2, 6, 5, 2], 2);
         let data = Tensor::from_vec(xv.clone(), (2, 6, 5, 2), &dev).unwrap();
-        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], "same", false, None).unwrap();
+        let y = conv2d(&data, k.as_tensor(), None, true, [1, 1], [1, 1], Padding::Same, false, None).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&data).is_none());
         assert_eq!(grads.get(k.as_tensor()).unwrap().dims(), &[3, 3, 2, 4]);
 
         let var = Var::from_vec(xv, (2, 6, 5, 2), &dev).unwrap();
-        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], "same", false, None).unwrap();
+        let y = conv2d(var.as_tensor(), k.as_tensor(), None, false, [1, 1], [1, 1], Padding::Same, false, None).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(var.as_tensor()).unwrap().dims(), &[2, 6, 5, 2]);
     }
@@ -845,12 +737,12 @@ mod tests {
         let x = Tensor::zeros((1, 4, 4, 1), DType::F32, &dev).unwrap();
         let k = Var::ones((3, 3, 1, 2), DType::F32, &dev).unwrap();
         let b = Var::zeros(2, DType::F32, &dev).unwrap();
-        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false, None).unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], Padding::Same, false, None).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
         // With a positive bias every cell passes its gradient: 16 cells.
         b.set(&Tensor::new(&[1f32, -1.0], &dev).unwrap()).unwrap();
-        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], "same", false, None).unwrap();
+        let y = conv2d(&x, k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], Padding::Same, false, None).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![16.0, 0.0]);
     }
@@ -860,13 +752,14 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::zeros((1, 2, 2, 3), DType::F32, &dev).unwrap();
         let k = Tensor::zeros((3, 3, 3, 1), DType::F32, &dev).unwrap();
-        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "valid", false, None).is_err());
-        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], "same", false, None).is_ok());
-        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], "same", false, None).is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], Padding::Valid, false, None).is_err());
+        assert!(conv2d(&x, &k, None, false, [1, 1], [1, 1], Padding::Same, false, None).is_ok());
+        assert!(conv2d(&x, &k, None, false, [0, 1], [1, 1], Padding::Same, false, None).is_err());
         let k2 = Tensor::zeros((1, 1, 2, 1), DType::F32, &dev).unwrap();
-        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], "valid", false, None).is_err());
-        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], "same", false, None).is_err());
-        assert!(Axis::new(5, 2, 1, 1, "full").is_err());
+        assert!(conv2d(&x, &k2, None, false, [1, 1], [1, 1], Padding::Valid, false, None).is_err());
+        assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], Padding::Same, false, None).is_err());
+        // Unknown paddings are refused where the spec names them.
+        assert!(Padding::parse("full").is_none());
     }
 
     /// Outputs and im2col matrices are written whole: spare buffers full of
@@ -879,8 +772,8 @@ mod tests {
         )
         .unwrap();
         let run = || {
-            let pool = Pool { size: [2, 2], strides: [2, 2], padding: "valid", max: true };
-            let y = conv2d(&x, k.as_tensor(), None, true, [1, 1], [1, 1], "valid", true, Some(pool)).unwrap();
+            let pool = Pool { size: [2, 2], strides: [2, 2], padding: Padding::Valid, max: true };
+            let y = conv2d(&x, k.as_tensor(), None, true, [1, 1], [1, 1], Padding::Valid, true, Some(pool)).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g.get(k.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
         };

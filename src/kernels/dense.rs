@@ -3,185 +3,12 @@
 //! matmul, a broadcast add and a relu, each allocating and each with its own
 //! backward (zeros + add per gradient), and computes the input gradient even
 //! for the data tensor, which alone is a third of an MLP's backward FLOPs.
-//!
-//! Also home of what the other kernels share: the `Real` element trait
-//! (f32 for training, f64 for the finite-difference tests, through the same
-//! code) and host access to tensor data.
 
-use super::gemm::{Mat, matmul as sgemm};
+use super::host::{Host, Real, cpu_slice, on_cpu_float, tensor_from};
+use super::mat::Mat;
 use super::sink::{Sink, Slot};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, StorageRef, Tensor, WithDType, bail};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 use std::sync::Arc;
-
-/// An element type the kernels run on.
-pub trait Real: WithDType + std::ops::Neg<Output = Self> {
-    fn exp(self) -> Self;
-    fn ln(self) -> Self;
-    fn tanh(self) -> Self;
-    fn sqrt(self) -> Self;
-    fn abs(self) -> Self;
-    /// `dst (a.rows x b.cols) = (accumulate ? dst : 0) + a @ b`.
-    fn matmul(dst: &mut [Self], a: View<Self>, b: View<Self>, accumulate: bool);
-
-    /// 1 / (1 + e^-x), as candle's op chain computes it (neg, exp, +1, recip).
-    #[inline]
-    fn sigmoid(self) -> Self {
-        Self::one() / ((-self).exp() + Self::one())
-    }
-}
-
-impl Real for f32 {
-    #[inline]
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-    #[inline]
-    fn ln(self) -> Self {
-        f32::ln(self)
-    }
-    /// glibc's tanhf goes through a slow expm1f (most of an LSTM's time);
-    /// f64 `exp` is fast and leaves room for the f32 result: within 1 ulp of
-    /// tanh (tested).
-    #[inline]
-    fn tanh(self) -> Self {
-        let x = self as f64;
-        if x.abs() < 0.004 {
-            // Taylor: exp(2x) - 1 would cancel; the next term is < 1e-16 relative.
-            let x2 = x * x;
-            return (x * (1.0 - x2 * (1.0 / 3.0 - x2 * (2.0 / 15.0)))) as f32;
-        }
-        // tanh(20) is 1 in f32 (and f64 exp does not overflow); NaN stays NaN.
-        let e = (2.0 * x.clamp(-20.0, 20.0)).exp();
-        ((e - 1.0) / (e + 1.0)) as f32
-    }
-    #[inline]
-    fn sqrt(self) -> Self {
-        f32::sqrt(self)
-    }
-    #[inline]
-    fn abs(self) -> Self {
-        f32::abs(self)
-    }
-    fn matmul(dst: &mut [f32], a: View<f32>, b: View<f32>, accumulate: bool) {
-        fn m(v: View<'_, f32>) -> Mat<'_> {
-            Mat { data: v.data, rows: v.rows, cols: v.cols, rs: v.rs, cs: v.cs }
-        }
-        sgemm(dst, m(a), m(b), accumulate);
-    }
-}
-
-impl Real for f64 {
-    #[inline]
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-    #[inline]
-    fn ln(self) -> Self {
-        f64::ln(self)
-    }
-    #[inline]
-    fn tanh(self) -> Self {
-        f64::tanh(self)
-    }
-    #[inline]
-    fn sqrt(self) -> Self {
-        f64::sqrt(self)
-    }
-    #[inline]
-    fn abs(self) -> Self {
-        f64::abs(self)
-    }
-    /// Plain loops: f64 serves the finite-difference tests (tiny shapes);
-    /// training runs f32 through gemm.
-    fn matmul(dst: &mut [f64], a: View<f64>, b: View<f64>, accumulate: bool) {
-        assert_eq!(a.cols, b.rows, "inner dimensions differ");
-        assert_eq!(dst.len(), a.rows * b.cols, "destination size");
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                let mut s = if accumulate { dst[i * b.cols + j] } else { 0.0 };
-                for p in 0..a.cols {
-                    s += a.at(i, p) * b.at(p, j);
-                }
-                dst[i * b.cols + j] = s;
-            }
-        }
-    }
-}
-
-/// A read-only matrix view: `data[r * rs + c * cs]`, `rows x cols`.
-#[derive(Clone, Copy, Debug)]
-pub struct View<'a, T> {
-    pub data: &'a [T],
-    pub rows: usize,
-    pub cols: usize,
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a, T: Copy> View<'a, T> {
-    /// Contiguous row-major.
-    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        View { data, rows, cols, rs: cols, cs: 1 }
-    }
-    /// The transpose, as a view.
-    pub fn t(self) -> Self {
-        View { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
-    }
-    #[inline]
-    fn at(&self, r: usize, c: usize) -> T {
-        self.data[r * self.rs + c * self.cs]
-    }
-}
-
-/// A CPU tensor's contiguous values, borrowed for as long as the guard lives.
-pub struct Host<'a> {
-    storage: StorageRef<'a>,
-    layout: &'a Layout,
-}
-
-impl<'a> Host<'a> {
-    /// Fails (no panic) for other devices and non-contiguous layouts:
-    /// callers make their tensors contiguous first.
-    pub fn of(t: &'a Tensor) -> Result<Self> {
-        let (storage, layout) = t.storage_and_layout();
-        if !matches!(&*storage, Storage::Cpu(_)) {
-            bail!("nnrun kernel: expected a CPU tensor");
-        }
-        if layout.contiguous_offsets().is_none() {
-            bail!("nnrun kernel: expected a contiguous tensor");
-        }
-        Ok(Host { storage, layout })
-    }
-
-    pub fn slice<T: Real>(&self) -> Result<&[T]> {
-        match &*self.storage {
-            Storage::Cpu(s) => cpu_slice(s, self.layout),
-            _ => bail!("nnrun kernel: expected a CPU tensor"),
-        }
-    }
-}
-
-/// The contiguous values a layout selects from a CPU storage.
-pub fn cpu_slice<'a, T: Real>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    let v = T::cpu_storage_as_slice(s)?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("nnrun kernel: expected a contiguous tensor"),
-    }
-}
-
-/// A fresh tensor on `like`'s device (no graph).
-pub fn tensor_from<T: Real>(v: Vec<T>, shape: impl Into<Shape>, like: &Tensor) -> Result<Tensor> {
-    Tensor::from_vec(v, shape, like.device())
-}
-
-/// Whether the kernels (CPU, f32/f64) can run on these tensors; other
-/// devices and dtypes take the plain candle ops.
-pub fn on_cpu_float(ts: &[&Tensor]) -> bool {
-    let Some(first) = ts.first() else { return false };
-    let dt = first.dtype();
-    matches!(dt, DType::F32 | DType::F64) && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == dt)
-}
 
 // ---- Dense ------------------------------------------------------------------------
 
@@ -239,7 +66,7 @@ fn dense_fwd<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, rows: usize, k: usize, 
             r.copy_from_slice(b);
         }
     }
-    T::matmul(&mut y, View::new(x, rows, k), View::new(w, k, n), b.is_some());
+    T::matmul(&mut y, Mat::new(x, rows, k), Mat::new(w, k, n), b.is_some());
     if relu {
         // As candle's relu (max(v, 0)): NaN becomes 0.
         // A select, not a branch: half the signs are random (mispredicts).
@@ -264,7 +91,7 @@ fn dense_bwd<T: Real>(
     dw: (&mut [T], bool),
     db: Option<(&mut [T], bool)>,
 ) -> Option<Vec<T>> {
-    T::matmul(dw.0, View::new(x, rows, k).t(), View::new(gz, rows, n), dw.1);
+    T::matmul(dw.0, Mat::new(x, rows, k).t(), Mat::new(gz, rows, n), dw.1);
     if let Some((db, accumulate)) = db {
         // This op's sum first, then onto what is there: candle's order.
         let mut sum = vec![T::zero(); n];
@@ -279,7 +106,7 @@ fn dense_bwd<T: Real>(
     }
     input_grad.then(|| {
         let mut dx = vec![T::zero(); rows * k];
-        T::matmul(&mut dx, View::new(gz, rows, n), View::new(w, k, n).t(), false);
+        T::matmul(&mut dx, Mat::new(gz, rows, n), Mat::new(w, k, n).t(), false);
         dx
     })
 }
@@ -386,59 +213,10 @@ impl CustomOp3 for DenseOp {
     }
 }
 
-/// Shared by the kernels' tests: random values and a comparison of a kernel
-/// against its plain-op reference, values and gradients.
-#[cfg(test)]
-pub mod testing {
-    use candle_core::{DType, Device, Tensor, Var};
-    use rand::{Rng, SeedableRng, rngs::StdRng};
-
-    pub fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
-    }
-
-    pub fn var(dims: &[usize], seed: u64, dtype: DType) -> Var {
-        Var::from_tensor(&random(dims, seed, dtype)).unwrap()
-    }
-
-    pub fn flat(t: &Tensor) -> Vec<f64> {
-        t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
-    }
-
-    /// Element-wise `|a - b| <= tol * max(1, |b|)`, with the worst index in the message.
-    pub fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * y.abs().max(1.0), "{what}[{i}]: {x} vs {y}");
-        }
-    }
-
-    /// Runs `f` (kernel) and `g` (reference) on the same variables, compares
-    /// the outputs and the gradients of `sum(out * r)` for every variable.
-    pub fn compare(vars: &[Var], f: impl Fn(&[Tensor]) -> Tensor, g: impl Fn(&[Tensor]) -> Tensor, tol: f64, what: &str) {
-        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let (a, b) = (f(&ts), g(&ts));
-        assert_eq!(a.dims(), b.dims(), "{what}: output shape");
-        assert_close(&flat(&a), &flat(&b), tol, &format!("{what}: output"));
-        let r = random(a.dims(), 77, a.dtype());
-        let ga = (a * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let gb = (b * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        for (i, v) in vars.iter().enumerate() {
-            match (ga.get(v.as_tensor()), gb.get(v.as_tensor())) {
-                (Some(x), Some(y)) => assert_close(&flat(x), &flat(y), tol, &format!("{what}: gradient of argument {i}")),
-                (x, y) => panic!("{what}: argument {i} has gradient {} (kernel) vs {} (reference)", x.is_some(), y.is_some()),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::*;
     use super::*;
+    use crate::kernels::testing::*;
     use candle_core::{Device, Var};
 
     #[test]
@@ -479,24 +257,6 @@ mod tests {
         let xt = random(&[3, 5, 4], 9, DType::F32).transpose(1, 2).unwrap();
         let (a, b) = (dense(&xt, &vars[1], None, false, None).unwrap(), dense_plain(&xt, &vars[1], None, false).unwrap());
         assert_close(&flat(&a), &flat(&b), 1e-5, "transposed input");
-    }
-
-    /// The f32 tanh against f64's, over the whole useful range: 1 ulp.
-    #[test]
-    fn fast_f32_tanh_is_within_one_ulp() {
-        let mut x = -25.0f32;
-        while x < 25.0 {
-            for v in [x, x * 1e-3, x * 1e-6, x * 1e-30] {
-                let want = (v as f64).tanh() as f32;
-                let got = Real::tanh(v);
-                let ulps = (got.to_bits() as i64 - want.to_bits() as i64).abs();
-                assert!(ulps <= 1, "tanh({v}): {got} vs {want} ({ulps} ulps)");
-            }
-            x += 0.000_37;
-        }
-        assert!(Real::tanh(f32::NAN).is_nan());
-        assert_eq!((Real::tanh(f32::INFINITY), Real::tanh(f32::NEG_INFINITY)), (1.0, -1.0));
-        assert_eq!(Real::tanh(0.0f32), 0.0);
     }
 
     /// With a sink, the weights' gradients land there (summed over both uses

@@ -4,44 +4,10 @@
 
 use gemm::Parallelism;
 
-/// A read-only matrix view: `data[r * rs + c * cs]`, `rows x cols`.
-#[derive(Clone, Copy, Debug)]
-pub struct Mat<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a> Mat<'a> {
-    /// Contiguous row-major `rows x cols`.
-    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat { data, rows, cols, rs: cols, cs: 1 }
-    }
-    /// The transpose, as a view (no copy).
-    pub fn t(self) -> Self {
-        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
-    }
-    /// Whether every element `data[r * rs + c * cs]` lies inside `data`. The
-    /// arithmetic is checked: a huge stride must not wrap back into range.
-    pub fn in_bounds(&self) -> bool {
-        if self.rows == 0 || self.cols == 0 {
-            return true;
-        }
-        let last = (self.rows - 1).checked_mul(self.rs).zip((self.cols - 1).checked_mul(self.cs)).and_then(|(r, c)| r.checked_add(c));
-        last.is_some_and(|last| last < self.data.len())
-    }
-}
-
-/// Panics unless `dst = a @ b` fits: inner dimensions equal, `dst` exactly
-/// m x n, both views inside their slices. The raw-pointer kernels (ours and
-/// the gemm crate's) rely on it; once per product, so it costs nothing.
-pub(crate) fn check_views(dst: &[f32], a: Mat, b: Mat) {
-    assert_eq!(b.rows, a.cols, "inner dimensions differ");
-    assert_eq!(Some(dst.len()), a.rows.checked_mul(b.cols), "destination size");
-    assert!(a.in_bounds() && b.in_bounds(), "matrix view out of bounds");
-}
+// The view and the product checks live in `mat`; re-exported here, where
+// sgemm.rs and examples/gemm_bench.rs find them.
+pub use super::mat::Mat;
+pub(crate) use super::mat::{check_views, flops};
 
 /// Checks the shapes and handles empty products; false: nothing is left to do.
 fn prepare(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> bool {
@@ -122,11 +88,6 @@ pub fn matmul_gemm_crate(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     super::par::run(parts, threads, &job);
 }
 
-/// Flops of an m x k x n product, saturating (only compared with thresholds).
-pub(crate) fn flops(m: usize, k: usize, n: usize) -> usize {
-    2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k)
-}
-
 /// The gemm crate, one thread: C (row stride `crs`) = (acc ? C : 0) + A B;
 /// A and B as (pointer, row stride, column stride).
 ///
@@ -167,18 +128,15 @@ unsafe fn raw(c: *mut f32, crs: usize, (m, k, n): (usize, usize, usize), a: (*co
 mod tests {
     use super::*;
 
+    /// The reference product in f64, rounded to f32.
     fn naive(a: Mat, b: Mat) -> Vec<f32> {
+        let wide = |v: Mat| -> Vec<f64> { v.data.iter().map(|&x| x as f64).collect() };
+        let (ad, bd) = (wide(a), wide(b));
+        let (a64, b64) =
+            (Mat { data: &ad[..], rows: a.rows, cols: a.cols, rs: a.rs, cs: a.cs }, Mat { data: &bd[..], rows: b.rows, cols: b.cols, rs: b.rs, cs: b.cs });
         let mut out = vec![0.0; a.rows * b.cols];
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                let mut s = 0.0f64;
-                for p in 0..a.cols {
-                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
-                }
-                out[i * b.cols + j] = s as f32;
-            }
-        }
-        out
+        crate::kernels::mat::reference_matmul(&mut out, a64, b64, false);
+        out.into_iter().map(|x| x as f32).collect()
     }
 
     fn vals(n: usize, seed: u32) -> Vec<f32> {

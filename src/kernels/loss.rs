@@ -4,7 +4,7 @@
 //! backward, each allocating. Numerics as `train::losses` on logits (no
 //! clipping there: the fused forms are finite for any logits).
 
-use super::dense::{Host, Real, on_cpu_float, tensor_from};
+use super::host::{Host, Real, cpu_slice, on_cpu_float, tensor_from};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +139,8 @@ impl CustomOp2 for LossOp {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         fn run<T: Real>(op: &LossOp, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-            let x = super::dense::cpu_slice::<T>(s1, l1)?;
-            let t = super::dense::cpu_slice::<T>(s2, l2)?;
+            let x = cpu_slice::<T>(s1, l1)?;
+            let t = cpu_slice::<T>(s2, l2)?;
             let v = op.value(x, t)?;
             Ok((T::to_cpu_storage_owned(vec![T::from_f64(v)]), Shape::from(())))
         }
@@ -187,7 +187,7 @@ pub fn probabilities(logits: &[f32], classes: usize, softmax: bool) -> Vec<f32> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::dense::testing::{assert_close, compare, flat, random, var};
+    use crate::kernels::testing::{assert_close, compare, flat, random, var};
     use crate::layers::Activation;
     use crate::train::losses::Loss;
 

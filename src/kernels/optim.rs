@@ -8,7 +8,7 @@
 //! candle ops in `train::optim` (a scalar multiply is candle's affine
 //! `x * c + 0`, an added scalar `x * 1 + c`), so both give the same bits.
 
-use super::dense::{Real, cpu_slice, on_cpu_float};
+use super::host::{Real, cpu_slice, dst_slice, on_cpu_float};
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
 
 /// One in-place pass. `dst` is the tensor rewritten; `a`, `b` the sources
@@ -188,20 +188,6 @@ impl Pass {
     }
 }
 
-/// The mutable values of a CPU storage of type `T`.
-pub(crate) fn dst_slice<T: Real>(s: &mut CpuStorage) -> Result<&mut [T]> {
-    // Through Any: WithDType offers no mutable slice accessor.
-    let any: &mut dyn std::any::Any = match s {
-        CpuStorage::F32(v) => v,
-        CpuStorage::F64(v) => v,
-        _ => bail!("optimizer: f32 or f64 only"),
-    };
-    match any.downcast_mut::<Vec<T>>() {
-        Some(v) => Ok(v.as_mut_slice()),
-        None => bail!("optimizer: dtypes of variable and gradient differ"),
-    }
-}
-
 impl InplaceOp2 for Pass {
     fn name(&self) -> &'static str {
         "nnrun-optimizer-pass"
@@ -238,7 +224,7 @@ pub fn apply(pass: Pass, dst: &Tensor, srcs: &[&Tensor]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::dense::testing::random;
+    use crate::kernels::testing::random;
     use candle_core::DType;
 
     /// Each pass against its formula written with candle ops, bit for bit.

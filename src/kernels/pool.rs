@@ -6,8 +6,9 @@
 //! the average. Max backward sends each window's gradient to its first
 //! maximum (TensorFlow's choice): the first cell equal to the output.
 
-use super::conv::{Axis, slice};
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, bail};
+use super::host::{Real, slice};
+use super::window::{Axis, Padding};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 
 /// Whether `pool2d` can run on `x` (else use plain candle ops).
 pub fn supports(x: &Tensor) -> bool {
@@ -16,7 +17,7 @@ pub fn supports(x: &Tensor) -> bool {
 
 /// Pools `x` (B, H, W, C) over `size` windows moving by `strides`, padding
 /// valid or same: (B, OH, OW, C).
-pub fn pool2d(x: &Tensor, size: [usize; 2], strides: [usize; 2], padding: &str, max: bool) -> Result<Tensor> {
+pub fn pool2d(x: &Tensor, size: [usize; 2], strides: [usize; 2], padding: Padding, max: bool) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
     x.contiguous()?.apply_op1(Pool2dOp(Geom::new([b, h, w, c], size, strides, padding, max)?))
 }
@@ -32,7 +33,7 @@ pub(crate) struct Geom {
 
 impl Geom {
     /// Pooling of an input of dims (B, H, W, C).
-    pub(crate) fn new(dims: [usize; 4], size: [usize; 2], strides: [usize; 2], padding: &str, max: bool) -> Result<Geom> {
+    pub(crate) fn new(dims: [usize; 4], size: [usize; 2], strides: [usize; 2], padding: Padding, max: bool) -> Result<Geom> {
         let [b, h, w, c] = dims;
         Ok(Geom { b, c, h: Axis::new(h, size[0], strides[0], 1, padding)?, w: Axis::new(w, size[1], strides[1], 1, padding)?, max })
     }
@@ -88,7 +89,7 @@ impl Geom {
     }
 }
 
-pub(crate) fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
+pub(crate) fn forward<T: Real>(x: &[T], g: &Geom) -> Vec<T> {
     let c = g.c;
     let x_per = g.h.len * g.w.len * c;
     let mut y = vec![T::from_f64(0.0); g.y_len()];
@@ -118,7 +119,7 @@ pub(crate) fn forward<T: WithDType>(x: &[T], g: &Geom) -> Vec<T> {
 /// is a relu's output and dx is taken on through it (0 where the input is
 /// not positive), which saves the conv+pool backward a pass over its largest
 /// tensor.
-fn backward<T: WithDType>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
+fn backward<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
     let c = g.c;
     let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
     let mut dx = vec![T::from_f64(0.0); g.x_len()];
@@ -189,7 +190,7 @@ pub(crate) struct Pool2dGrad {
 
 impl Pool2dGrad {
     /// dx from host slices of x, y and dy.
-    pub(crate) fn run<T: WithDType>(&self, x: &[T], y: &[T], dy: &[T]) -> Result<Vec<T>> {
+    pub(crate) fn run<T: Real>(&self, x: &[T], y: &[T], dy: &[T]) -> Result<Vec<T>> {
         let g = self.g;
         let sizes = (x.len(), y.len(), dy.len());
         if sizes != (g.x_len(), g.y_len(), g.y_len()) {
@@ -229,7 +230,7 @@ mod tests {
     fn max_gradient_goes_to_the_first_maximum() {
         // One 2x2 window of ties, one with a clear maximum.
         let x = Var::from_vec(vec![0f32, 0., 1., 5., 0., 0., 2., 3.], (1, 2, 4, 1), &Device::Cpu).unwrap();
-        let y = pool2d(x.as_tensor(), [2, 2], [2, 2], "valid", true).unwrap();
+        let y = pool2d(x.as_tensor(), [2, 2], [2, 2], Padding::Valid, true).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 5.0]);
         let g = y.sum_all().unwrap().backward().unwrap();
         let gx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -240,11 +241,11 @@ mod tests {
     fn overlapping_windows_accumulate_and_average_excludes_padding() {
         // 1x3 input, pool 2 stride 1 'same': windows [0,1], [1,2], [2,pad].
         let x = Var::from_vec(vec![1f64, 4., 2.], (1, 1, 3, 1), &Device::Cpu).unwrap();
-        let y = pool2d(x.as_tensor(), [1, 2], [1, 1], "same", true).unwrap();
+        let y = pool2d(x.as_tensor(), [1, 2], [1, 1], Padding::Same, true).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![4.0, 4.0, 2.0]);
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![0.0, 2.0, 1.0]);
-        let y = pool2d(x.as_tensor(), [1, 2], [1, 1], "same", false).unwrap();
+        let y = pool2d(x.as_tensor(), [1, 2], [1, 1], Padding::Same, false).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![2.5, 3.0, 2.0]);
         let g = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![0.5, 1.0, 1.5]);
@@ -253,10 +254,10 @@ mod tests {
     #[test]
     fn bad_shapes_are_errors() {
         let x = Tensor::zeros((1, 1, 1, 2), DType::F32, &Device::Cpu).unwrap();
-        assert!(pool2d(&x, [2, 2], [2, 2], "valid", true).is_err());
-        assert!(pool2d(&x, [2, 2], [2, 2], "same", true).is_ok());
-        assert!(pool2d(&x, [2, 2], [0, 2], "same", false).is_err());
-        assert!(pool2d(&x.flatten_all().unwrap(), [2, 2], [2, 2], "same", false).is_err());
+        assert!(pool2d(&x, [2, 2], [2, 2], Padding::Valid, true).is_err());
+        assert!(pool2d(&x, [2, 2], [2, 2], Padding::Same, true).is_ok());
+        assert!(pool2d(&x, [2, 2], [0, 2], Padding::Same, false).is_err());
+        assert!(pool2d(&x.flatten_all().unwrap(), [2, 2], [2, 2], Padding::Same, false).is_err());
     }
 }
 
@@ -276,7 +277,7 @@ mod timing {
         let mut times = Vec::new();
         for _ in 0..30 {
             let t = std::time::Instant::now();
-            let y = pool2d(x.as_tensor(), [2, 2], [2, 2], "valid", true).unwrap();
+            let y = pool2d(x.as_tensor(), [2, 2], [2, 2], Padding::Valid, true).unwrap();
             let g = y.sum_all().unwrap().backward().unwrap();
             std::hint::black_box(g.get(x.as_tensor()).unwrap());
             times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -284,7 +285,7 @@ mod timing {
         times.sort_by(f64::total_cmp);
         println!("pool fwd+bwd (64, 26, 26, 32): min {:.2} ms, median {:.2} ms", times[0], times[15]);
         // The backward kernel alone.
-        let g = Geom { b: 64, c: 32, h: Axis::new(26, 2, 2, 1, "valid").unwrap(), w: Axis::new(26, 2, 2, 1, "valid").unwrap(), max: true };
+        let g = Geom { b: 64, c: 32, h: Axis::new(26, 2, 2, 1, Padding::Valid).unwrap(), w: Axis::new(26, 2, 2, 1, Padding::Valid).unwrap(), max: true };
         let xs: Vec<f32> = x.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
         let y = forward(&xs, &g);
         let mut times = Vec::new();

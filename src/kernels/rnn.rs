@@ -8,7 +8,8 @@
 //! forward trace (gates, cells) for its backward pass: tanh and sigmoid are
 //! most of the cost, and recomputing them would double it.
 
-use super::dense::{Host, Real, View, cpu_slice, on_cpu_float, tensor_from};
+use super::host::{Host, Real, cpu_slice, on_cpu_float, tensor_from};
+use super::mat::Mat;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -92,7 +93,7 @@ impl LstmOp {
             }
             // h_0 = 0 adds nothing.
             if s > 0 {
-                T::matmul(&mut z, View::new(hm, b, u), View::new(rk, u, 4 * u), true);
+                T::matmul(&mut z, Mat::new(hm, b, u), Mat::new(rk, u, 4 * u), true);
             }
             let gates = &mut tr.gates[s * bg..(s + 1) * bg];
             let (c_prev, rest) = tr.cs.split_at_mut((s + 1) * bu);
@@ -175,7 +176,7 @@ impl LstmOp {
             }
             // Into h_s through the recurrent matmul (h_0 is a constant).
             if s > 0 {
-                T::matmul(&mut dh_next, View::new(dz, b, 4 * u), View::new(rk, u, 4 * u).t(), false);
+                T::matmul(&mut dh_next, Mat::new(dz, b, 4 * u), Mat::new(rk, u, 4 * u).t(), false);
                 if let Some(m) = mask {
                     dh_next.iter_mut().zip(m).for_each(|(a, &m)| *a *= m);
                 }
@@ -183,7 +184,7 @@ impl LstmOp {
         }
         // Every step's h^T @ dz in one matmul; rows are (time, batch) in both.
         let mut drk = vec![T::zero(); u * 4 * u];
-        T::matmul(&mut drk, View::new(&tr.hm, t * b, u).t(), View::new(&dxp, t * b, 4 * u), false);
+        T::matmul(&mut drk, Mat::new(&tr.hm, t * b, u).t(), Mat::new(&dxp, t * b, 4 * u), false);
         (dxp, drk)
     }
 
@@ -284,7 +285,7 @@ impl CustomOp3 for LstmOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::dense::testing::{assert_close, flat, random};
+    use crate::kernels::testing::{assert_close, flat, random};
 
     /// Backward without a kept trace (recomputed) equals backward with it.
     #[test]

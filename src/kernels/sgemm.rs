@@ -23,7 +23,7 @@
 //! back to the `gemm` crate otherwise (and on other architectures).
 
 use super::cpu::Level;
-use super::gemm::Mat;
+use super::mat::{Mat, check_views, flops};
 
 /// Register tile of a level: MR rows of C times NR columns (two vectors).
 pub fn tile(level: Level) -> (usize, usize) {
@@ -96,7 +96,7 @@ pub fn wins(a: Mat, b: Mat) -> bool {
         Choice::Crate => return false,
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if super::gemm::flops(m, k, n) < MIN_FLOPS {
+    if flops(m, k, n) < MIN_FLOPS {
         return false;
     }
     // With AVX-512 the gemm crate runs its x86-v4 microkernels, and inside
@@ -173,7 +173,7 @@ enum Path {
 fn run(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize, path: Path) -> bool {
     // Everything the unsafe code below relies on about the views: with these,
     // every offset it forms is at most the last element of a view.
-    super::gemm::check_views(dst, a, b);
+    check_views(dst, a, b);
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 || k == 0 {
         if k == 0 && !accumulate {
@@ -201,7 +201,7 @@ fn run(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize, path: 
         let (mp, np) = (m.div_ceil(mr), n.div_ceil(nr));
         // Twice as many parts as threads: a helper that wakes late still gets
         // work, and the caller never waits long for one.
-        let flops = super::gemm::flops(m, k, n);
+        let flops = flops(m, k, n);
         let parts = if threads > 1 && flops >= PARALLEL_FLOPS { threads.saturating_mul(2).min(mp.max(np)) } else { 1 };
         if parts <= 1 {
             // SAFETY: cpu::level (and cpu::bf16 for Path::Bf16) detected the

@@ -13,8 +13,7 @@
 //! Only `fit` makes a sink, for the trainable variables; everything else
 //! (tests, other devices, candle-op layers) keeps candle's gradients.
 
-use super::dense::Real;
-use super::optim::dst_slice;
+use super::host::{Real, dst_slice};
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor, TensorId, Var, bail};
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -1,10 +1,12 @@
-//! Convolution layers: Conv1D, Conv2D, ZeroPadding2D, UpSampling2D. The
-//! sliding-window arithmetic here is shared with the pooling layers.
+//! Convolution layers: Conv1D, Conv2D, ZeroPadding2D, UpSampling2D, and
+//! what the pooling layers share with them: shape inference of a sliding
+//! window and the candle-op padding, over `kernels::window`'s geometry.
 
 use super::activation::{read_activation, read_initializer};
 use super::core::channels_last;
 use super::{Activation, Ctx, Layer, LayerType, MAX_ELEMENTS, Shape, ShapeError, Weight, expect_rank, fmt_shape, overflow, size, sizes};
 use crate::kernels;
+use crate::kernels::window::{Axis, Misfit, Padding};
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
 use candle_core::{Tensor, Var};
@@ -37,36 +39,35 @@ pub fn sliding_window(
     size: &[usize],
     dilation: &[usize],
     strides: &[usize],
-    padding: &str,
+    padding: Padding,
 ) -> Result<Vec<usize>, ShapeError> {
     // The message ends with the input shape: the graph appends "from '<layer>'".
-    // i128: sizes are usize (up to 2^64) and a dilated span multiplies two of
-    // them, so no sum or product here can wrap; a product past i128 is
+    // `Axis::fit` computes in i128: sizes are usize (up to 2^64) and a dilated
+    // span multiplies two of them, so nothing wraps; a product past i128 is
     // reported as an overflow.
-    let span = |i: usize| (dilation[i] as i128).checked_mul(size[i] as i128 - 1).map(|s| s + 1);
     let mut out: Vec<i128> = Vec::with_capacity(size.len());
+    let mut spans: Vec<i128> = Vec::with_capacity(size.len());
     for i in 0..size.len() {
-        let (n, s) = (input[i] as i128, strides[i].max(1) as i128);
-        let Some(span) = span(i).filter(|&s| padding == "valid" || s <= MAX_ELEMENTS as i128) else {
+        let (span, o) = match Axis::fit(input[i], size[i], strides[i].max(1), dilation[i], padding) {
+            Ok(a) => (Some(a.span() as i128), a.out as i128),
+            Err(Misfit::Empty { span, out }) => (Some(span), out),
+            Err(Misfit::Zero | Misfit::Overflow) => (None, 0),
+        };
+        let Some(span) = span.filter(|&s| padding == Padding::Valid || s <= MAX_ELEMENTS as i128) else {
             // Padding would add span - 1 cells along the axis.
-            return Err(super::overflow(format!("padding {:?} for the window of {what} {}{}", padding, fmt_tuple(size), dilation_text(dilation)))
+            return Err(super::overflow(format!("padding {:?} for the window of {what} {}{}", padding.name(), fmt_tuple(size), dilation_text(dilation)))
                 .hint(format!("use a smaller {what}{}", if dilation.iter().any(|&d| d > 1) { " or dilation_rate" } else { "" }))
                 .at(what));
         };
-        // "same" and "causal" pad so that only the stride shrinks the axis.
-        let kept = if padding == "valid" { n - span } else { n - 1 };
-        out.push(kept.div_euclid(s) + 1);
+        spans.push(span);
+        out.push(o);
     }
     if out.iter().all(|&o| o > 0) {
         // Each is at most the input size, so it fits a usize.
         return Ok(out.into_iter().map(|o| o as usize).collect());
     }
-    let dilated = if dilation.iter().any(|&d| d > 1) {
-        let span: Vec<String> = (0..size.len()).map(|i| span(i).map_or("?".into(), |s| s.to_string())).collect();
-        format!(" with dilation_rate {} (spanning {})", fmt_tuple(dilation), fmt_tuple(&span))
-    } else {
-        String::new()
-    };
+    let dilated =
+        if dilation.iter().any(|&d| d > 1) { format!(" with dilation_rate {} (spanning {})", fmt_tuple(dilation), fmt_tuple(&spans)) } else { String::new() };
     Err(ShapeError::new(format!(
         "{what} {}{dilated} leaves an output size of {} with padding 'valid': it is larger than the input {}",
         fmt_tuple(size),
@@ -75,6 +76,13 @@ pub fn sliding_window(
     ))
     .hint(format!("use padding: same, a smaller {what}, or remove a pooling layer before '{{name}}'"))
     .at(what))
+}
+
+/// Reads a layer's `padding`: one of `options`, valid by default.
+pub fn read_window_padding(a: &mut Args, options: &[Padding]) -> Padding {
+    let names: Vec<&'static str> = options.iter().map(|p| p.name()).collect();
+    let name = a.choice("padding", Some(Padding::Valid.name()), &names);
+    Padding::parse(name).unwrap_or(Padding::Valid)
 }
 
 // ---- tensor helpers shared with pooling ---------------------------------------------
@@ -126,34 +134,21 @@ pub fn strided(x: &Tensor, axis: usize, start: usize, step: usize, n: usize) -> 
     x.contiguous()?.index_select(&Tensor::new(ids, x.device())?, axis)
 }
 
-/// How one axis of a sliding window was fitted: output length, padding in front.
-#[derive(Clone, Copy, Debug)]
-pub struct Fit {
-    pub out: usize,
-    pub before: usize,
-    /// Input length before fitting.
-    pub len: usize,
-}
-
 /// Pads (Keras 'same'/'causal') or crops (trailing cells no window reads) an
 /// axis to exactly (out-1)*stride + span cells. Windows then tile it with no
-/// remainder, which candle's strided conv backward needs.
-pub fn fit_axis(x: &Tensor, axis: usize, span: usize, stride: usize, padding: &str, fill: f64) -> CResult<(Tensor, Fit)> {
+/// remainder, which candle's strided conv backward needs. The returned axis
+/// is the window of `span` taps (dilation 1) fitted to the input.
+pub fn fit_axis(x: &Tensor, axis: usize, span: usize, stride: usize, padding: Padding, fill: f64) -> CResult<(Tensor, Axis)> {
     let len = x.dim(axis)?;
-    let out = if padding == "valid" { (len - span) / stride + 1 } else { (len - 1) / stride + 1 };
-    let need = (out - 1) * stride + span;
-    let before = match padding {
-        "same" => need.saturating_sub(len) / 2,
-        "causal" => span - 1,
-        _ => 0,
-    };
+    let a = Axis::new(len, span, stride, 1, padding)?;
+    let (need, before) = (a.need(), a.before);
     let x =
         if len + before >= need { pad_axis(x, axis, before, 0, fill)?.narrow(axis, 0, need)? } else { pad_axis(x, axis, before, need - len - before, fill)? };
-    Ok((x, Fit { out, before, len }))
+    Ok((x, a))
 }
 
 /// Fits H and W of (B, H, W, C) for windows of `span` cells moving by `strides`.
-pub fn fit_2d(x: &Tensor, span: [usize; 2], strides: [usize; 2], padding: &str, fill: f64) -> CResult<(Tensor, [Fit; 2])> {
+pub fn fit_2d(x: &Tensor, span: [usize; 2], strides: [usize; 2], padding: Padding, fill: f64) -> CResult<(Tensor, [Axis; 2])> {
     let (x, h) = fit_axis(x, 1, span[0], strides[0], padding, fill)?;
     let (x, w) = fit_axis(&x, 2, span[1], strides[1], padding, fill)?;
     Ok((x, [h, w]))
@@ -190,7 +185,7 @@ pub struct Conv {
     pub filters: usize,
     pub kernel_size: Vec<usize>,
     pub strides: Vec<usize>,
-    pub padding: &'static str,
+    pub padding: Padding,
     pub dilation_rate: Vec<usize>,
     pub groups: usize,
     pub activation: Activation,
@@ -201,11 +196,11 @@ pub struct Conv {
 
 impl Conv {
     fn read(a: &mut Args, dims: usize) -> Self {
-        let paddings: &[&'static str] = if dims == 1 { &["valid", "same", "causal"] } else { &["valid", "same"] };
+        let paddings: &[Padding] = if dims == 1 { &Padding::ALL } else { &[Padding::Valid, Padding::Same] };
         let filters = size(a, "filters", None, 1);
         let kernel_size = sizes(a, "kernel_size", dims, None, 1);
         let strides = sizes(a, "strides", dims, Some(1), 1);
-        let padding = a.choice("padding", Some("valid"), paddings);
+        let padding = read_window_padding(a, paddings);
         channels_last(a);
         let dilation_rate = sizes(a, "dilation_rate", dims, Some(1), 1);
         let groups = size(a, "groups", Some(1), 1);
@@ -787,7 +782,7 @@ pub(super) mod tests {
         let conv2 = conv_layer("Conv2D", "{filters: 64, kernel_size: 3, activation: relu}");
         let pool = |x: &Tensor, fast: bool| {
             if fast {
-                crate::kernels::pool::pool2d(x, [2, 2], [2, 2], "valid", true).unwrap()
+                crate::kernels::pool::pool2d(x, [2, 2], [2, 2], crate::kernels::window::Padding::Valid, true).unwrap()
             } else {
                 // The plain-op pooling of layers::pooling, as a layer would run it.
                 let p = build("MaxPooling2D", "{}").unwrap();
@@ -994,7 +989,7 @@ pub(super) mod tests {
         );
         assert_eq!(infer("Conv1D", "{filters: 1, kernel_size: 3, dilation_rate: 1000, padding: causal}", &[&[16, 1]]).unwrap().0, vec![16, 1]);
         // sliding_window itself takes any usize without wrapping.
-        let e = super::sliding_window(&vec![16, 1], "kernel_size", &[3], &[usize::MAX], &[1], "valid").unwrap_err();
+        let e = super::sliding_window(&vec![16, 1], "kernel_size", &[3], &[usize::MAX], &[1], crate::kernels::window::Padding::Valid).unwrap_err();
         assert!(e.message.contains("(spanning (36893488147419103231,))"), "{}", e.message);
     }
 

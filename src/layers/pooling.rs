@@ -1,9 +1,10 @@
 //! Pooling layers: Max/AveragePooling1D/2D and their Global variants.
 
-use super::conv::{Fit, expect_spatial, fit_2d, pair, sliding_window, strided, to_2d};
+use super::conv::{expect_spatial, fit_2d, pair, read_window_padding, sliding_window, strided, to_2d};
 use super::core::channels_last;
 use super::{Ctx, Layer, LayerType, Shape, ShapeError};
 use crate::kernels;
+use crate::kernels::window::{Axis, Padding};
 use crate::spec::args::Args;
 use candle_core::{Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
@@ -47,14 +48,14 @@ pub struct Pooling {
     pub pool_size: Vec<usize>,
     /// Keras's `strides=None` means `pool_size`, resolved here.
     pub strides: Vec<usize>,
-    pub padding: &'static str,
+    pub padding: Padding,
 }
 
 impl Pooling {
     fn read(a: &mut Args, dims: usize, max: bool) -> Self {
         let pool_size = super::sizes(a, "pool_size", dims, Some(2), 1);
         let strides = a.opt_ints("strides", dims, 1).unwrap_or_else(|| pool_size.clone());
-        let padding = a.choice("padding", Some("valid"), &["valid", "same"]);
+        let padding = read_window_padding(a, &[Padding::Valid, Padding::Same]);
         channels_last(a);
         Pooling { dims, max, pool_size, strides, padding }
     }
@@ -122,7 +123,7 @@ impl Pooling {
         let first = views[0].clone();
         let mut y = views[1..].iter().try_fold(first, |a, v| if self.max { a.maximum(v) } else { a + v })?;
         if !self.max {
-            y = y.broadcast_mul(&inverse_counts(fits, k, s, &y)?)?;
+            y = y.broadcast_mul(&inverse_counts(fits, &y)?)?;
         }
         Ok(y)
     }
@@ -130,9 +131,9 @@ impl Pooling {
 
 /// 1 / (real cells in each window), shaped (1, oh, ow, 1): Keras's average
 /// excludes 'same' padding.
-fn inverse_counts(fits: [Fit; 2], k: [usize; 2], s: [usize; 2], like: &Tensor) -> CResult<Tensor> {
-    let counts = |f: Fit, k: usize, s: usize| -> Vec<f64> { (0..f.out).map(|j| ((j * s + k).min(f.before + f.len) - (j * s).max(f.before)) as f64).collect() };
-    let (ch, cw) = (counts(fits[0], k[0], s[0]), counts(fits[1], k[1], s[1]));
+fn inverse_counts(fits: [Axis; 2], like: &Tensor) -> CResult<Tensor> {
+    let counts = |a: Axis| -> Vec<f64> { (0..a.out).map(|j| a.real_taps(j) as f64).collect() };
+    let (ch, cw) = (counts(fits[0]), counts(fits[1]));
     let inv: Vec<f64> = ch.iter().flat_map(|h| cw.iter().map(move |w| 1.0 / (h * w))).collect();
     Tensor::from_vec(inv, (1, ch.len(), cw.len(), 1), like.device())?.to_dtype(like.dtype())
 }

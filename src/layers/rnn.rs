@@ -591,7 +591,7 @@ mod tests {
     /// batch 1 and odd sizes.
     #[test]
     fn lstm_kernel_matches_the_op_cell() {
-        use crate::kernels::dense::testing::{compare, var};
+        use crate::kernels::testing::{compare, var};
         use candle_core::DType;
         for (yaml, (batch, t, f)) in [
             ("{units: 3}", (1, 1, 1)),

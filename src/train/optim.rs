@@ -808,7 +808,7 @@ mod tests {
     /// state slot, over several steps, for each rule and option.
     #[test]
     fn fused_steps_equal_the_op_steps_bit_for_bit() {
-        use crate::kernels::dense::testing::random;
+        use crate::kernels::testing::random;
         use candle_core::DType;
         for src in [
             "{type: sgd, learning_rate: 0.1}",
