@@ -187,12 +187,12 @@ fn im2col<T: Real>(x: &[T], g: &Geom, col: &mut [T]) {
                     };
                     let line = &img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
                     if let Some(ix) = g.w.dense_run(ox) {
-                        dst.copy_from_slice(&line[ix * c..(ix + kw) * c]);
+                        copy_run(dst, &line[ix * c..(ix + kw) * c]);
                         continue;
                     }
                     for (kx, cell) in dst.chunks_exact_mut(c).enumerate() {
                         match g.w.src(ox, kx) {
-                            Some(ix) => cell.copy_from_slice(&line[ix * c..(ix + 1) * c]),
+                            Some(ix) => copy_run(cell, &line[ix * c..(ix + 1) * c]),
                             None => cell.fill(zero),
                         }
                     }
@@ -200,6 +200,25 @@ fn im2col<T: Real>(x: &[T], g: &Geom, col: &mut [T]) {
             }
         }
     });
+}
+
+/// `dst.copy_from_slice(src)`, with the short runs of few-channel inputs
+/// (a 3x3 kernel over one channel copies 3 values a row) as inline moves:
+/// a call to memcpy per run was 6-11% of ocr_crnn's training time.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match dst.len() {
+                $($n => {
+                    let (d, s): (&mut [T; $n], &[T; $n]) = (dst.try_into().expect("len"), src.try_into().expect("same length"));
+                    *d = *s;
+                })*
+                _ => dst.copy_from_slice(src),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
 }
 
 /// The adjoint of im2col: adds every column entry back onto its input cell.

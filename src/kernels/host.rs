@@ -1,7 +1,8 @@
 //! What every kernel shares: `Real`, the element type the kernels run on
 //! (f32 for training, f64 for the finite-difference tests, through the same
-//! code), and host access to tensor data. Imports only `mat` and `gemm` (the
-//! f32 product), so every kernel can import it.
+//! code), and host access to tensor data. Imports only `mat`, `gemm` (the
+//! f32 product) and `vmath` (f32 sigmoid and tanh), so every kernel can
+//! import it.
 
 use super::gemm;
 use super::mat::{Mat, reference_matmul};
@@ -21,6 +22,16 @@ pub trait Real: WithDType + std::ops::Neg<Output = Self> {
     #[inline]
     fn sigmoid(self) -> Self {
         Self::one() / ((-self).exp() + Self::one())
+    }
+
+    /// `sigmoid` of every element (f32: vectorized, `vmath`).
+    fn sigmoid_slice(xs: &mut [Self]) {
+        xs.iter_mut().for_each(|x| *x = x.sigmoid());
+    }
+
+    /// `tanh` of every element (f32: vectorized, `vmath`).
+    fn tanh_slice(xs: &mut [Self]) {
+        xs.iter_mut().for_each(|x| *x = x.tanh());
     }
 }
 
@@ -59,6 +70,12 @@ impl Real for f32 {
     /// nnrun's sgemm or the gemm crate.
     fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         gemm::matmul(dst, a, b, accumulate);
+    }
+    fn sigmoid_slice(xs: &mut [f32]) {
+        super::vmath::sigmoid_inplace(xs);
+    }
+    fn tanh_slice(xs: &mut [f32]) {
+        super::vmath::tanh_inplace(xs);
     }
 }
 

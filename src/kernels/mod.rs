@@ -28,4 +28,5 @@ pub mod sink;
 pub mod stats;
 #[cfg(test)]
 pub mod testing;
+pub mod vmath;
 pub mod window;

@@ -100,19 +100,27 @@ impl LstmOp {
             let (c_prev, c) = (&c_prev[s * bu..], &mut rest[..bu]);
             let h = &mut tr.hs[(s + 1) * bu..(s + 2) * bu];
             let tc = &mut tr.tcs[s * bu..(s + 1) * bu];
+            // The activations a slice at a time (vectorized for f32).
+            gates.copy_from_slice(&z);
+            for gr in gates.chunks_exact_mut(4 * u) {
+                T::sigmoid_slice(&mut gr[..2 * u]);
+                T::tanh_slice(&mut gr[2 * u..3 * u]);
+                T::sigmoid_slice(&mut gr[3 * u..]);
+            }
             for r in 0..b {
-                let zr = &z[r * 4 * u..(r + 1) * 4 * u];
-                let gr = &mut gates[r * 4 * u..(r + 1) * 4 * u];
+                let gr = &gates[r * 4 * u..(r + 1) * 4 * u];
                 for j in 0..u {
-                    let (i, f, g, o) = (zr[j].sigmoid(), zr[u + j].sigmoid(), zr[2 * u + j].tanh(), zr[3 * u + j].sigmoid());
-                    gr[j] = i;
-                    gr[u + j] = f;
-                    gr[2 * u + j] = g;
-                    gr[3 * u + j] = o;
+                    let (i, f, g) = (gr[j], gr[u + j], gr[2 * u + j]);
                     let k = r * u + j;
                     c[k] = f * c_prev[k] + i * g;
-                    tc[k] = c[k].tanh();
-                    h[k] = o * tc[k];
+                }
+            }
+            tc.copy_from_slice(c);
+            T::tanh_slice(tc);
+            for r in 0..b {
+                let o = &gates[r * 4 * u + 3 * u..(r + 1) * 4 * u];
+                for j in 0..u {
+                    h[r * u + j] = o[j] * tc[r * u + j];
                 }
             }
         }

@@ -99,19 +99,20 @@ pub fn wins(a: Mat, b: Mat) -> bool {
     if flops(m, k, n) < MIN_FLOPS {
         return false;
     }
-    // With AVX-512 the gemm crate runs its x86-v4 microkernels, and inside
-    // training steps on a 2-core Zen 4 (NNRUN_PROFILE=gemm, NNRUN_GEMM A/B,
-    // 2026-12-02) they match or beat our AVX-512 kernel on every shape
-    // class: the long-k weight gradients (288 x 7744 x 64: 182-193 against
-    // 141 GFLOP/s), the transposed-B input gradients (161-168 against
-    // 154-166), mnist_mlp's 784 x 128 x 512 (160-175 against 127-153) and
-    // conv1's k = 9 (84-91 against 87). Ours keeps the bf16 products, and
-    // the AVX2 machines, where the table below was measured.
-    if super::cpu::level() >= Level::Avx512 {
-        return false;
-    }
     let a_transposed = a.rs == 1 && a.cs != 1;
     let b_transposed = b.cs != 1;
+    // With AVX-512 the gemm crate runs its x86-v4 microkernels. Inside
+    // training steps on a 2-core Zen 4 (NNRUN_PROFILE=gemm, NNRUN_GEMM A/B,
+    // 2026-12-02) they beat our AVX-512 kernel on the transposed-A weight
+    // gradients (mnist_cnn's 288 x 7744 x 64: 182-193 against 141 GFLOP/s;
+    // ocr_crnn's 288 x 25088 x 64: 200 against 143) and mnist_mlp's 784 x
+    // 128 x 512 (160-175 against 127-153), and match it on plain row-major
+    // products. Ours keeps the transposed-B input gradients (ocr_crnn's
+    // 3136 x 64 x 288: 171 against 151; mnist_cnn's: a tie) and the k = 9
+    // first convolutions (ocr_crnn: 39 against 28), and the bf16 products.
+    if super::cpu::level() >= Level::Avx512 {
+        return (b_transposed && !a_transposed) || k <= 16;
+    }
     (a_transposed && (k <= 2048 || m >= 64)) || (b_transposed && !a_transposed) || k <= 16
 }
 
