@@ -7,6 +7,7 @@
 # (bench/torch_autocast.py) on mlp and cnn. Then prints the medians.
 #
 # Usage: bench/interleaved.sh PYTHON OUT.jsonl [--rounds N] [--bf16] [--bin PATH] [workload...]
+#   OUT.jsonl is truncated first: give each run its own file.
 #   PYTHON: the peers' venv (shared/peers/setup.sh); default workloads: mlp cnn lstm tabular
 #   (ctc takes ~5 minutes a round: name it to include it).
 set -euo pipefail
