@@ -273,8 +273,11 @@ fn with_columns<T: Real, R>(x: &[T], g: &Geom, f: impl FnOnce(&[T]) -> R) -> R {
 const CHUNK_BYTES: usize = 4 << 20;
 
 /// The batch as runs of whole samples: (first sample, the run's geometry).
+/// A run's im2col matrix and its output both stay under CHUNK_BYTES (the
+/// first conv's output is 3.5x its im2col matrix), so the bias and relu
+/// pass after each run's product finds the output in cache.
 fn sample_runs(g: &Geom) -> impl Iterator<Item = (usize, Geom)> + '_ {
-    let per_sample = (g.h.out * g.w.out * g.taps() * 4).max(1);
+    let per_sample = (g.h.out * g.w.out * g.taps().max(g.f) * 4).max(1);
     let n = (CHUNK_BYTES / per_sample).clamp(1, g.b.max(1));
     (0..g.b).step_by(n).map(move |s| (s, Geom { b: n.min(g.b - s), ..*g }))
 }
@@ -315,6 +318,20 @@ fn forward<T: Real>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Op
     // Every value is written by a gemm that doesn't read it.
     let mut y = buffer::<T>(g.rows() * g.f);
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
+    // Bias and relu in one pass; selects, not branches (signs are random).
+    let zero = T::from_f64(0.0);
+    let epilogue = |y: &mut [T]| {
+        for row in y.chunks_exact_mut(g.f) {
+            if relu {
+                row.iter_mut().zip(bias).for_each(|(v, &b)| {
+                    let z = *v + b;
+                    *v = if z > zero { z } else { zero };
+                });
+            } else {
+                row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+            }
+        }
+    };
     if let Some(col) = keep {
         col.resize(g.rows() * g.taps(), T::from_f64(0.0));
         im2col(x, g, col);
@@ -322,24 +339,15 @@ fn forward<T: Real>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Op
         for (s, r) in sample_runs(g) {
             let at = s * g.h.out * g.w.out * g.taps();
             let cols = Mat::new(&col[at..at + run_len(&r)], r.rows(), r.taps());
-            T::matmul(&mut y[s * out..(s + r.b) * out], cols, Mat::new(k, r.taps(), r.f), false);
+            let y = &mut y[s * out..(s + r.b) * out];
+            T::matmul(y, cols, Mat::new(k, r.taps(), r.f), false);
+            epilogue(y);
         }
     } else {
         for (s, r) in sample_runs(g) {
             let (x, y) = (&x[s * image..(s + r.b) * image], &mut y[s * out..(s + r.b) * out]);
             with_columns(x, &r, |col| T::matmul(y, Mat::new(col, r.rows(), r.taps()), Mat::new(k, r.taps(), r.f), false));
-        }
-    }
-    // Bias and relu in one pass; selects, not branches (signs are random).
-    let zero = T::from_f64(0.0);
-    for row in y.chunks_exact_mut(g.f) {
-        if relu {
-            row.iter_mut().zip(bias).for_each(|(v, &b)| {
-                let z = *v + b;
-                *v = if z > zero { z } else { zero };
-            });
-        } else {
-            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+            epilogue(y);
         }
     }
     y
