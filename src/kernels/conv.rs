@@ -162,10 +162,19 @@ fn per_sample<T: Real, X: Sync + ?Sized>(g: &Geom, x: &X, out: &mut [T], f: impl
     if per == 0 {
         return;
     }
+    // The copies and adds vectorize at the level's width (f is inline(always)).
+    let level = super::cpu::level();
+    let f = |i: usize, o: &mut [T]| {
+        super::cpu::at_level(
+            level,
+            #[inline(always)]
+            || f(i, x, o),
+        )
+    };
     if out.len() < 1 << 16 {
-        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, x, o));
+        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
     } else {
-        super::par::pieces(out, per, |i, o| f(i, x, o));
+        super::par::pieces(out, per, f);
     }
 }
 
@@ -174,32 +183,38 @@ fn im2col<T: Real>(x: &[T], g: &Geom, col: &mut [T]) {
     let (c, kw) = (g.c, g.w.k);
     let zero = T::from_f64(0.0);
     let image = g.h.len * g.w.len * c;
-    per_sample(g, x, &mut col[..g.rows() * g.taps()], |bi, x, col| {
-        let img = &x[bi * image..(bi + 1) * image];
-        let mut rows = col.chunks_exact_mut(g.taps());
-        for oy in 0..g.h.out {
-            for ox in 0..g.w.out {
-                let Some(row) = rows.next() else { return };
-                for (ky, dst) in row.chunks_exact_mut(kw * c).enumerate() {
-                    let Some(iy) = g.h.src(oy, ky) else {
-                        dst.fill(zero);
-                        continue;
-                    };
-                    let line = &img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
-                    if let Some(ix) = g.w.dense_run(ox) {
-                        copy_run(dst, &line[ix * c..(ix + kw) * c]);
-                        continue;
-                    }
-                    for (kx, cell) in dst.chunks_exact_mut(c).enumerate() {
-                        match g.w.src(ox, kx) {
-                            Some(ix) => copy_run(cell, &line[ix * c..(ix + 1) * c]),
-                            None => cell.fill(zero),
+    per_sample(
+        g,
+        x,
+        &mut col[..g.rows() * g.taps()],
+        #[inline(always)]
+        |bi, x, col| {
+            let img = &x[bi * image..(bi + 1) * image];
+            let mut rows = col.chunks_exact_mut(g.taps());
+            for oy in 0..g.h.out {
+                for ox in 0..g.w.out {
+                    let Some(row) = rows.next() else { return };
+                    for (ky, dst) in row.chunks_exact_mut(kw * c).enumerate() {
+                        let Some(iy) = g.h.src(oy, ky) else {
+                            dst.fill(zero);
+                            continue;
+                        };
+                        let line = &img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
+                        if let Some(ix) = g.w.dense_run(ox) {
+                            copy_run(dst, &line[ix * c..(ix + kw) * c]);
+                            continue;
+                        }
+                        for (kx, cell) in dst.chunks_exact_mut(c).enumerate() {
+                            match g.w.src(ox, kx) {
+                                Some(ix) => copy_run(cell, &line[ix * c..(ix + 1) * c]),
+                                None => cell.fill(zero),
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        },
+    );
 }
 
 /// `dst.copy_from_slice(src)`, with the short runs of few-channel inputs
@@ -225,27 +240,33 @@ fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
 fn col2im<T: Real>(col: &[T], g: &Geom, dx: &mut [T]) {
     let (c, kw) = (g.c, g.w.k);
     let per_rows = g.h.out * g.w.out * g.taps();
-    per_sample(g, col, &mut dx[..g.x_len()], |bi, col, img| {
-        let mut rows = col[bi * per_rows..(bi + 1) * per_rows].chunks_exact(g.taps());
-        for oy in 0..g.h.out {
-            for ox in 0..g.w.out {
-                let Some(row) = rows.next() else { return };
-                for (ky, src) in row.chunks_exact(kw * c).enumerate() {
-                    let Some(iy) = g.h.src(oy, ky) else { continue };
-                    let line = &mut img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
-                    if let Some(ix) = g.w.dense_run(ox) {
-                        add(&mut line[ix * c..(ix + kw) * c], src);
-                        continue;
-                    }
-                    for (kx, cell) in src.chunks_exact(c).enumerate() {
-                        if let Some(ix) = g.w.src(ox, kx) {
-                            add(&mut line[ix * c..(ix + 1) * c], cell);
+    per_sample(
+        g,
+        col,
+        &mut dx[..g.x_len()],
+        #[inline(always)]
+        |bi, col, img| {
+            let mut rows = col[bi * per_rows..(bi + 1) * per_rows].chunks_exact(g.taps());
+            for oy in 0..g.h.out {
+                for ox in 0..g.w.out {
+                    let Some(row) = rows.next() else { return };
+                    for (ky, src) in row.chunks_exact(kw * c).enumerate() {
+                        let Some(iy) = g.h.src(oy, ky) else { continue };
+                        let line = &mut img[iy * g.w.len * c..(iy + 1) * g.w.len * c];
+                        if let Some(ix) = g.w.dense_run(ox) {
+                            add(&mut line[ix * c..(ix + kw) * c], src);
+                            continue;
+                        }
+                        for (kx, cell) in src.chunks_exact(c).enumerate() {
+                            if let Some(ix) = g.w.src(ox, kx) {
+                                add(&mut line[ix * c..(ix + 1) * c], cell);
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        },
+    );
 }
 
 #[inline]
@@ -707,6 +728,13 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition() {
+        // im2col is compiled per level: every path the CPU runs.
+        for level in super::super::cpu::runnable() {
+            super::super::cpu::with_level(level, forward_matches_the_definition_at);
+        }
+    }
+
+    fn forward_matches_the_definition_at() {
         for (i, &(xd, k, s, d, p, f)) in CASES.iter().enumerate() {
             let g = geom(xd, k, s, d, p, f);
             let x = random(xd, i as u64);
@@ -726,6 +754,13 @@ mod tests {
     /// gradients must satisfy <dX, X> = <dK, K> = <dY, Y>.
     #[test]
     fn backward_is_the_adjoint_of_forward() {
+        // col2im is compiled per level: every path the CPU runs.
+        for level in super::super::cpu::runnable() {
+            super::super::cpu::with_level(level, backward_is_the_adjoint_at);
+        }
+    }
+
+    fn backward_is_the_adjoint_at() {
         for (i, &(xd, k, s, d, p, f)) in CASES.iter().enumerate() {
             let g = geom(xd, k, s, d, p, f);
             let x = random(xd, i as u64);

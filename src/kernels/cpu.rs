@@ -100,6 +100,34 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` inside a function compiled with `level`'s features (capped at
+/// what the CPU runs), so the loops the compiler vectorizes in `f` use that
+/// level's vector width. Pass an `#[inline(always)]` closure: one that is not
+/// inlined stays baseline x86-64. The level is an argument, not read here,
+/// because pool threads don't see a test's [`with_level`].
+#[inline(always)]
+pub fn at_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+        fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        match level.min(detected()) {
+            // SAFETY: capped at detected(), which reports a level only where the CPU has its features.
+            Level::Avx512 => return unsafe { avx512(f) },
+            // SAFETY: as above.
+            Level::Avx2 => return unsafe { avx2(f) },
+            Level::Portable => {}
+        }
+    }
+    f()
+}
+
 /// Whether this thread's kernels can multiply in bf16 (AVX512_BF16's
 /// `vdpbf16ps`, on the AVX-512 level).
 pub fn bf16() -> bool {
