@@ -334,32 +334,45 @@ fn give_back(v: Vec<f32>) {
     }
 }
 
-/// `keep`: build the whole batch's im2col matrix and leave it there.
+/// Adds the bias to every row of `y` and applies the relu.
+#[inline(always)]
+fn epilogue<T: Real>(y: &mut [T], bias: &[T], relu: bool, f: usize) {
+    let zero = T::from_f64(0.0);
+    for row in y.chunks_exact_mut(f) {
+        if relu {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| {
+                let z = *v + b;
+                *v = if z > zero { z } else { zero };
+            });
+        } else {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
+    }
+}
+
+/// `keep`: leave the whole batch's im2col matrix there (built a run at a time,
+/// each just before its product).
 fn forward<T: Real>(x: &[T], k: &[T], bias: &[T], relu: bool, g: &Geom, keep: Option<&mut Vec<T>>) -> Vec<T> {
     // Every value is written by a gemm that doesn't read it.
     let mut y = buffer::<T>(g.rows() * g.f);
     let (image, out) = (g.h.len * g.w.len * g.c, g.h.out * g.w.out * g.f);
-    // Bias and relu in one pass; selects, not branches (signs are random).
-    let zero = T::from_f64(0.0);
+    // Bias and relu in one pass; selects, not branches (signs are random),
+    // at the level's vector width.
+    let level = super::cpu::level();
     let epilogue = |y: &mut [T]| {
-        for row in y.chunks_exact_mut(g.f) {
-            if relu {
-                row.iter_mut().zip(bias).for_each(|(v, &b)| {
-                    let z = *v + b;
-                    *v = if z > zero { z } else { zero };
-                });
-            } else {
-                row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
-            }
-        }
+        super::cpu::at_level(
+            level,
+            #[inline(always)]
+            || epilogue(y, bias, relu, g.f),
+        )
     };
     if let Some(col) = keep {
         col.resize(g.rows() * g.taps(), T::from_f64(0.0));
-        im2col(x, g, col);
-        let run_len = |r: &Geom| r.rows() * r.taps();
+        // A run's columns, then its product, while they are in cache.
         for (s, r) in sample_runs(g) {
-            let at = s * g.h.out * g.w.out * g.taps();
-            let cols = Mat::new(&col[at..at + run_len(&r)], r.rows(), r.taps());
+            let (at, len) = (s * g.h.out * g.w.out * g.taps(), r.rows() * r.taps());
+            im2col(&x[s * image..(s + r.b) * image], &r, &mut col[at..at + len]);
+            let cols = Mat::new(&col[at..at + len], r.rows(), r.taps());
             let y = &mut y[s * out..(s + r.b) * out];
             T::matmul(y, cols, Mat::new(k, r.taps(), r.f), false);
             epilogue(y);
@@ -571,6 +584,7 @@ impl CustomOp1 for GradBias {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         check_len("conv2d output gradient", l.shape().elem_count(), g.rows() * g.f)?;
+        #[inline(always)]
         fn sums<T: Real>(dz: &[T], f: usize) -> Vec<T> {
             let mut db = vec![T::from_f64(0.0); f];
             for row in dz.chunks_exact(f) {
@@ -579,8 +593,22 @@ impl CustomOp1 for GradBias {
             db
         }
         let out = match s.dtype() {
-            DType::F32 => CpuStorage::F32(sums(slice::<f32>(s, l, "conv2d")?, g.f)),
-            DType::F64 => CpuStorage::F64(sums(slice::<f64>(s, l, "conv2d")?, g.f)),
+            DType::F32 => {
+                let dz = slice::<f32>(s, l, "conv2d")?;
+                CpuStorage::F32(super::cpu::at_level(
+                    super::cpu::level(),
+                    #[inline(always)]
+                    || sums(dz, g.f),
+                ))
+            }
+            DType::F64 => {
+                let dz = slice::<f64>(s, l, "conv2d")?;
+                CpuStorage::F64(super::cpu::at_level(
+                    super::cpu::level(),
+                    #[inline(always)]
+                    || sums(dz, g.f),
+                ))
+            }
             d => bail!("conv2d backward: unsupported dtype {d:?}"),
         };
         Ok((out, Shape::from_dims(&[g.f])))
