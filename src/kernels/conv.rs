@@ -95,8 +95,11 @@ pub fn conv2d(
         None => x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op),
         Some(p) => {
             let pg = pool::Geom::new([b, g.h.out, g.w.out, f], p.size, p.strides, p.padding, p.max)?;
-            let kept = train.then(Default::default);
-            x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, ConvPoolOp { conv: op, pool: pg, y: kept })
+            // A training forward keeps each output's first-maximum tap where
+            // that is enough for the backward, else the conv output.
+            let taps = (train && pg.by_taps()).then(Default::default);
+            let kept = (train && taps.is_none()).then(Default::default);
+            x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, ConvPoolOp { conv: op, pool: pg, y: kept, taps })
         }
     }
 }
@@ -507,6 +510,11 @@ struct ConvPoolOp {
     pool: pool::Geom,
     /// The convolution's output, kept by a training forward for backward.
     y: Option<std::sync::Arc<std::sync::Mutex<Option<CpuStorage>>>>,
+    /// Instead of it, for a max pooling that `by_taps()`: each pooled
+    /// output's first-maximum tap, the relu folded in (a byte per output; the
+    /// backward then never reads the conv output, 5.5 MB a step for
+    /// mnist_cnn's first conv, again).
+    taps: Option<std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>>,
 }
 
 impl CustomOp3 for ConvPoolOp {
@@ -516,6 +524,22 @@ impl CustomOp3 for ConvPoolOp {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let (y, _) = self.conv.cpu_fwd(s1, l1, s2, l2, s3, l3)?;
+        if let Some(keep) = &self.taps {
+            let (pooled, taps) = match y {
+                CpuStorage::F32(v) => {
+                    let (p, t) = pool::forward_taps(&v, &self.pool, self.conv.relu);
+                    give_back(v);
+                    (CpuStorage::F32(p), t)
+                }
+                CpuStorage::F64(v) => {
+                    let (p, t) = pool::forward_taps(&v, &self.pool, self.conv.relu);
+                    (CpuStorage::F64(p), t)
+                }
+                _ => bail!("conv2d: unsupported dtype"),
+            };
+            *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(taps);
+            return Ok((pooled, Shape::from_dims(&self.pool.out_dims())));
+        }
         let pooled = match &y {
             CpuStorage::F32(v) => CpuStorage::F32(pool::forward(v, &self.pool)),
             CpuStorage::F64(v) => CpuStorage::F64(pool::forward(v, &self.pool)),
@@ -532,6 +556,17 @@ impl CustomOp3 for ConvPoolOp {
     fn bwd(&self, x: &Tensor, k: &Tensor, b: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.conv.g;
         let dims = (g.b, g.h.out, g.w.out, g.f);
+        let taps = self.taps.as_ref().and_then(|t| t.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(taps) = taps.filter(|t| t.len() == self.pool.out_dims().iter().product::<usize>()) {
+            let grad_res = grad_res.contiguous()?;
+            let gr = Host::of(&grad_res)?;
+            let dz = match grad_res.dtype() {
+                DType::F32 => Tensor::from_vec(pool::backward_from_taps(&taps, gr.slice::<f32>()?, &self.pool), dims, x.device())?,
+                DType::F64 => Tensor::from_vec(pool::backward_from_taps(&taps, gr.slice::<f64>()?, &self.pool), dims, x.device())?,
+                d => bail!("conv2d backward: unsupported dtype {d:?}"),
+            };
+            return self.conv.grads(x, k, &dz);
+        }
         let kept = self.y.as_ref().and_then(|y| y.lock().unwrap_or_else(|e| e.into_inner()).take());
         let pool_grad = pool::Pool2dGrad { g: self.pool, relu: self.conv.relu };
         if let Some(CpuStorage::F32(y)) = kept {
@@ -850,6 +885,39 @@ mod tests {
         assert!(conv2d(&x, &k.to_dtype(DType::F64).unwrap(), None, false, [1, 1], [1, 1], Padding::Same, false, None).is_err());
         // Unknown paddings are refused where the spec names them.
         assert!(Padding::parse("full").is_none());
+    }
+
+    /// Conv+relu+pool as one op, on each path its backward takes (the kept
+    /// first-maximum taps, the kept conv output for overlapping windows, the
+    /// conv computed again when the forward wasn't a training one), gives the
+    /// two separate ops' numbers, bit for bit.
+    #[test]
+    fn fused_pooling_matches_the_separate_ops() {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(random(&[2, 9, 8, 3], 7).iter().map(|&v| v as f32).collect::<Vec<_>>(), (2, 9, 8, 3), &dev).unwrap();
+        let k = Var::from_vec(random(&[3, 3, 3, 4], 8).iter().map(|&v| v as f32).collect::<Vec<_>>(), (3, 3, 3, 4), &dev).unwrap();
+        let b = Var::from_vec(vec![0.1f32, -0.2, 0.0, 0.3], 4, &dev).unwrap();
+        let pools = [
+            Pool { size: [2, 2], strides: [2, 2], padding: Padding::Valid, max: true },
+            Pool { size: [2, 2], strides: [2, 2], padding: Padding::Same, max: true },
+            Pool { size: [3, 3], strides: [2, 2], padding: Padding::Valid, max: true },
+            Pool { size: [2, 2], strides: [2, 2], padding: Padding::Valid, max: false },
+        ];
+        let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for p in pools {
+            let grads = |y: Tensor| {
+                // Weighted, so every output's gradient differs.
+                let w = Tensor::from_vec((0..y.elem_count()).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), y.shape(), &dev).unwrap();
+                let g = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
+                [bits(&y), bits(g.get(x.as_tensor()).unwrap()), bits(g.get(k.as_tensor()).unwrap()), bits(g.get(b.as_tensor()).unwrap())]
+            };
+            let conv = conv2d(x.as_tensor(), k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], Padding::Valid, false, None).unwrap();
+            let want = grads(pool::pool2d(&conv, p.size, p.strides, p.padding, p.max).unwrap());
+            for train in [true, false] {
+                let y = conv2d(x.as_tensor(), k.as_tensor(), Some(b.as_tensor()), true, [1, 1], [1, 1], Padding::Valid, train, Some(p)).unwrap();
+                assert!(grads(y) == want, "{p:?} train={train}");
+            }
+        }
     }
 
     /// Outputs and im2col matrices are written whole: spare buffers full of

@@ -97,6 +97,17 @@ impl Geom {
     }
 }
 
+/// A window's tap that takes no gradient: the relu's output was not positive.
+const NO_TAP: u8 = u8::MAX;
+
+impl Geom {
+    /// Max pooling whose backward can work from each output's first-maximum
+    /// tap alone: windows disjoint and fewer taps than `NO_TAP`.
+    pub(crate) fn by_taps(&self) -> bool {
+        self.max && self.disjoint() && self.h.k * self.w.k < NO_TAP as usize
+    }
+}
+
 /// Max-pooling backward where windows never overlap (stride >= size, no
 /// padding, no dilation: 2x2 pools, Keras's default): every input cell
 /// belongs to at most one window, so dx is written once, in input order,
@@ -109,11 +120,11 @@ fn backward_disjoint_max<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bo
     let c = g.c;
     let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
     let (kh, kw, sh, sw) = (g.h.k, g.w.k, g.h.stride, g.w.stride);
-    let n = g.x_len();
-    let mut dx: Vec<T> = Vec::with_capacity(n);
+    let mut taps = vec![0u8; g.y_len()];
     let level = cpu::level();
-    // The selects over channels below vectorize at the level's width.
-    let fill = |bi: usize, out: &mut [std::mem::MaybeUninit<T>]| {
+    // Per output cell and channel: which tap (ky * kw + kx) is the first
+    // maximum, NO_TAP through the relu where the maximum isn't positive.
+    g.per_sample(&mut taps, |bi, taps| {
         cpu::at_level(
             level,
             #[inline(always)]
@@ -122,16 +133,11 @@ fn backward_disjoint_max<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bo
                 // loads becomes a gather.
                 let zero = T::from_f64(0.0);
                 let x = &x[bi * x_per..(bi + 1) * x_per];
-                let (y, dy) = (&y[bi * y_per..(bi + 1) * y_per], &dy[bi * y_per..(bi + 1) * y_per]);
-                // Per output cell and channel: the gradient its maximum takes (0
-                // through the relu where the maximum isn't positive; NaN too) ...
-                let grad: Vec<T> = if relu { dy.iter().zip(y).map(|(&gv, &m)| if m > zero { gv } else { zero }).collect() } else { dy.to_vec() };
-                // ... and which tap (ky * kw + kx) is the first maximum.
-                let mut first = vec![0u32; y_per];
+                let y = &y[bi * y_per..(bi + 1) * y_per];
                 for oy in 0..g.h.out {
                     for ox in 0..g.w.out {
                         let o = (oy * g.w.out + ox) * c;
-                        let (f, best) = (&mut first[o..o + c], &y[o..o + c]);
+                        let (f, best) = (&mut taps[o..o + c], &y[o..o + c]);
                         for tap in (0..kh * kw).rev() {
                             // 'same' pads after the input only: a last window may reach past it.
                             let (iy, ix) = (oy * sh + tap / kw, ox * sw + tap % kw);
@@ -140,11 +146,101 @@ fn backward_disjoint_max<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bo
                             }
                             let cell = (iy * g.w.len + ix) * c;
                             for ((f, &v), &m) in f.iter_mut().zip(&x[cell..cell + c]).zip(best) {
-                                *f = if v == m { tap as u32 } else { *f };
+                                *f = if v == m { tap as u8 } else { *f };
+                            }
+                        }
+                        if relu {
+                            for (f, &m) in f.iter_mut().zip(best) {
+                                *f = if m > zero { *f } else { NO_TAP };
                             }
                         }
                     }
                 }
+            },
+        )
+    });
+    backward_from_taps(&taps, dy, g)
+}
+
+/// Max pooling forward that also returns each output's first-maximum tap
+/// (NO_TAP where `relu` and the maximum isn't positive), for
+/// [`backward_from_taps`]: the backward then never reads the input again.
+/// Only for `g.by_taps()`. Same outputs as `forward`, and the same taps as
+/// `backward_disjoint_max` finds: a strict `>` fold in tap order keeps the
+/// first of equal maxima.
+pub(crate) fn forward_taps<T: Real>(x: &[T], g: &Geom, relu: bool) -> (Vec<T>, Vec<u8>) {
+    debug_assert!(g.by_taps());
+    let c = g.c;
+    let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
+    let (kh, kw, sh, sw) = (g.h.k, g.w.k, g.h.stride, g.w.stride);
+    let mut y = vec![T::from_f64(0.0); g.y_len()];
+    let mut taps = vec![0u8; g.y_len()];
+    let level = cpu::level();
+    // One piece per sample of (y, taps) together.
+    let mut pieces: Vec<(&mut [T], &mut [u8])> = y.chunks_mut(y_per.max(1)).zip(taps.chunks_mut(y_per.max(1))).collect();
+    let work = |bi: usize, piece: &mut [(&mut [T], &mut [u8])]| {
+        let Some((y, taps)) = piece.first_mut() else { return };
+        cpu::at_level(
+            level,
+            #[inline(always)]
+            || {
+                let zero = T::from_f64(0.0);
+                let x = &x[bi * x_per..(bi + 1) * x_per];
+                for oy in 0..g.h.out {
+                    for ox in 0..g.w.out {
+                        let o = (oy * g.w.out + ox) * c;
+                        let (best, first) = (&mut y[o..o + c], &mut taps[o..o + c]);
+                        // Tap 0 is always in the input (no padding before).
+                        let cell = (oy * sh * g.w.len + ox * sw) * c;
+                        best.copy_from_slice(&x[cell..cell + c]);
+                        for tap in 1..kh * kw {
+                            let (iy, ix) = (oy * sh + tap / kw, ox * sw + tap % kw);
+                            if iy >= g.h.len || ix >= g.w.len {
+                                continue;
+                            }
+                            let cell = (iy * g.w.len + ix) * c;
+                            for ((b, f), &v) in best.iter_mut().zip(first.iter_mut()).zip(&x[cell..cell + c]) {
+                                let more = v > *b;
+                                *b = if more { v } else { *b };
+                                *f = if more { tap as u8 } else { *f };
+                            }
+                        }
+                        if relu {
+                            for (f, &m) in first.iter_mut().zip(best.iter()) {
+                                *f = if m > zero { *f } else { NO_TAP };
+                            }
+                        }
+                    }
+                }
+            },
+        )
+    };
+    if g.y_len() < 1 << 15 {
+        pieces.chunks_mut(1).enumerate().for_each(|(i, p)| work(i, p));
+    } else {
+        super::par::pieces(&mut pieces, 1, work);
+    }
+    drop(pieces);
+    (y, taps)
+}
+
+/// dx of a disjoint max pooling from each output's first-maximum tap and
+/// the output gradient: every input cell written once, in order.
+pub(crate) fn backward_from_taps<T: Real>(taps: &[u8], dy: &[T], g: &Geom) -> Vec<T> {
+    let c = g.c;
+    let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
+    let (kh, kw, sh, sw) = (g.h.k, g.w.k, g.h.stride, g.w.stride);
+    let n = g.x_len();
+    let mut dx: Vec<T> = Vec::with_capacity(n);
+    let level = cpu::level();
+    // The selects over channels vectorize at the level's width.
+    let fill = |bi: usize, out: &mut [std::mem::MaybeUninit<T>]| {
+        cpu::at_level(
+            level,
+            #[inline(always)]
+            || {
+                let zero = T::from_f64(0.0);
+                let (taps, dy) = (&taps[bi * y_per..(bi + 1) * y_per], &dy[bi * y_per..(bi + 1) * y_per]);
                 // Every input cell in order: its window's gradient where it is the
                 // first maximum, else 0 (also outside every window).
                 for iy in 0..g.h.len {
@@ -154,8 +250,8 @@ fn backward_disjoint_max<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bo
                         let (ox, tx) = (ix / sw, ix % sw);
                         if oy < g.h.out && ox < g.w.out && ty < kh && tx < kw {
                             let o = (oy * g.w.out + ox) * c;
-                            let tap = (ty * kw + tx) as u32;
-                            for ((d, &f), &gv) in dst.iter_mut().zip(&first[o..o + c]).zip(&grad[o..o + c]) {
+                            let tap = (ty * kw + tx) as u8;
+                            for ((d, &f), &gv) in dst.iter_mut().zip(&taps[o..o + c]).zip(&dy[o..o + c]) {
                                 d.write(if f == tap { gv } else { zero });
                             }
                         } else {
@@ -221,7 +317,7 @@ pub(crate) fn forward<T: Real>(x: &[T], g: &Geom) -> Vec<T> {
 /// not positive), which saves the conv+pool backward a pass over its largest
 /// tensor.
 fn backward<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
-    if g.max && g.disjoint() {
+    if g.by_taps() {
         return backward_disjoint_max(x, y, dy, g, relu);
     }
     backward_any(x, y, dy, g, relu)
@@ -378,7 +474,13 @@ mod tests {
             let g = Geom::new(dims, size, strides, padding, true).unwrap();
             assert!(g.disjoint(), "case {i}");
             // Few distinct values: many ties; about half not positive (relu).
-            let x: Vec<f32> = (0..g.x_len()).map(|k| ((k * 7919 % 13) as f32 - 6.0) / 4.0).collect();
+            // Signed zeros and a few NaNs (a diverged step) as well.
+            let value = |k: usize| match k % 101 {
+                0 => f32::NAN,
+                1 | 2 => -0.0,
+                _ => ((k * 7919 % 13) as f32 - 6.0) / 4.0,
+            };
+            let x: Vec<f32> = (0..g.x_len()).map(value).collect();
             let y = cpu::with_level(cpu::Level::Portable, || forward(&x, &g));
             let dy: Vec<f32> = (0..g.y_len()).map(|k| (k % 17) as f32 * 0.25 - 2.0).collect();
             // Every path the CPU runs: the same bits as the portable forward
@@ -389,11 +491,19 @@ mod tests {
                 for relu in [false, true] {
                     let (a, b) = (cpu::with_level(level, || backward(&x, &y, &dy, &g, relu)), backward_any(&x, &y, &dy, &g, relu));
                     assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "case {i} relu={relu} at {level:?}");
+                    // The forward that keeps the taps: same output, same dx.
+                    let (y_taps, taps) = cpu::with_level(level, || forward_taps(&x, &g, relu));
+                    assert!(y_taps.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "case {i} forward_taps at {level:?}");
+                    let a = cpu::with_level(level, || backward_from_taps(&taps, &dy, &g));
+                    assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "case {i} relu={relu} from taps at {level:?}");
                 }
             }
         }
-        // Overlapping windows take the general path.
-        assert!(!Geom::new([1, 6, 6, 1], [3, 3], [2, 2], Padding::Valid, true).unwrap().disjoint());
+        // Overlapping windows take the general path, and so do windows of
+        // more taps than a u8 numbers.
+        assert!(!Geom::new([1, 6, 6, 1], [3, 3], [2, 2], Padding::Valid, true).unwrap().by_taps());
+        assert!(!Geom::new([1, 32, 32, 1], [16, 16], [16, 16], Padding::Valid, true).unwrap().by_taps());
+        assert!(Geom::new([1, 30, 30, 1], [15, 15], [15, 15], Padding::Valid, true).unwrap().by_taps());
     }
 
     #[test]
