@@ -116,49 +116,10 @@ impl Geom {
 /// read-modify-written every step; the memset alone was 4% of the step).
 /// Same values as `backward`: the first window cell equal to the maximum
 /// takes the gradient.
-fn backward_disjoint_max<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
-    let c = g.c;
-    let (x_per, y_per) = (g.h.len * g.w.len * c, g.h.out * g.w.out * c);
-    let (kh, kw, sh, sw) = (g.h.k, g.w.k, g.h.stride, g.w.stride);
-    let mut taps = vec![0u8; g.y_len()];
-    let level = cpu::level();
-    // Per output cell and channel: which tap (ky * kw + kx) is the first
-    // maximum, NO_TAP through the relu where the maximum isn't positive.
-    g.per_sample(&mut taps, |bi, taps| {
-        cpu::at_level(
-            level,
-            #[inline(always)]
-            || {
-                // A value here, not a captured reference: a select between two
-                // loads becomes a gather.
-                let zero = T::from_f64(0.0);
-                let x = &x[bi * x_per..(bi + 1) * x_per];
-                let y = &y[bi * y_per..(bi + 1) * y_per];
-                for oy in 0..g.h.out {
-                    for ox in 0..g.w.out {
-                        let o = (oy * g.w.out + ox) * c;
-                        let (f, best) = (&mut taps[o..o + c], &y[o..o + c]);
-                        for tap in (0..kh * kw).rev() {
-                            // 'same' pads after the input only: a last window may reach past it.
-                            let (iy, ix) = (oy * sh + tap / kw, ox * sw + tap % kw);
-                            if iy >= g.h.len || ix >= g.w.len {
-                                continue;
-                            }
-                            let cell = (iy * g.w.len + ix) * c;
-                            for ((f, &v), &m) in f.iter_mut().zip(&x[cell..cell + c]).zip(best) {
-                                *f = if v == m { tap as u8 } else { *f };
-                            }
-                        }
-                        if relu {
-                            for (f, &m) in f.iter_mut().zip(best) {
-                                *f = if m > zero { *f } else { NO_TAP };
-                            }
-                        }
-                    }
-                }
-            },
-        )
-    });
+fn backward_disjoint_max<T: Real>(x: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
+    // The taps as the forward finds them (the same first maxima as a scan
+    // for cells equal to the output; tested), then one write of dx.
+    let (_, taps) = forward_taps(x, g, relu);
     backward_from_taps(&taps, dy, g)
 }
 
@@ -318,7 +279,7 @@ pub(crate) fn forward<T: Real>(x: &[T], g: &Geom) -> Vec<T> {
 /// tensor.
 fn backward<T: Real>(x: &[T], y: &[T], dy: &[T], g: &Geom, relu: bool) -> Vec<T> {
     if g.by_taps() {
-        return backward_disjoint_max(x, y, dy, g, relu);
+        return backward_disjoint_max(x, dy, g, relu);
     }
     backward_any(x, y, dy, g, relu)
 }
