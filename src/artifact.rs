@@ -174,7 +174,7 @@ pub struct ModelMeta<'a> {
 
 impl ModelMeta<'_> {
     /// The metadata of a model file with the last epoch's (and the test) metrics.
-    pub fn metadata(&self, history: &[crate::train::fit::EpochLog], test: Option<&[(String, f64)]>) -> Metadata {
+    pub fn metadata(&self, history: &[crate::train::log::EpochLog], test: Option<&[(String, f64)]>) -> Metadata {
         let last = history.last().map(|h| h.values.as_slice()).unwrap_or_default();
         Metadata {
             format_version: FORMAT_VERSION.to_string(),
@@ -192,12 +192,12 @@ impl ModelMeta<'_> {
 
 /// model.safetensors's bytes: the weights, the resolved spec, preprocessing
 /// and the last epoch's (and the test) metrics.
-pub fn model_bytes(net: &Net, m: &ModelMeta, history: &[crate::train::fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<Vec<u8>> {
+pub fn model_bytes(net: &Net, m: &ModelMeta, history: &[crate::train::log::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<Vec<u8>> {
     safetensors_bytes(&net.named_tensors(), &m.metadata(history, test)).map_err(std::io::Error::other)
 }
 
 /// A finished run's files: model.safetensors, spec.yaml, history.csv and history.svg.
-pub fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[crate::train::fit::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<()> {
+pub fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[crate::train::log::EpochLog], test: Option<&[(String, f64)]>) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let bytes = model_bytes(net, m, history, test)?;
     write_atomic(&dir.join("model.safetensors"), &bytes)?;
@@ -215,7 +215,7 @@ pub fn write_run(dir: &Path, net: &Net, m: &ModelMeta, history: &[crate::train::
 }
 
 /// history.csv: one row per epoch, columns in the order of the first log.
-pub fn history_csv(history: &[crate::train::fit::EpochLog]) -> String {
+pub fn history_csv(history: &[crate::train::log::EpochLog]) -> String {
     let Some(first) = history.first() else { return "epoch\n".into() };
     let keys: Vec<&str> = first.values.iter().map(|(k, _)| k.as_str()).collect();
     let mut out = format!("epoch,{}\n", keys.join(","));

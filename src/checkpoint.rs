@@ -13,7 +13,8 @@
 use crate::artifact::{self, ArtifactError, Container};
 use crate::model::Net;
 use crate::train::callbacks::CallbackState;
-use crate::train::fit::{EpochLog, Resume, Snapshot};
+use crate::train::fit::{Resume, Snapshot};
+use crate::train::log::EpochLog;
 use crate::train::optim::OptimizerScalars;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

@@ -155,8 +155,10 @@ mod tests {
         let x = Tensor::from_vec((0..3 * 180).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect::<Vec<_>>(), (3, 9, 10, 2), &Device::Cpu).unwrap();
         let run = |fuse: bool| {
             let mut rng = StdRng::seed_from_u64(1);
-            let y =
-                net.forward_with(std::slice::from_ref(&x), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }, &[], fuse).unwrap().remove(0);
+            let y = net
+                .forward_with(std::slice::from_ref(&x), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }, &[], fuse)
+                .unwrap()
+                .remove(0);
             let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             let mut out = vec![y.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
             for v in net.vars.iter().flatten() {
@@ -201,7 +203,7 @@ mod tests {
             // Run layer by layer to compare every intermediate shape.
             let g = &net.graph;
             let mut values: Vec<Option<Tensor>> = vec![None; g.layers.len()];
-            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
+            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None };
             for &i in &g.order {
                 let node = &g.layers[i];
                 let xs: Vec<Tensor> = node

@@ -225,7 +225,7 @@ fn confusions(r: &Restored, cfg: &TrainConfig, split: &Split, batch: usize) -> c
                 Tensor::from_slice(&a.data[start * a.width()..end * a.width()], dims, &net.device)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let outs = net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None }, &probabilities)?;
+        let outs = net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None, part: None }, &probabilities)?;
         let mut cms = out.iter_mut();
         for (k, y) in outs.iter().enumerate() {
             if classes[k].is_none() {

@@ -114,7 +114,7 @@ fn predict_with(args: &Args, r: &Restored) -> Result<(), Fail> {
             let dims: Vec<usize> = std::iter::once(n).chain(shapes[i].iter().copied()).collect();
             xs.push(Tensor::from_vec(v, dims, &r.net.device).map_err(model_err)?);
         }
-        let ys = r.net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None }, &[]).map_err(model_err)?;
+        let ys = r.net.forward(&xs, &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None, part: None }, &[]).map_err(model_err)?;
         let mut ys: Vec<Vec<f32>> = ys.iter().map(|y| y.flatten_all().and_then(|y| y.to_vec1::<f32>())).collect::<Result<_, _>>().map_err(model_err)?;
         for s in 0..n {
             let mut row = Vec::new();

@@ -83,7 +83,7 @@ impl fit::Hooks for RunFiles<'_> {
         Ok(())
     }
 
-    fn save_model(&mut self, net: &Net, history: &[fit::EpochLog], file: &str) -> std::io::Result<()> {
+    fn save_model(&mut self, net: &Net, history: &[crate::train::log::EpochLog], file: &str) -> std::io::Result<()> {
         let bytes = artifact::model_bytes(net, &self.model, history, None)?;
         let path = self.dir.join(file);
         artifact::write_atomic(&path, &bytes).map_err(naming(&path))
@@ -389,11 +389,11 @@ impl Job<'_> {
         // A second Ctrl-C while the handler is already installed (tests call run
         // in one process only through the binary) is harmless; ignore failures.
         let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
-        let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED) };
+        let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED), ..Default::default() };
         let data_sha256 = data::file_digests(self.data_spec, self.spec_dir);
         let meta = artifact::ModelMeta { root: self.root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: self.spec_dir, data_sha256 };
         let mut files = RunFiles { dir: out_dir, key: self.key, limit: args.limit, model: meta, pending: None, written: None };
-        let outcome = fit::fit(&net, cfg, &prepared.train, prepared.validation.as_ref(), &opts, resume, &mut files, reporter);
+        let outcome = fit::fit(&net, cfg, &prepared.train, prepared.validation.as_ref(), opts, resume, &mut files, reporter);
         // Whatever happened, the last completed epoch stays resumable.
         files.flush().map_err(|e| CliError::io(e.to_string()))?;
         let history = match outcome {

@@ -517,7 +517,7 @@ pub(super) mod tests {
         let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
         let w: Vec<Var> = weights.iter().map(|(v, d)| Var::from_vec(v.to_vec(), *d, &Device::Cpu).unwrap()).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let y = layer.forward(&[x], &w, &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).unwrap();
+        let y = layer.forward(&[x], &w, &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }).unwrap();
         (y.dims().to_vec(), y.flatten_all().unwrap().to_vec1::<f64>().unwrap())
     }
 
@@ -615,7 +615,7 @@ pub(super) mod tests {
             let r = Tensor::from_vec(uniform(&out_dims, &mut rng), &out_dims[..], &Device::Cpu).unwrap();
             let run = |fast: bool| {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-                let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
+                let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None };
                 let y = conv.forward_with(&[x.as_tensor().clone()], &w, &mut ctx, fast).unwrap();
                 let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
                 let mut grads = vec![g.get(x.as_tensor()).unwrap().clone()];
@@ -640,7 +640,8 @@ pub(super) mod tests {
         let mut kernel_grads = Vec::new();
         for fast in [true, false] {
             let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-            let y = conv.forward_with(std::slice::from_ref(&x), &w, &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }, fast).unwrap();
+            let y =
+                conv.forward_with(std::slice::from_ref(&x), &w, &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }, fast).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             assert!(g.get(&x).is_none());
             kernel_grads.push(g.get(w[0].as_tensor()).unwrap().clone());
@@ -748,7 +749,9 @@ pub(super) mod tests {
             for i in 0..10 {
                 for (j, fast) in [false, true].into_iter().enumerate() {
                     let t = std::time::Instant::now();
-                    let y = conv.forward_with(std::slice::from_ref(&x), &w, &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }, fast).unwrap();
+                    let y = conv
+                        .forward_with(std::slice::from_ref(&x), &w, &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }, fast)
+                        .unwrap();
                     let fwd = t.elapsed().as_secs_f64();
                     dot_loss(&y, &r).backward().unwrap();
                     if i > 0 {
@@ -787,7 +790,7 @@ pub(super) mod tests {
                 // The plain-op pooling of layers::pooling, as a layer would run it.
                 let p = build("MaxPooling2D", "{}").unwrap();
                 let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-                p.forward(std::slice::from_ref(x), &[], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).unwrap()
+                p.forward(std::slice::from_ref(x), &[], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }).unwrap()
             }
         };
         let w1 = vec![Var::randn(0f32, 0.3, (3, 3, 1, 32), &dev).unwrap(), Var::zeros(32, candle_core::DType::F32, &dev).unwrap()];
@@ -801,7 +804,7 @@ pub(super) mod tests {
             for (j, fast) in [false, true].into_iter().enumerate() {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(0);
                 let t = std::time::Instant::now();
-                let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
+                let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None };
                 let h = conv1.forward_with(std::slice::from_ref(&x), &w1, &mut ctx, fast).unwrap();
                 let h = pool(&h, fast);
                 let h = conv2.forward_with(&[h], &w2, &mut ctx, fast).unwrap();

@@ -6,7 +6,6 @@ use super::{Activation, Ctx, Init, Layer, LayerType, MAX_ELEMENTS, Shape, ShapeE
 use crate::spec::args::Args;
 use candle_core::{DType, Tensor, Var};
 type CResult<T> = candle_core::Result<T>;
-use rand::Rng;
 
 // ---- Dense ------------------------------------------------------------------------
 
@@ -151,7 +150,8 @@ impl Layer for Dropout {
             return Ok(x.clone());
         }
         let keep = 1.0 - self.rate;
-        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if ctx.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+        let rows = x.dims().first().copied().unwrap_or(1);
+        let mask = ctx.dropout_mask(rows, x.elem_count() / rows.max(1), keep);
         let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
         x * mask
     }
@@ -511,13 +511,13 @@ mod tests {
         let table = Var::from_vec(vec![0f64, 1., 10., 11., 20., 21., 30., 31.], (4, 2), &candle_core::Device::Cpu).unwrap();
         let x = Tensor::new(&[[3f64, 0.], [1., 1.]], &candle_core::Device::Cpu).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).unwrap();
+        let y = layer.forward(&[x], std::slice::from_ref(&table), &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }).unwrap();
         assert_eq!(y.dims(), &[2, 2, 2]);
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![30., 31., 0., 1., 10., 11., 10., 11.]);
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(table.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![1., 1., 2., 2., 0., 0., 1., 1.]);
         let bad = Tensor::new(&[[4f64, 0.]], &candle_core::Device::Cpu).unwrap();
-        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).is_err());
+        assert!(layer.forward(&[bad], &[table], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None }).is_err());
     }
 
     #[test]

@@ -257,7 +257,7 @@ mod tests {
         let l = build(ty, yaml).unwrap();
         let xs: Vec<Tensor> = inputs.iter().map(|v| Tensor::from_vec(v.clone(), dims, &Device::Cpu).unwrap()).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let y = l.forward(&xs, &[], &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None }).unwrap();
+        let y = l.forward(&xs, &[], &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None, part: None }).unwrap();
         (y.dims().to_vec(), y.flatten_all().unwrap().to_vec1().unwrap())
     }
 

@@ -265,6 +265,39 @@ pub struct Ctx<'a> {
     /// Training's weight-gradient buffers (`kernels::sink`): kernels write
     /// their weights' gradients there instead of into candle's store.
     pub grads: Option<&'a crate::kernels::sink::Sink>,
+    /// In a data-parallel step, where this process's rows lie in the whole
+    /// batch: Dropout draws the whole batch's mask and keeps its rows, so
+    /// every sample gets the mask a single process would give it.
+    pub part: Option<BatchPart>,
+}
+
+/// Rows `offset..offset + n` of a batch of `total` rows (`n` is the tensor's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPart {
+    pub offset: usize,
+    pub total: usize,
+}
+
+impl Ctx<'_> {
+    /// An inverted-dropout mask for `rows` rows of `per_row` values: 0, or
+    /// 1/keep with probability `keep`, drawn row after row. In a data-parallel
+    /// step the draws of the other processes' rows are made too, and skipped.
+    pub fn dropout_mask(&mut self, rows: usize, per_row: usize, keep: f64) -> Vec<f32> {
+        use rand::Rng;
+        let (before, after) = match self.part {
+            Some(p) => (p.offset, p.total.saturating_sub(p.offset + rows)),
+            None => (0, 0),
+        };
+        for _ in 0..before * per_row {
+            self.rng.random::<f64>();
+        }
+        let scale = (1.0 / keep) as f32;
+        let mask = (0..rows * per_row).map(|_| if self.rng.random::<f64>() < keep { scale } else { 0.0 }).collect();
+        for _ in 0..after * per_row {
+            self.rng.random::<f64>();
+        }
+        mask
+    }
 }
 
 /// A layer type as the spec names it.
@@ -572,7 +605,7 @@ pub mod testutil {
 
     fn run(layer: &dyn Layer, xs: &[Var], vars: &[Var], train: bool) -> Tensor {
         let mut rng = StdRng::seed_from_u64(5);
-        let mut ctx = Ctx { train, rng: &mut rng, logits: false, grads: None };
+        let mut ctx = Ctx { train, rng: &mut rng, logits: false, grads: None, part: None };
         let xs: Vec<Tensor> = xs.iter().map(|v| v.as_tensor().clone()).collect();
         layer.forward(&xs, vars, &mut ctx).unwrap()
     }

@@ -313,7 +313,7 @@ mod tests {
     fn run(l: &dyn Layer, x: &[f64], dims: &[usize], w: &[Var], train: bool) -> Vec<f64> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
-        let y = l.forward(&[x], w, &mut Ctx { train, rng: &mut rng, logits: false, grads: None }).unwrap();
+        let y = l.forward(&[x], w, &mut Ctx { train, rng: &mut rng, logits: false, grads: None, part: None }).unwrap();
         y.flatten_all().unwrap().to_vec1().unwrap()
     }
 
@@ -437,7 +437,7 @@ mod tests {
         };
         let mut losses = Vec::new();
         for _ in 0..KERAS_LOSSES.len() {
-            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
+            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None };
             let out = net.forward(std::slice::from_ref(&xt), &mut ctx, &[false]).unwrap();
             let l = loss.compute(&out[0], &yt, false).unwrap();
             losses.push(l.to_scalar::<f64>().unwrap());
@@ -449,7 +449,7 @@ mod tests {
         near(&bn[1], &KERAS_BETA, "beta");
         near(&bn[2], &KERAS_MOVING_MEAN, "moving mean");
         near(&bn[3], &KERAS_MOVING_VAR, "moving variance");
-        let mut ctx = Ctx { train: false, rng: &mut rng, logits: false, grads: None };
+        let mut ctx = Ctx { train: false, rng: &mut rng, logits: false, grads: None, part: None };
         let out = net.forward(&[xt], &mut ctx, &[false]).unwrap();
         near(&out[0].flatten_all().unwrap().to_vec1::<f64>().unwrap(), &KERAS_OUTPUT, "output after training");
     }

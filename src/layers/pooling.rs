@@ -291,7 +291,10 @@ mod tests {
         use rand::SeedableRng;
         let x = Var::from_vec(x, dims, &Device::Cpu).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let y = build(ty, yaml).unwrap().forward(&[x.as_tensor().clone()], &[], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None }).unwrap();
+        let y = build(ty, yaml)
+            .unwrap()
+            .forward(&[x.as_tensor().clone()], &[], &mut Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None })
+            .unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     }

@@ -7,7 +7,6 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::spec::args::Args;
 use crate::spec::yaml::Node;
 use candle_core::{D, Tensor, Var};
-use rand::Rng;
 type CResult<T> = candle_core::Result<T>;
 
 pub static SIMPLE_RNN: LayerType = LayerType {
@@ -174,7 +173,7 @@ fn dropout_mask(rate: f64, dims: (usize, usize), like: &Tensor, ctx: &mut Ctx) -
         return Ok(None);
     }
     let keep = 1.0 - rate;
-    let m: Vec<f32> = (0..dims.0 * dims.1).map(|_| if ctx.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+    let m = ctx.dropout_mask(dims.0, dims.1, keep);
     Ok(Some(Tensor::from_vec(m, dims, like.device())?.to_dtype(like.dtype())?))
 }
 
@@ -531,7 +530,7 @@ mod tests {
         let vars: Vec<Var> = shapes.iter().zip(ws).map(|(s, v)| Var::from_vec(v.to_vec(), s.shape.clone(), &Device::Cpu).unwrap()).collect();
         let x = Tensor::from_vec(x.to_vec(), (x.len() / (tf.0 * tf.1), tf.0, tf.1), &Device::Cpu).unwrap();
         let mut rng = StdRng::seed_from_u64(0);
-        let y = layer.forward(&[x], &vars, &mut Ctx { train, rng: &mut rng, logits: false, grads: None }).unwrap();
+        let y = layer.forward(&[x], &vars, &mut Ctx { train, rng: &mut rng, logits: false, grads: None, part: None }).unwrap();
         y.flatten_all().unwrap().to_vec1::<f64>().unwrap()
     }
 
@@ -613,7 +612,7 @@ mod tests {
                 move |ts: &[Tensor]| {
                     // The same seed: both paths draw the same dropout masks.
                     let mut rng = StdRng::seed_from_u64(3);
-                    let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None };
+                    let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: None, part: None };
                     rec.run_with(&ts[0], &ts_vars(ts), &mut ctx, fused).unwrap()
                 }
             };

@@ -1,10 +1,28 @@
 //! Keras callbacks that act during fit: ReduceLROnPlateau, EarlyStopping and
-//! ModelCheckpoint. Their state is plain data so a checkpoint can carry it.
+//! ModelCheckpoint, each a `Callback` (events.rs). Their state is plain data
+//! so a checkpoint can carry it.
 
-use super::config::{EarlyStopping, Mode, ModelCheckpoint, ReduceLrOnPlateau};
-use super::fit::EpochLog;
+use super::config::{CallbackConfig, EarlyStopping, Mode, ModelCheckpoint, ReduceLrOnPlateau};
+use super::events::{Callback, Control, EpochEnd, TrainError};
+use super::log::EpochLog;
 use super::optim::Optimizer;
+use super::progress::Progress;
+use crate::model::Net;
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+
+/// The spec's callbacks, in its order.
+pub fn from_config(list: &[CallbackConfig]) -> Vec<Box<dyn Callback>> {
+    list.iter()
+        .map(|c| -> Box<dyn Callback> {
+            match c {
+                CallbackConfig::ReduceLrOnPlateau(c) => Box::new(Plateau::new(c.clone())),
+                CallbackConfig::EarlyStopping(c) => Box::new(EarlyStop::new(c.clone())),
+                CallbackConfig::ModelCheckpoint(c) => Box::new(SaveModel::new(c.clone())),
+            }
+        })
+        .collect()
+}
 
 /// serde for f64 as its exact bit pattern (JSON has no inf, and decimal text
 /// could round): `#[serde(with = "bits")]`.
@@ -64,10 +82,6 @@ impl Plateau {
         Plateau { cfg, state: PlateauState { best: f64::INFINITY, wait: 0, cooldown: 0 } }
     }
 
-    pub fn monitor(&self) -> &str {
-        &self.cfg.monitor
-    }
-
     /// Returns a message when the learning rate was reduced.
     pub fn on_epoch_end(&mut self, log: &EpochLog, opt: &mut Optimizer) -> Option<String> {
         let current = log.get(&self.cfg.monitor)?;
@@ -115,6 +129,9 @@ pub struct EarlyStopState {
 pub struct EarlyStop {
     pub cfg: EarlyStopping,
     pub state: EarlyStopState,
+    /// With `restore_best_weights`: a copy of every weight (`Net::vars`
+    /// order) at the end of the best epoch so far.
+    best: Option<Vec<Tensor>>,
 }
 
 /// What EarlyStopping decided at the end of an epoch.
@@ -128,7 +145,7 @@ pub enum Decision {
 impl EarlyStop {
     pub fn new(cfg: EarlyStopping) -> Self {
         let best = initial_best(cfg.mode);
-        EarlyStop { cfg, state: EarlyStopState { best, wait: 0, best_epoch: 0, stopped_epoch: 0 } }
+        EarlyStop { cfg, state: EarlyStopState { best, wait: 0, best_epoch: 0, stopped_epoch: 0 }, best: None }
     }
 
     /// `None` when the log lacks the monitored value.
@@ -191,6 +208,96 @@ impl SaveModel {
                 true
             }
             _ => false,
+        }
+    }
+}
+
+impl Callback for Plateau {
+    fn monitor(&self) -> Option<(&'static str, &str)> {
+        Some(("ReduceLROnPlateau", &self.cfg.monitor))
+    }
+    fn on_epoch_end(&mut self, end: &mut EpochEnd) -> Result<Control, TrainError> {
+        let log = end.history.last().expect("fit pushes the log first");
+        if let Some(msg) = Plateau::on_epoch_end(self, log, end.optimizer) {
+            end.progress.message(&msg);
+        }
+        Ok(Control::Continue)
+    }
+    fn save<'a>(&'a self, state: &mut CallbackState, _: &mut Option<&'a [Tensor]>) {
+        state.plateau = Some(self.state.clone());
+    }
+    fn restore(&mut self, state: &CallbackState, _: &mut Option<Vec<Tensor>>) {
+        if let Some(s) = &state.plateau {
+            self.state = s.clone();
+        }
+    }
+}
+
+/// Detached copies of every weight, in `Net::vars` order.
+pub fn copy_weights(net: &Net) -> candle_core::Result<Vec<Tensor>> {
+    net.vars.iter().flatten().map(|v| v.as_tensor().detach().copy()).collect()
+}
+
+impl Callback for EarlyStop {
+    fn monitor(&self) -> Option<(&'static str, &str)> {
+        Some(("EarlyStopping", &self.cfg.monitor))
+    }
+    fn on_epoch_end(&mut self, end: &mut EpochEnd) -> Result<Control, TrainError> {
+        match EarlyStop::on_epoch_end(self, end.log()) {
+            Some(Decision::Improved) if self.cfg.restore_best_weights => self.best = Some(copy_weights(end.net)?),
+            Some(Decision::Stop) => return Ok(Control::Stop),
+            _ => {}
+        }
+        Ok(Control::Continue)
+    }
+    fn on_train_end(&mut self, net: &Net, progress: &mut dyn Progress) -> Result<(), TrainError> {
+        if self.state.stopped_epoch > 0 {
+            progress.message(&format!("Epoch {}: early stopping", self.state.stopped_epoch));
+        }
+        if let Some(best) = &self.best {
+            progress.message(&format!("Restoring model weights from the end of the best epoch: {}.", self.state.best_epoch));
+            for (v, t) in net.vars.iter().flatten().zip(best) {
+                v.set(t)?;
+            }
+        }
+        Ok(())
+    }
+    fn stopped(&self) -> bool {
+        self.state.stopped_epoch > 0
+    }
+    fn save<'a>(&'a self, state: &mut CallbackState, weights: &mut Option<&'a [Tensor]>) {
+        state.early_stopping = Some(self.state.clone());
+        if let Some(b) = &self.best {
+            *weights = Some(b);
+        }
+    }
+    fn restore(&mut self, state: &CallbackState, weights: &mut Option<Vec<Tensor>>) {
+        if let Some(s) = &state.early_stopping {
+            self.state = s.clone();
+        }
+        if self.cfg.restore_best_weights {
+            self.best = weights.take();
+        }
+    }
+}
+
+impl Callback for SaveModel {
+    /// Without `save_best_only` it saves every `every` epochs, watching nothing.
+    fn monitor(&self) -> Option<(&'static str, &str)> {
+        self.cfg.save_best_only.then_some(("ModelCheckpoint", self.cfg.monitor.as_str()))
+    }
+    fn on_epoch_end(&mut self, end: &mut EpochEnd) -> Result<Control, TrainError> {
+        if SaveModel::on_epoch_end(self, end.log()) {
+            end.hooks.save_model(end.net, end.history, &self.cfg.filepath).map_err(TrainError::Io)?;
+        }
+        Ok(Control::Continue)
+    }
+    fn save<'a>(&'a self, state: &mut CallbackState, _: &mut Option<&'a [Tensor]>) {
+        state.model_checkpoint = Some(self.state.clone());
+    }
+    fn restore(&mut self, state: &CallbackState, _: &mut Option<Vec<Tensor>>) {
+        if let Some(s) = &state.model_checkpoint {
+            self.state = s.clone();
         }
     }
 }

@@ -26,9 +26,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub shuffle: bool,
     pub seed: u64,
-    pub reduce_lr: Option<ReduceLrOnPlateau>,
-    pub early_stopping: Option<EarlyStopping>,
-    pub model_checkpoint: Option<ModelCheckpoint>,
+    /// `training.callbacks`, in the spec's order (the order Keras calls them in).
+    pub callbacks: Vec<CallbackConfig>,
     /// Monitors `read` warned are never logged: fit doesn't warn again.
     pub unlogged_monitors: Vec<String>,
     /// `training.class_weight`, checked against the model (one output, a
@@ -38,6 +37,14 @@ pub struct TrainConfig {
     /// `training.mixed_precision: mixed_bfloat16` (Keras's policy name):
     /// matrix products in bf16 with f32 accumulation, weights in f32.
     pub mixed_bfloat16: bool,
+}
+
+/// One entry of `training.callbacks`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallbackConfig {
+    ReduceLrOnPlateau(ReduceLrOnPlateau),
+    EarlyStopping(EarlyStopping),
+    ModelCheckpoint(ModelCheckpoint),
 }
 
 /// Whether a smaller or a larger monitored value is better.
@@ -164,7 +171,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
         check_class_weight(cw, model, losses.as_deref(), &mut errors);
     }
     let metrics = metric_names(node.get("metrics"), model, &mut errors);
-    let (reduce_lr, early_stopping, model_checkpoint, watches) = callbacks(node.get("callbacks"), &mut errors);
+    let (callbacks, watches) = read_callbacks(node.get("callbacks"), &mut errors);
     let validation = spec.data.as_ref().map(|d| d.validation.is_some() || d.validation_split > 0.0);
     let unlogged_monitors = check_monitors(&watches, model, &metrics, validation, &mut errors);
     if let (Some(losses), Some(optimizer)) = (&losses, &optimizer) {
@@ -188,9 +195,7 @@ pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<T
             batch_size,
             shuffle,
             seed,
-            reduce_lr,
-            early_stopping,
-            model_checkpoint,
+            callbacks,
             unlogged_monitors,
             class_weight,
             mixed_bfloat16,
@@ -446,7 +451,8 @@ fn check_monitors(watches: &[Watch], model: &Model, metrics: &[Vec<String>], val
     warned
 }
 
-type Callbacks = (Option<ReduceLrOnPlateau>, Option<EarlyStopping>, Option<ModelCheckpoint>, Vec<Watch>);
+/// The callbacks in spec order, and what each monitors.
+type Callbacks = (Vec<CallbackConfig>, Vec<Watch>);
 
 /// A string argument with a default.
 fn string_arg(a: &mut Args, name: &'static str, default: &str) -> String {
@@ -462,13 +468,13 @@ fn string_arg(a: &mut Args, name: &'static str, default: &str) -> String {
     }
 }
 
-fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
-    let Some(node) = node else { return (None, None, None, Vec::new()) };
+fn read_callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
+    let Some(node) = node else { return (Vec::new(), Vec::new()) };
     let items = node.as_seq().map(<[Node]>::to_vec).unwrap_or_else(|| {
         diags.push(Diagnostic::error(format!("`training.callbacks` must be a list, received {}", node.describe()), node.pos, "training.callbacks"));
         Vec::new()
     });
-    let (mut reduce, mut early, mut checkpoint, mut watches) = (None, None, None, Vec::new());
+    let (mut list, mut watches) = (Vec::new(), Vec::new());
     for (i, item) in items.iter().enumerate() {
         let path = format!("training.callbacks[{i}]");
         let mut watch = |callback, idle, monitor: &str| {
@@ -482,30 +488,30 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
         match ty {
             Some("ReduceLROnPlateau") => {
                 let mut a = Args::new(item, path.clone(), "callback ReduceLROnPlateau", &["type"]);
-                if reduce.is_some() {
+                if list.iter().any(|c| matches!(c, CallbackConfig::ReduceLrOnPlateau(_))) {
                     twice(diags, "ReduceLROnPlateau");
                 }
                 let monitor = a.choice("monitor", Some("val_loss"), &["val_loss", "loss"]).to_string();
                 watch("ReduceLROnPlateau", "never lowers the learning rate", &monitor);
-                reduce = Some(ReduceLrOnPlateau {
+                list.push(CallbackConfig::ReduceLrOnPlateau(ReduceLrOnPlateau {
                     monitor,
                     factor: a.float("factor", Some(0.1), 0.0, 1.0, true),
                     patience: a.usize("patience", Some(10), 0),
                     min_delta: a.float("min_delta", Some(1e-4), 0.0, f64::INFINITY, false),
                     min_lr: a.float("min_lr", Some(0.0), 0.0, f64::INFINITY, false),
                     cooldown: a.usize("cooldown", Some(0), 0),
-                });
+                }));
                 a.finish();
                 diags.append(&mut a.diags);
             }
             Some("EarlyStopping") => {
                 let mut a = Args::new(item, path.clone(), "callback EarlyStopping", &["type"]);
-                if early.is_some() {
+                if list.iter().any(|c| matches!(c, CallbackConfig::EarlyStopping(_))) {
                     twice(diags, "EarlyStopping");
                 }
                 let monitor = string_arg(&mut a, "monitor", "val_loss");
                 watch("EarlyStopping", "never stops the training", &monitor);
-                early = Some(EarlyStopping {
+                list.push(CallbackConfig::EarlyStopping(EarlyStopping {
                     min_delta: a.float("min_delta", Some(0.0), 0.0, f64::INFINITY, false),
                     patience: a.usize("patience", Some(0), 0),
                     mode: Mode::resolve(a.choice("mode", Some("auto"), &["auto", "min", "max"]), &monitor),
@@ -513,13 +519,13 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
                     baseline: a.opt_float("baseline"),
                     start_from_epoch: a.usize("start_from_epoch", Some(0), 0),
                     monitor,
-                });
+                }));
                 a.finish();
                 diags.append(&mut a.diags);
             }
             Some("ModelCheckpoint") => {
                 let mut a = Args::new(item, path.clone(), "callback ModelCheckpoint", &["type"]);
-                if checkpoint.is_some() {
+                if list.iter().any(|c| matches!(c, CallbackConfig::ModelCheckpoint(_))) {
                     twice(diags, "ModelCheckpoint");
                 }
                 let monitor = string_arg(&mut a, "monitor", "val_loss");
@@ -543,13 +549,13 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
                 if save_best_only {
                     watch("ModelCheckpoint", "never saves", &monitor);
                 }
-                checkpoint = Some(ModelCheckpoint {
+                list.push(CallbackConfig::ModelCheckpoint(ModelCheckpoint {
                     save_best_only,
                     every: a.usize("every", Some(1), 1),
                     mode: Mode::resolve(a.choice("mode", Some("auto"), &["auto", "min", "max"]), &monitor),
                     monitor,
                     filepath,
-                });
+                }));
                 a.finish();
                 diags.append(&mut a.diags);
             }
@@ -559,7 +565,7 @@ fn callbacks(node: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Callbacks {
             ),
         }
     }
-    (reduce, early, checkpoint, watches)
+    (list, watches)
 }
 
 #[cfg(test)]

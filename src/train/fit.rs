@@ -1,45 +1,53 @@
 //! The fit loop: Keras's `model.fit` and `model.evaluate` over prepared data.
+//!
+//! The loop trains; everything else plugs in as a `Callback` (events.rs):
+//! Keras's callbacks, and in a data-parallel run the averaging of the
+//! gradients over processes. It names none of them.
 
-use super::callbacks::{CallbackState, Decision, EarlyStop, Plateau, SaveModel};
+use super::callbacks::{self, CallbackState};
 use super::config::TrainConfig;
+use super::events::{Callback, Control, EpochEnd, Step};
+use super::log::EpochLog;
 use super::losses::Loss;
 use super::metrics::{self, Metric};
 use super::optim::{Optimizer, OptimizerScalars};
 use super::progress::Progress;
 use crate::data::{Array, Split};
 use crate::kernels::sink::Sink;
-use crate::layers::{Activation, Ctx};
+use crate::layers::{Activation, BatchPart, Ctx};
 use crate::model::Net;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("training diverged: the loss became {value} at epoch {epoch}, step {step}")]
-    Diverged { epoch: usize, step: usize, value: f64 },
-    #[error("{0}")]
-    Candle(#[from] candle_core::Error),
-    /// From the hooks, whose errors name the file.
-    #[error("{0}")]
-    Io(std::io::Error),
-    #[error("resuming: {0}")]
-    Resume(String),
+pub use super::events::{Hooks, NoHooks, Snapshot, TrainError};
+
+/// Which rows of every batch this process computes in a data-parallel run:
+/// the `rank`-th of `size` contiguous parts. Part sizes differ by at most
+/// one row: the first `batch % size` parts have the extra one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub size: usize,
 }
 
-/// One epoch's logged values, Keras-named: `loss`, `accuracy`, `val_loss`, ...
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub values: Vec<(String, f64)>,
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { rank: 0, size: 1 }
+    }
 }
 
-impl EpochLog {
-    pub fn get(&self, key: &str) -> Option<f64> {
-        self.values.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+impl Shard {
+    /// This process's rows of a batch of `n`.
+    pub fn rows(&self, n: usize) -> Range<usize> {
+        let size = self.size.max(1);
+        let (base, extra) = (n / size, n % size);
+        let start = self.rank * base + self.rank.min(extra);
+        start..start + base + usize::from(self.rank < extra)
     }
 }
 
@@ -50,6 +58,11 @@ pub struct FitOptions<'a> {
     pub max_steps: Option<usize>,
     /// Checked after every step: when set, fit returns at once (Ctrl-C).
     pub interrupt: Option<&'a AtomicBool>,
+    /// This process's part of every batch (all of it unless data-parallel).
+    pub shard: Shard,
+    /// Callbacks beside the spec's, called after them (the gradient
+    /// averaging of a data-parallel run).
+    pub callbacks: Vec<Box<dyn Callback + 'a>>,
 }
 
 /// Rows `idx` of an array, batch first.
@@ -112,7 +125,7 @@ impl Evaluator {
     /// `weights` (one per sample of the split, `train::weights`) weigh each
     /// sample's loss, Keras's `sample_weight`: training passes them, the
     /// evaluation of a split never does.
-    fn batch(&mut self, net: &Net, split: &Split, idx: &[usize], ctx: &mut Ctx, weights: Option<&[f32]>) -> candle_core::Result<Tensor> {
+    fn batch(&mut self, net: &Net, split: &Split, idx: &[usize], ctx: &mut Ctx, weights: Option<&[f32]>) -> candle_core::Result<(Tensor, f64)> {
         let dev = &net.device;
         let xs = split.inputs.iter().map(|a| gather(a, idx, dev)).collect::<candle_core::Result<Vec<_>>>()?;
         let ys = split.targets.iter().map(|a| gather(a, idx, dev)).collect::<candle_core::Result<Vec<_>>>()?;
@@ -157,9 +170,35 @@ impl Evaluator {
         }
         let total = total.expect("a model has at least one output");
         // The f64 sum of the outputs' values: what the graph's total holds, without reading it back.
-        self.total += if outs.len() == 1 { total_value } else { total.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? } * idx.len() as f64;
+        let sum = if outs.len() == 1 { total_value } else { total.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? } * idx.len() as f64;
+        self.total += sum;
         self.seen += idx.len();
-        Ok(total)
+        Ok((total, sum))
+    }
+
+    /// The epoch's running totals, for adding up processes: the loss total,
+    /// rows seen, each output's loss total, then each metric's sums.
+    fn sums(&mut self) -> Vec<f64> {
+        let mut out = vec![self.total, self.seen as f64];
+        out.extend(&self.loss_sums);
+        out.extend(self.metrics.iter_mut().flatten().flat_map(|m| m.sums().into_iter().map(|v| *v)));
+        out
+    }
+
+    /// Sets the totals `sums` gave, added up.
+    fn set_sums(&mut self, sums: &[f64]) {
+        let mut it = sums.iter().copied();
+        let mut next = || it.next().expect("as many as sums gave");
+        self.total = next();
+        self.seen = next() as usize;
+        for s in &mut self.loss_sums {
+            *s = next();
+        }
+        for m in self.metrics.iter_mut().flatten() {
+            for v in m.sums() {
+                *v = next();
+            }
+        }
     }
 
     fn mean_loss(&self) -> f64 {
@@ -199,7 +238,7 @@ fn weighted_loss(loss: &Loss, out: &Tensor, y: &Tensor, logits: bool, w: &Tensor
 pub fn evaluate(net: &Net, cfg: &TrainConfig, split: &Split, prefix: &str, batch: usize, rng: &mut StdRng) -> Result<Vec<(String, f64)>, TrainError> {
     let mut ev = Evaluator::new(net, cfg);
     let idx: Vec<usize> = (0..split.n).collect();
-    let mut ctx = Ctx { train: false, rng, logits: false, grads: None };
+    let mut ctx = Ctx { train: false, rng, logits: false, grads: None, part: None };
     for chunk in idx.chunks(batch.max(1)) {
         ev.batch(net, split, chunk, &mut ctx, None)?;
     }
@@ -225,46 +264,11 @@ pub struct Resume {
     pub best_weights: Option<Vec<Tensor>>,
 }
 
-/// The training state at the end of a completed epoch.
-pub struct Snapshot<'a> {
-    pub net: &'a Net,
-    pub epoch: usize,
-    pub history: &'a [EpochLog],
-    pub optimizer: &'a Optimizer,
-    pub callbacks: CallbackState,
-    pub best_weights: Option<&'a [Tensor]>,
-}
-
-/// What fit hands to the outside world: files.
-pub trait Hooks {
-    /// After every completed epoch: the resumable checkpoint.
-    fn checkpoint(&mut self, snap: &Snapshot) -> std::io::Result<()>;
-    /// ModelCheckpoint decided to save the model as it is now.
-    fn save_model(&mut self, net: &Net, history: &[EpochLog], file: &str) -> std::io::Result<()>;
-}
-
-/// Hooks that write nothing.
-pub struct NoHooks;
-
-impl Hooks for NoHooks {
-    fn checkpoint(&mut self, _: &Snapshot) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn save_model(&mut self, _: &Net, _: &[EpochLog], _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 pub struct FitOutcome {
     pub history: Vec<EpochLog>,
     /// Stopped by the interrupt flag; the last checkpoint is the last
     /// completed epoch.
     pub interrupted: bool,
-}
-
-/// Detached copies of every weight, in `Net::vars` order.
-fn copy_weights(net: &Net) -> candle_core::Result<Vec<Tensor>> {
-    net.vars.iter().flatten().map(|v| v.as_tensor().detach().copy()).collect()
 }
 
 /// Trains `net` in place from `resume`; returns one log per epoch.
@@ -276,7 +280,7 @@ pub fn fit(
     cfg: &TrainConfig,
     train: &Split,
     validation: Option<&Split>,
-    opts: &FitOptions,
+    opts: FitOptions,
     resume: Resume,
     hooks: &mut dyn Hooks,
     progress: &mut dyn Progress,
@@ -290,27 +294,21 @@ pub fn fit(
     let mut ev = Evaluator::new(net, cfg);
     let mut history = resume.history;
     let steps_per_epoch = train.n.div_ceil(cfg.batch_size);
-    let mut plateau = cfg.reduce_lr.clone().map(Plateau::new);
-    let mut early = cfg.early_stopping.clone().map(EarlyStop::new);
-    let mut saver = cfg.model_checkpoint.clone().map(SaveModel::new);
-    let cb = resume.callbacks;
-    if let (Some(p), Some(s)) = (plateau.as_mut(), cb.plateau) {
-        p.state = s;
+    let mut cbs = callbacks::from_config(&cfg.callbacks);
+    cbs.extend(opts.callbacks);
+    let mut best = resume.best_weights;
+    for cb in &mut cbs {
+        cb.restore(&resume.callbacks, &mut best);
     }
-    if let (Some(e), Some(s)) = (early.as_mut(), cb.early_stopping) {
-        e.state = s;
+    for cb in &mut cbs {
+        cb.on_train_begin(net)?;
     }
-    if let (Some(m), Some(s)) = (saver.as_mut(), cb.model_checkpoint) {
-        m.state = s;
-    }
-    let keep_best = early.as_ref().is_some_and(|e| e.cfg.restore_best_weights);
-    let mut best_weights = if keep_best { resume.best_weights } else { None };
     // What config::read found statically was shown before the training.
     let mut warned: Vec<String> = cfg.unlogged_monitors.clone();
     let interrupted = || opts.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
+    let shard = opts.shard;
     let mut steps = 0usize;
-    let already_stopped = early.as_ref().is_some_and(|e| e.state.stopped_epoch > 0);
-    let first = if already_stopped { cfg.epochs + 1 } else { resume.epoch + 1 };
+    let first = if cbs.iter().any(|c| c.stopped()) { cfg.epochs + 1 } else { resume.epoch + 1 };
     let limit_reached = |steps: usize| opts.max_steps.is_some_and(|m| steps >= m);
     'epochs: for epoch in first..=cfg.epochs {
         // Checked before any step, so `--max-steps N` takes exactly N steps
@@ -318,7 +316,9 @@ pub fn fit(
         if limit_reached(steps) {
             break;
         }
-        if interrupted() {
+        // Processes agree on stopping inside a step (`Step::stop`): one that
+        // stopped here alone would leave the others waiting.
+        if shard.size == 1 && interrupted() {
             return Ok(FitOutcome { history, interrupted: true });
         }
         let mut rng = epoch_rng(cfg.seed, epoch);
@@ -333,112 +333,110 @@ pub fn fit(
         // some metrics (AUC) sort every sample seen so far.
         let mut running: Vec<(String, f64)> = Vec::new();
         let mut refreshed: Option<std::time::Instant> = None;
-        for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+        // The whole batches' loss total and rows, over every process.
+        let (mut loss_total, mut seen) = (0.0f64, 0usize);
+        for (step, batch) in order.chunks(cfg.batch_size).enumerate() {
             // Never at step 0: the epoch began below the limit.
             if limit_reached(steps) {
                 // A partial epoch: logged, but not checkpointed.
-                history.push(end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?);
-                progress.epoch_end(history.last().unwrap(), started.elapsed().as_secs_f64(), ev.seen);
+                history.push(end_epoch(net, cfg, &mut ev, &mut cbs, validation, epoch, &opt, &mut rng)?);
+                progress.epoch_end(history.last().unwrap(), started.elapsed().as_secs_f64(), seen);
                 break 'epochs;
             }
-            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: Some(&sink) };
-            let loss = ev.batch(net, train, idx, &mut ctx, train.weights.as_deref())?;
-            let value = ev.mean_loss();
+            let rows = shard.rows(batch.len());
+            let idx = &batch[rows.clone()];
+            let part = (shard.size > 1).then_some(BatchPart { offset: rows.start, total: batch.len() });
+            let mut ctx = Ctx { train: true, rng: &mut rng, logits: false, grads: Some(&sink), part };
+            let (mut grads, loss_sum) = if idx.is_empty() {
+                // A batch smaller than the number of processes: this one adds nothing.
+                (Vec::new(), 0.0)
+            } else {
+                let (loss, sum) = ev.batch(net, train, idx, &mut ctx, train.weights.as_deref())?;
+                (opt.gradients(&loss.backward()?, Some(&sink))?, sum)
+            };
+            let mut s = Step { grads: &mut grads, vars: opt.vars(), rows: idx.len(), batch: batch.len(), loss_sum, stop: interrupted() };
+            for cb in &mut cbs {
+                cb.on_step(&mut s)?;
+            }
+            let stop = s.stop;
+            loss_total += s.loss_sum;
+            seen += batch.len();
+            let value = loss_total / seen as f64;
             if !value.is_finite() {
                 return Err(TrainError::Diverged { epoch, step: step + 1, value });
             }
-            let grads = loss.backward()?;
-            opt.step_with(&grads, Some(&sink))?;
+            opt.apply(grads)?;
             steps += 1;
             if refreshed.is_none_or(|t| t.elapsed().as_millis() >= 100) || step + 1 == steps_per_epoch {
                 running = ev.results(net, "");
                 refreshed = Some(std::time::Instant::now());
             }
-            progress.step(step + 1, &running, ev.seen);
-            if interrupted() {
+            progress.step(step + 1, &running, seen);
+            if stop {
                 return Ok(FitOutcome { history, interrupted: true });
             }
         }
-        let log = end_epoch(net, cfg, &ev, validation, epoch, &opt, &mut rng)?;
-        progress.epoch_end(&log, started.elapsed().as_secs_f64(), ev.seen);
-        let monitors = [
-            plateau.as_ref().map(|p| ("ReduceLROnPlateau", p.monitor().to_string())),
-            early.as_ref().map(|e| ("EarlyStopping", e.cfg.monitor.clone())),
-            saver.as_ref().filter(|m| m.cfg.save_best_only).map(|m| ("ModelCheckpoint", m.cfg.monitor.clone())),
-        ];
-        for (name, monitor) in monitors.into_iter().flatten() {
-            if log.get(&monitor).is_none() && !warned.contains(&monitor) {
+        let log = end_epoch(net, cfg, &mut ev, &mut cbs, validation, epoch, &opt, &mut rng)?;
+        progress.epoch_end(&log, started.elapsed().as_secs_f64(), seen);
+        for (name, monitor) in cbs.iter().filter_map(|c| c.monitor()) {
+            if log.get(monitor).is_none() && !warned.iter().any(|w| w == monitor) {
                 let keys: Vec<&str> = log.values.iter().map(|(k, _)| k.as_str()).collect();
                 let why = if monitor.starts_with("val_") && validation.is_none() { " (the spec has no validation data)" } else { "" };
                 progress.warning(&format!("{name} monitors `{monitor}`, which is not logged{why}; available: {}. It does nothing.", keys.join(", ")));
-                warned.push(monitor);
-            }
-        }
-        if let Some(p) = plateau.as_mut()
-            && let Some(msg) = p.on_epoch_end(&log, &mut opt)
-        {
-            progress.message(&msg);
-        }
-        let mut stop = false;
-        if let Some(e) = early.as_mut() {
-            match e.on_epoch_end(&log) {
-                Some(Decision::Improved) if keep_best => best_weights = Some(copy_weights(net)?),
-                Some(Decision::Stop) => stop = true,
-                _ => {}
+                warned.push(monitor.to_string());
             }
         }
         history.push(log);
-        if let Some(m) = saver.as_mut()
-            && m.on_epoch_end(history.last().unwrap())
-        {
-            hooks.save_model(net, &history, &m.cfg.filepath).map_err(TrainError::Io)?;
+        let mut stop = false;
+        for cb in &mut cbs {
+            let mut end = EpochEnd { net, history: &history, optimizer: &mut opt, progress: &mut *progress, hooks: &mut *hooks };
+            stop |= cb.on_epoch_end(&mut end)? == Control::Stop;
         }
-        let snap = Snapshot {
-            net,
-            epoch,
-            history: &history,
-            optimizer: &opt,
-            callbacks: CallbackState {
-                plateau: plateau.as_ref().map(|p| p.state.clone()),
-                early_stopping: early.as_ref().map(|e| e.state.clone()),
-                model_checkpoint: saver.as_ref().map(|m| m.state.clone()),
-            },
-            best_weights: best_weights.as_deref(),
-        };
+        let mut state = CallbackState::default();
+        let mut best_weights = None;
+        for cb in &cbs {
+            cb.save(&mut state, &mut best_weights);
+        }
+        let snap = Snapshot { net, epoch, history: &history, optimizer: &opt, callbacks: state, best_weights };
         hooks.checkpoint(&snap).map_err(TrainError::Io)?;
         if stop {
             break;
         }
     }
-    if let Some(e) = &early {
-        if e.state.stopped_epoch > 0 {
-            progress.message(&format!("Epoch {}: early stopping", e.state.stopped_epoch));
-        }
-        if let Some(best) = &best_weights {
-            progress.message(&format!("Restoring model weights from the end of the best epoch: {}.", e.state.best_epoch));
-            for (v, t) in net.vars.iter().flatten().zip(best) {
-                v.set(t)?;
-            }
-        }
+    for cb in &mut cbs {
+        cb.on_train_end(net, progress)?;
     }
     Ok(FitOutcome { history, interrupted: false })
 }
 
+/// The epoch's log: the training totals added up over processes (callbacks'
+/// `on_epoch_sums`), the validation split, the learning rate.
+#[allow(clippy::too_many_arguments)]
 fn end_epoch(
     net: &Net,
     cfg: &TrainConfig,
-    ev: &Evaluator,
+    ev: &mut Evaluator,
+    cbs: &mut [Box<dyn Callback + '_>],
     validation: Option<&Split>,
     epoch: usize,
     opt: &Optimizer,
     rng: &mut StdRng,
 ) -> Result<EpochLog, TrainError> {
+    let mut sums = ev.sums();
+    for cb in cbs.iter_mut() {
+        cb.on_epoch_sums(&mut sums)?;
+    }
+    ev.set_sums(&sums);
     let mut values = ev.results(net, "");
     if let Some(v) = validation {
         values.extend(evaluate(net, cfg, v, "val_", super::memory::eval_batch(cfg.batch_size), rng)?);
     }
     values.push(("learning_rate".into(), opt.learning_rate()));
-    Ok(EpochLog { epoch, values })
+    let mut log = EpochLog { epoch, values };
+    for cb in cbs.iter_mut() {
+        cb.on_epoch_log(&mut log)?;
+    }
+    Ok(log)
 }
 
 #[cfg(test)]
@@ -446,6 +444,7 @@ mod tests {
     use super::*;
     use crate::data::Array;
     use crate::spec::Source;
+    use crate::train::callbacks::copy_weights;
 
     fn net_and_split() -> (Net, TrainConfig, Split) {
         let yaml = "model:\n  input_shape: [3]\n  layers:\n    - {type: Dense, units: 4, activation: relu}\n    - {type: Dense, units: 1}\ntraining:\n  loss: mse\n  optimizer: {type: sgd, learning_rate: 0.1}\n  epochs: 3\n  batch_size: 4\n";
@@ -467,8 +466,8 @@ mod tests {
     fn steps_taken(max_steps: usize) -> (Vec<EpochLog>, bool) {
         let (net, cfg, split) = net_and_split();
         let before = weights(&net);
-        let opts = FitOptions { max_steps: Some(max_steps), interrupt: None };
-        let out = fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
+        let opts = || FitOptions { max_steps: Some(max_steps), ..Default::default() };
+        let out = fit(&net, &cfg, &split, None, opts(), Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
         (out.history, weights(&net) == before)
     }
 
@@ -485,8 +484,8 @@ mod tests {
         let (ya, yb) = (Array { shape: vec![2], data: vec![0.5; n * 2] }, Array { shape: vec![1], data: vec![1.0; n] });
         let split = Split { n, inputs: vec![x], targets: vec![ya, yb], weights: None };
         for validation in [None, Some(&split)] {
-            let opts = FitOptions { max_steps: None, interrupt: None };
-            let out = fit(&net, &cfg, &split, validation, &opts, Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
+            let opts = || FitOptions { max_steps: None, ..Default::default() };
+            let out = fit(&net, &cfg, &split, validation, opts(), Resume::default(), &mut NoHooks, &mut super::super::progress::JsonLines).unwrap();
             let keys: Vec<&str> = out.history[0].values.iter().map(|(k, _)| k.as_str()).collect();
             assert_eq!(keys, crate::train::config::logged(&net.graph, &cfg.metrics, validation.is_some()));
         }
@@ -508,7 +507,7 @@ mod tests {
     #[test]
     fn an_unlogged_monitor_is_warned_once_unless_config_did() {
         let (net, mut cfg, split) = net_and_split();
-        cfg.early_stopping = Some(crate::train::config::EarlyStopping {
+        cfg.callbacks = vec![crate::train::config::CallbackConfig::EarlyStopping(crate::train::config::EarlyStopping {
             monitor: "val_loss".into(),
             min_delta: 0.0,
             patience: 5,
@@ -516,10 +515,10 @@ mod tests {
             restore_best_weights: false,
             baseline: None,
             start_from_epoch: 0,
-        });
-        let opts = FitOptions { max_steps: None, interrupt: None };
+        })];
+        let opts = || FitOptions { max_steps: None, ..Default::default() };
         let mut seen = Warnings::default();
-        fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut seen).unwrap();
+        fit(&net, &cfg, &split, None, opts(), Resume::default(), &mut NoHooks, &mut seen).unwrap();
         assert_eq!(
             seen.0,
             ["EarlyStopping monitors `val_loss`, which is not logged (the spec has no validation data); available: loss, learning_rate. It does nothing."]
@@ -527,7 +526,7 @@ mod tests {
         // Shown before the training already: not again.
         cfg.unlogged_monitors = vec!["val_loss".into()];
         let mut seen = Warnings::default();
-        fit(&net, &cfg, &split, None, &opts, Resume::default(), &mut NoHooks, &mut seen).unwrap();
+        fit(&net, &cfg, &split, None, opts(), Resume::default(), &mut NoHooks, &mut seen).unwrap();
         assert!(seen.0.is_empty(), "{:?}", seen.0);
     }
 
@@ -565,7 +564,7 @@ mod tests {
         // Binary crossentropy of the probabilities the layer outputs.
         let xs = Tensor::from_slice(&x.data, (n, 3, 2), &Device::Cpu).unwrap();
         let mut rng = StdRng::seed_from_u64(0);
-        let p = net.forward(&[xs], &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None }, &[]).unwrap().remove(0);
+        let p = net.forward(&[xs], &mut Ctx { train: false, rng: &mut rng, logits: false, grads: None, part: None }, &[]).unwrap().remove(0);
         let p = p.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let want = p.iter().zip(&t).map(|(&p, &t)| -(t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64).sum::<f64>() / n as f64;
         assert!((loss - want).abs() < 1e-5, "loss {loss}, from the probabilities {want}");

@@ -13,6 +13,12 @@ pub trait Metric {
     fn update(&mut self, y_pred: &[f32], y_true: &[f32], batch: usize);
     fn result(&self) -> f64;
     fn reset(&mut self);
+    /// The running totals `result` is made of, when adding several
+    /// processes' totals gives the whole epoch's (the data-parallel log);
+    /// empty when it doesn't (auc keeps every score).
+    fn sums(&mut self) -> Vec<&mut f64> {
+        Vec::new()
+    }
 }
 
 /// Metric names `resolve` knows.
@@ -112,6 +118,10 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 impl Metric for Accuracy {
+    fn sums(&mut self) -> Vec<&mut f64> {
+        vec![&mut self.correct, &mut self.total]
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -166,6 +176,10 @@ struct MeanError {
 }
 
 impl Metric for MeanError {
+    fn sums(&mut self) -> Vec<&mut f64> {
+        vec![&mut self.sum, &mut self.count]
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -198,6 +212,10 @@ struct Confusion {
 }
 
 impl Metric for Confusion {
+    fn sums(&mut self) -> Vec<&mut f64> {
+        vec![&mut self.tp, &mut self.fp, &mut self.fn_]
+    }
+
     fn name(&self) -> String {
         if self.precision { "precision" } else { "recall" }.into()
     }
@@ -238,6 +256,10 @@ struct Sequence {
 }
 
 impl Metric for Sequence {
+    fn sums(&mut self) -> Vec<&mut f64> {
+        vec![&mut self.errors, &mut self.total]
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

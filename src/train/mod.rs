@@ -5,7 +5,10 @@
 pub mod callbacks;
 pub mod config;
 pub mod ctc;
+pub mod distributed;
+pub mod events;
 pub mod fit;
+pub mod log;
 pub mod losses;
 pub mod memory;
 pub mod metrics;

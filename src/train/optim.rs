@@ -427,6 +427,13 @@ impl Optimizer {
     /// `step` with the gradients the kernels wrote into `sink` besides
     /// candle's (summed where a variable has both).
     pub fn step_with(&mut self, grads: &GradStore, sink: Option<&Sink>) -> Result<()> {
+        let items = self.gradients(grads, sink)?;
+        self.apply(items)
+    }
+
+    /// This step's gradient of each variable that has one, as (index in
+    /// `vars`, gradient): candle's and the sink's, summed where both are.
+    pub fn gradients(&self, grads: &GradStore, sink: Option<&Sink>) -> Result<Vec<(usize, Tensor)>> {
         let mut items: Vec<(usize, Tensor)> = Vec::with_capacity(self.vars.len());
         for (i, v) in self.vars.iter().enumerate() {
             let g = match (grads.get(v.as_tensor()), sink.and_then(|s| s.take(v.as_tensor()))) {
@@ -437,6 +444,17 @@ impl Optimizer {
                 items.push((i, g.detach()));
             }
         }
+        Ok(items)
+    }
+
+    /// The variables the optimizer updates, in the order `gradients` indexes.
+    pub fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+
+    /// One Keras step with the given gradients (from `gradients`, possibly
+    /// changed since: averaged over processes).
+    pub fn apply(&mut self, mut items: Vec<(usize, Tensor)>) -> Result<()> {
         self.clip(&mut items)?;
         let lr = self.learning_rate();
         let t = (self.iterations + 1) as f64;

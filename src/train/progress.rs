@@ -1,7 +1,7 @@
 //! Progress reporting: an indicatif bar on a terminal, one plain line per
 //! epoch otherwise, or JSON lines for tools.
 
-use super::fit::EpochLog;
+use super::log::EpochLog;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 
@@ -122,4 +122,16 @@ impl Progress for JsonLines {
     fn warning(&mut self, text: &str) {
         let _ = writeln!(std::io::stdout(), "{}", serde_json::json!({"event": "warning", "text": text}));
     }
+}
+
+/// Shows nothing: the processes of a data-parallel run other than the
+/// first, whose progress is the first's.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn epoch_start(&mut self, _: usize, _: usize, _: usize) {}
+    fn step(&mut self, _: usize, _: &[(String, f64)], _: usize) {}
+    fn epoch_end(&mut self, _: &EpochLog, _: f64, _: usize) {}
+    fn message(&mut self, _: &str) {}
+    fn warning(&mut self, _: &str) {}
 }

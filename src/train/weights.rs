@@ -156,7 +156,8 @@ mod tests {
     use super::*;
     use crate::model::Net;
     use crate::spec::Source;
-    use crate::train::fit::{self, EpochLog, FitOptions, NoHooks, Resume};
+    use crate::train::fit::{self, FitOptions, NoHooks, Resume};
+    use crate::train::log::EpochLog;
     use candle_core::{Device, Tensor};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -287,15 +288,15 @@ mod tests {
         let p = net
             .forward(
                 &[Tensor::from_vec(x, (4, 4), &Device::Cpu).unwrap()],
-                &mut crate::layers::Ctx { train: false, rng: &mut StdRng::seed_from_u64(0), logits: false, grads: None },
+                &mut crate::layers::Ctx { train: false, rng: &mut StdRng::seed_from_u64(0), logits: false, grads: None, part: None },
                 &[],
             )
             .unwrap();
         let p = p[0].to_vec2::<f32>().unwrap();
         let w = [1.0, 3.0, 0.5, 3.0];
         let want: f64 = labels.iter().zip(w).enumerate().map(|(i, (&c, w))| -w * (p[i][c] as f64).ln()).sum::<f64>() / 4.0;
-        let opts = FitOptions { max_steps: Some(1), interrupt: None };
-        let out = fit::fit(&net, &cfg, &s, None, &opts, Resume::default(), &mut NoHooks, &mut crate::train::progress::JsonLines).unwrap();
+        let opts = || FitOptions { max_steps: Some(1), ..Default::default() };
+        let out = fit::fit(&net, &cfg, &s, None, opts(), Resume::default(), &mut NoHooks, &mut crate::train::progress::JsonLines).unwrap();
         let got = train_loss(&out.history, "loss")[0];
         assert!((got - want).abs() < 1e-5, "nnrun {got}, by hand {want}");
         let unweighted: f64 = labels.iter().enumerate().map(|(i, &c)| -(p[i][c] as f64).ln()).sum::<f64>() / 4.0;
@@ -316,8 +317,8 @@ mod tests {
             let mut s =
                 Split { n: 8, inputs: vec![Array { shape: vec![4], data: x }], targets: vec![t], weights: Some(vec![1.0, 0.0, 2.0, 1.0, 0.5, 1.0, 0.0, 3.0]) };
             s.weights = resolve(&cfg, None, &s).unwrap();
-            let opts = FitOptions { max_steps: None, interrupt: None };
-            let out = fit::fit(&net, &cfg, &s, None, &opts, Resume::default(), &mut NoHooks, &mut crate::train::progress::JsonLines).unwrap();
+            let opts = || FitOptions { max_steps: None, ..Default::default() };
+            let out = fit::fit(&net, &cfg, &s, None, opts(), Resume::default(), &mut NoHooks, &mut crate::train::progress::JsonLines).unwrap();
             runs.push(train_loss(&out.history, "loss"));
         }
         assert!(runs[0].iter().zip(&runs[1]).all(|(a, b)| (a - b).abs() < 1e-5), "{runs:?}");
@@ -492,8 +493,8 @@ mod tests {
             s.weights = resolve(&cfg, None, &s).unwrap();
             // Keras validates on the same rows, unweighted.
             let validation = Split { weights: None, ..s.clone() };
-            let opts = FitOptions { max_steps: None, interrupt: None };
-            let out = fit::fit(&net, &cfg, &s, Some(&validation), &opts, Resume::default(), &mut NoHooks, &mut crate::train::progress::JsonLines).unwrap();
+            let opts = || FitOptions { max_steps: None, ..Default::default() };
+            let out = fit::fit(&net, &cfg, &s, Some(&validation), opts(), Resume::default(), &mut NoHooks, &mut crate::train::progress::JsonLines).unwrap();
             let weights: Vec<f64> = net.vars[0].iter().flat_map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).map(f64::from).collect();
             let got = [train_loss(&out.history, "loss"), train_loss(&out.history, "val_loss"), train_loss(&out.history, "accuracy"), weights];
             for ((what, got), want) in ["loss", "val_loss", "accuracy", "weights"].iter().zip(&got).zip(case.want) {
