@@ -257,3 +257,26 @@ fn mixed_bfloat16_trains_where_the_cpu_has_bf16_and_is_refused_elsewhere() {
         assert!((x - y).abs() < 0.05 * x.abs().max(0.1), "float32 {a:?} vs mixed_bfloat16 {b:?}");
     }
 }
+
+/// A build without the `mpi` feature started by mpirun would train N
+/// separate copies into one run folder: refused, saying how to build it.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn started_by_mpirun_without_mpi_support_is_refused() {
+    let dir = common::temp("no-mpi");
+    let out = assert_cmd::Command::cargo_bin("nnrun")
+        .unwrap()
+        .args(["train", "specs/iris_named.yaml", "--out", dir.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .env("OMPI_COMM_WORLD_LOCAL_SIZE", "2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: started as one of 2 processes (by mpirun or srun), but this nnrun was built without MPI support"), "{err}");
+    assert!(err.contains("hint: rebuild with `cargo build --release --features mpi`"), "{err}");
+    assert!(!dir.join("checkpoint.safetensors").exists());
+    let (code, version, _) = common::nnrun(&["--version"]);
+    assert_eq!((code, version.trim()), (0, "nnrun 0.1.0 (MPI support: not compiled in (build with --features mpi))"));
+}

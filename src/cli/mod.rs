@@ -40,13 +40,18 @@ pub enum Command {
 /// Parses arguments, runs the subcommand, and renders its error, if any:
 /// the only place an error reaches stderr.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         // Commands that compute set up the CPU kernels first; validate doesn't.
         Command::Train(args) => {
-            tune_cpu(args.threads);
-            train::run(&args)
+            // Processes of a data-parallel run on one machine share its cores.
+            let local = crate::train::distributed::local_processes().unwrap_or(1);
+            tune_cpu(args.threads.or_else(|| (local > 1).then(|| (candle_core::utils::get_num_threads() / local).max(1))));
+            return train::main(&args);
         }
         Command::Predict(args) => {
             tune_cpu(None);
@@ -59,6 +64,22 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Plot(args) => plot::run(&args),
     };
+    finish(result)
+}
+
+/// `nnrun --version`: the version, and whether data-parallel training over
+/// MPI is compiled in, on which library.
+fn version() -> String {
+    #[cfg(feature = "mpi")]
+    let mpi = format!("MPI support: {}", crate::train::mpi::library());
+    #[cfg(not(feature = "mpi"))]
+    let mpi = "MPI support: not compiled in (build with --features mpi)".to_string();
+    format!("{} ({mpi})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Renders a command's error, if any, and gives its exit code; with
+/// NNRUN_PROFILE=gemm, prints the matrix products first.
+pub(crate) fn finish(result: Result<(), CliError>) -> ExitCode {
     if crate::kernels::stats::enabled() {
         eprint!("NNRUN_PROFILE=gemm: matrix products by shape ({})\n{}", crate::kernels::cpu::describe(), crate::kernels::stats::report());
     }

@@ -14,6 +14,7 @@ use crate::graph;
 use crate::model::Net;
 use crate::spec::{Source, overrides, yaml};
 use crate::summary::memory_size;
+use crate::train::distributed::{self, Collective};
 use crate::train::losses::Loss;
 use crate::train::{config, fit, memory, progress};
 use candle_core::DType;
@@ -21,6 +22,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by the Ctrl-C handler; the fit loop stops after the current step.
@@ -138,7 +140,7 @@ pub struct Args {
     /// Progress as plain text lines or JSON lines (a bar is shown on a terminal)
     #[arg(long, value_enum, default_value_t = progress::LogFormat::Text)]
     pub log_format: progress::LogFormat,
-    /// CPU threads, 1 to 1024 (default: all cores)
+    /// CPU threads, 1 to 1024 (default: all cores, shared among the processes of an MPI run on one machine)
     #[arg(long, value_name = "N", value_parser = threads)]
     pub threads: Option<usize>,
     /// Where to compute: cpu, or cuda (a build with `--features cuda`)
@@ -212,7 +214,101 @@ fn check_memory(e: &memory::Estimate, optimizer: &str, available: Option<u64>, l
     .with_hint(format!("lower the batch size (--batch-size N) or the layers' sizes (units, filters){largest}")))
 }
 
-pub fn run(args: &Args) -> Result<(), CliError> {
+/// How this process takes part in the run: alone, or as one of the
+/// processes of a data-parallel job (`mpirun -np N nnrun train`).
+#[derive(Clone, Copy)]
+pub struct World<'a> {
+    pub comm: Option<&'a (dyn Collective + Sync)>,
+    /// The MPI library's name, for the first line.
+    pub library: &'a str,
+}
+
+impl World<'_> {
+    pub const ALONE: World<'static> = World { comm: None, library: "" };
+
+    fn rank(&self) -> usize {
+        self.comm.map_or(0, |c| c.rank())
+    }
+    /// Rank 0 alone writes files, progress and warnings.
+    fn leads(&self) -> bool {
+        self.rank() == 0
+    }
+}
+
+/// `nnrun train` as the binary runs it: data-parallel when a launcher
+/// (mpirun, srun) started several processes, alone otherwise.
+pub fn main(args: &Args) -> ExitCode {
+    #[cfg(feature = "mpi")]
+    if distributed::launched() {
+        use crate::train::distributed::Collective as _;
+        let mpi = match crate::train::mpi::Mpi::init() {
+            Ok(m) => m,
+            Err(e) => return super::finish(Err(CliError::io(format!("cannot start MPI: {e}")))),
+        };
+        if mpi.size() > 1 {
+            return distributed_main(args, &mpi);
+        }
+        return super::finish(run(args, World::ALONE));
+    }
+    #[cfg(not(feature = "mpi"))]
+    if let Some(n) = distributed::launched_processes().filter(|&n| n > 1) {
+        return super::finish(Err(CliError::usage(format!(
+            "started as one of {n} processes (by mpirun or srun), but this nnrun was built without MPI support: each would train alone, into the same run folder"
+        ))
+        .with_hint("rebuild with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev), or start nnrun train without mpirun")));
+    }
+    super::finish(run(args, World::ALONE))
+}
+
+/// A process of a data-parallel run. They all stop together after Ctrl-C
+/// (the stop travels in the step's allreduce); any other error ends the
+/// whole job (MPI_Abort), so no process is left waiting in an allreduce.
+#[cfg(feature = "mpi")]
+fn distributed_main(args: &Args, mpi: &crate::train::mpi::Mpi) -> ExitCode {
+    use crate::train::distributed::Collective as _;
+    let library = crate::train::mpi::library();
+    let result = run(args, World { comm: Some(mpi), library: &library });
+    let (rank, size) = (mpi.rank(), mpi.size());
+    match result {
+        Ok(()) => super::finish(Ok(())),
+        // All stopped at the same step. The others wait until rank 0 has
+        // told how to resume: mpirun ends the job when one exits non-zero.
+        Err(e @ CliError::Interrupted(_)) => {
+            let code = if rank == 0 { super::finish(Err(e)) } else { ExitCode::from(super::EXIT_INTERRUPTED) };
+            mpi.barrier();
+            code
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            if rank > 0 {
+                // An error every process meets (a bad spec) is shown once, by
+                // rank 0, whose abort ends this process first; one this
+                // process met alone is shown after the wait.
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                eprintln!("note: process {rank} of {size} (MPI rank {rank}) failed:");
+            }
+            let _ = super::finish(Err(e));
+            mpi.abort(i32::from(code))
+        }
+    }
+}
+
+/// The spec and command line, checked before any data is read: the spec
+/// (its warnings shown as `validate` shows them), the device, and whether
+/// the model fits on the stack and in memory.
+struct Loaded {
+    root: yaml::Node,
+    spec_name: String,
+    model: graph::Model,
+    cfg: config::TrainConfig,
+    data_spec: crate::spec::data::DataSpec,
+    spec_dir: PathBuf,
+    device: candle_core::Device,
+    stack: usize,
+    available: Option<u64>,
+}
+
+fn load(args: &Args, world: World) -> Result<Loaded, CliError> {
     let source = Source::read(&args.spec)?;
     let flags = flags(args);
     let sets: Vec<String> = flags.iter().map(|f| f.set.clone()).collect();
@@ -240,69 +336,90 @@ pub fn run(args: &Args) -> Result<(), CliError> {
     }
     diags.sort_by_key(|d| (d.pos.line, d.pos.col));
     // validate's warnings for the same spec, before any work starts.
-    let lines = crate::diag::SourceLines::new(&source.text);
-    for d in &diags {
-        warn(d, &source.path, &lines, &flags);
+    if world.leads() {
+        let lines = crate::diag::SourceLines::new(&source.text);
+        for d in &diags {
+            warn(d, &source.path, &lines, &flags);
+        }
     }
     let device = args.device.open()?;
     if cfg.mixed_bfloat16 {
         check_mixed_bfloat16(&device)?;
     }
-
     // Refused before any data is read: a model too deep for the stack, or
     // too large for the memory.
     let stack = super::model_stack(&model, "the model")?;
     // The weights live on the GPU there; only the CPU's are checked.
     let available = if device.is_cpu() { memory::available() } else { None };
     check_memory(&memory::estimate(&model, &cfg, 0), cfg.optimizer.name, available, false)?;
+    Ok(Loaded { root, spec_name: spec.name, model, cfg, data_spec, spec_dir, device, stack, available })
+}
 
-    let out_dir = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(&spec.name));
-    let key = resume_key(&root);
+pub fn run(args: &Args, world: World) -> Result<(), CliError> {
+    let loaded = load(args, world)?;
+    let out_dir = args.resume.clone().or_else(|| args.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(&loaded.spec_name));
+    let key = resume_key(&loaded.root);
     let checkpoint = match &args.resume {
         None => None,
         Some(dir) => Some(read_checkpoint(dir, &key, args.limit)?),
     };
     let existed = out_dir.is_dir();
-    check_writable(&out_dir)?;
+    if world.leads() {
+        check_writable(&out_dir)?;
+    }
     let result = (|| {
-        let io = cfg.io(&model);
-        let mut prepared = data::load(&data_spec, &spec_dir, &io, cfg.seed, args.limit)?;
-        // data.sample_weight times training.class_weight: what fit weighs each training sample by.
-        let classes = prepared.prep.outputs.first().and_then(|o| o.classes.as_deref());
-        prepared.train.weights = crate::train::weights::resolve(&cfg, classes, &prepared.train)
-            .map_err(|e| CliError::invalid(e.message).with_hint(e.hint.unwrap_or_else(|| "check `training.class_weight` against the training data".into())))?;
-        let missing = prepared.missing_classes(&io);
-        if !missing.is_empty() && !args.allow_missing_classes {
-            let message = missing.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n");
-            return Err(CliError::invalid(message)
-                .with_hint("give the training split every class (check the data, `--limit` and the splits), or pass --allow-missing-classes to train anyway"));
-        }
-        for m in &missing {
-            warn_text(m.to_string(), Some("the model can't learn a class it never sees: predict calls the units of the missing ones `unseen_<unit>`".into()));
-        }
-        let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
-        for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
-            let message =
-                format!("{over} of {} training targets need more time steps than output '{out}' has ({steps}); the longest needs {need}", prepared.train.n);
-            if zero_infinity {
-                warn_text(format!("{message} (`zero_infinity: true`: their loss and gradient count as 0)"), None);
-            } else {
-                let hint = "shorten the downsampling along the time axis, or set `training.zero_infinity: true` to skip them (their ctc loss is infinite)";
-                warn_text(message, Some(hint.into()));
-            }
-        }
-        let samples = [Some(&prepared.train), prepared.validation.as_ref(), prepared.test.as_ref()].into_iter().flatten().map(|s| s.n as u64).sum();
-        check_memory(&memory::estimate(&model, &cfg, samples), cfg.optimizer.name, available.and(memory::available()), true)?;
-        let job = Job { args, spec_name: &spec.name, root: &root, cfg: &cfg, data_spec: &data_spec, spec_dir: &spec_dir, out_dir: &out_dir, key };
+        let prepared = prepare(args, &loaded, world)?;
+        let Loaded { root, spec_name, model, cfg, data_spec, spec_dir, device, stack, .. } = loaded;
+        let job = Job { args, spec_name: &spec_name, root: &root, cfg: &cfg, data_spec: &data_spec, spec_dir: &spec_dir, out_dir: &out_dir, key, world };
         // candle's backward pass and the drop of the graph recurse along the
         // model's depth: the fit runs on a thread with a stack to match.
         super::on_stack(stack, move || job.run(model, &device, prepared, checkpoint))
     })();
-    if result.is_err() && !existed {
+    if result.is_err() && !existed && world.leads() {
         // Nothing was written: leave no empty folder behind (fails if not empty).
         let _ = std::fs::remove_dir(&out_dir);
     }
     result
+}
+
+/// Loads the data, resolves the sample weights, and checks the training
+/// split against the model: its classes, ctc target lengths, and memory.
+fn prepare(args: &Args, loaded: &Loaded, world: World) -> Result<data::Prepared, CliError> {
+    let Loaded { model, cfg, data_spec, spec_dir, available, .. } = loaded;
+    let io = cfg.io(model);
+    let mut prepared = data::load(data_spec, spec_dir, &io, cfg.seed, args.limit)?;
+    // data.sample_weight times training.class_weight: what fit weighs each training sample by.
+    let classes = prepared.prep.outputs.first().and_then(|o| o.classes.as_deref());
+    prepared.train.weights = crate::train::weights::resolve(cfg, classes, &prepared.train)
+        .map_err(|e| CliError::invalid(e.message).with_hint(e.hint.unwrap_or_else(|| "check `training.class_weight` against the training data".into())))?;
+    let missing = prepared.missing_classes(&io);
+    if !missing.is_empty() && !args.allow_missing_classes {
+        let message = missing.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n");
+        return Err(CliError::invalid(message)
+            .with_hint("give the training split every class (check the data, `--limit` and the splits), or pass --allow-missing-classes to train anyway"));
+    }
+    let warn_text = |message: String, hint: Option<String>| {
+        if world.leads() {
+            warn_text(message, hint);
+        }
+    };
+    for m in &missing {
+        warn_text(m.to_string(), Some("the model can't learn a class it never sees: predict calls the units of the missing ones `unseen_<unit>`".into()));
+    }
+    let zero_infinity = cfg.losses.iter().any(|l| matches!(l, Loss::Ctc { zero_infinity: true, .. }));
+    for (out, over, need, steps) in crate::train::ctc::too_long(&io, &prepared.train) {
+        let message =
+            format!("{over} of {} training targets need more time steps than output '{out}' has ({steps}); the longest needs {need}", prepared.train.n);
+        if zero_infinity {
+            warn_text(format!("{message} (`zero_infinity: true`: their loss and gradient count as 0)"), None);
+        } else {
+            let hint = "shorten the downsampling along the time axis, or set `training.zero_infinity: true` to skip them (their ctc loss is infinite)";
+            warn_text(message, Some(hint.into()));
+        }
+    }
+    let samples = [Some(&prepared.train), prepared.validation.as_ref(), prepared.test.as_ref()].into_iter().flatten().map(|s| s.n as u64).sum();
+    check_memory(&memory::estimate(model, cfg, samples), cfg.optimizer.name, available.and(memory::available()), true)?;
+    Ok(prepared)
 }
 
 /// Reads the checkpoint to resume from and checks that it belongs to this
@@ -347,6 +464,7 @@ struct Job<'a> {
     spec_dir: &'a Path,
     out_dir: &'a Path,
     key: String,
+    world: World<'a>,
 }
 
 impl Job<'_> {
@@ -358,7 +476,14 @@ impl Job<'_> {
         prepared: data::Prepared,
         checkpoint: Option<crate::checkpoint::Checkpoint>,
     ) -> Result<(), CliError> {
-        let (args, cfg, out_dir) = (self.args, self.cfg, self.out_dir);
+        let (args, cfg, out_dir, world) = (self.args, self.cfg, self.out_dir, self.world);
+        // Rank 0 alone speaks: the other processes of a data-parallel run
+        // print nothing but their errors.
+        let say = |text: std::fmt::Arguments| {
+            if world.leads() {
+                say(text);
+            }
+        };
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let net = Net::new(model, device, DType::F32, &mut rng).map_err(|e| CliError::invalid(format!("building the model: {e}")))?;
         let resume = match &checkpoint {
@@ -380,20 +505,42 @@ impl Job<'_> {
             cfg.batch_size,
             if cfg.mixed_bfloat16 { ", mixed_bfloat16 (bf16 products, f32 weights)" } else { "" }
         ));
+        if let Some(comm) = world.comm {
+            let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<usize>().ok()).unwrap_or(1);
+            let s = |n: usize| if n == 1 { "" } else { "s" };
+            say(format_args!(
+                "Data-parallel over {} processes ({}): each computes {} of every batch's rows, {threads} thread{} each",
+                comm.size(),
+                world.library,
+                match comm.size() {
+                    2 => "half".to_string(),
+                    n => format!("1/{n}"),
+                },
+                s(threads)
+            ));
+        }
         let mut console = progress::Console::new(std::io::stdout().is_terminal());
         let mut json = progress::JsonLines;
+        let mut silent = progress::Silent;
         let reporter: &mut dyn progress::Progress = match args.log_format {
+            _ if !world.leads() => &mut silent,
             progress::LogFormat::Text => &mut console,
             progress::LogFormat::Json => &mut json,
         };
         // A second Ctrl-C while the handler is already installed (tests call run
         // in one process only through the binary) is harmless; ignore failures.
         let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
-        let opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED), ..Default::default() };
+        let mut opts = fit::FitOptions { max_steps: args.max_steps, interrupt: Some(&INTERRUPTED), ..Default::default() };
+        if let Some(comm) = world.comm {
+            opts.shard = fit::Shard { rank: comm.rank(), size: comm.size() };
+            opts.callbacks.push(Box::new(distributed::DataParallel::new(comm)));
+        }
         let data_sha256 = data::file_digests(self.data_spec, self.spec_dir);
         let meta = artifact::ModelMeta { root: self.root, prep: &prepared.prep, seed: cfg.seed, limit: args.limit, spec_dir: self.spec_dir, data_sha256 };
         let mut files = RunFiles { dir: out_dir, key: self.key, limit: args.limit, model: meta, pending: None, written: None };
-        let outcome = fit::fit(&net, cfg, &prepared.train, prepared.validation.as_ref(), opts, resume, &mut files, reporter);
+        let mut none = fit::NoHooks;
+        let hooks: &mut dyn fit::Hooks = if world.leads() { &mut files } else { &mut none };
+        let outcome = fit::fit(&net, cfg, &prepared.train, prepared.validation.as_ref(), opts, resume, hooks, reporter);
         // Whatever happened, the last completed epoch stays resumable.
         files.flush().map_err(|e| CliError::io(e.to_string()))?;
         let history = match outcome {
@@ -424,6 +571,10 @@ impl Job<'_> {
                 });
             }
         };
+        if !world.leads() {
+            // Rank 0 evaluates the test split and writes the run folder.
+            return Ok(());
+        }
         if history.is_empty() && args.log_format == progress::LogFormat::Text {
             say(format_args!("No training step taken (--max-steps 0): the model keeps its initial weights"));
         }

@@ -37,6 +37,32 @@ pub trait Collective {
     fn broadcast_f64(&self, buf: &mut [f64]) -> Result<(), String>;
 }
 
+/// A count a process launcher put in the environment, if any of `keys` holds one.
+fn env_count(keys: &[&str]) -> Option<usize> {
+    keys.iter().find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok()).filter(|&n| n >= 1)
+}
+
+/// The number of processes `mpirun` (Open MPI), `mpiexec` (MPICH's Hydra)
+/// or `srun` (Slurm's PMI) started this one among, read from the
+/// environment they set, without initializing MPI. `None` when no launcher
+/// started it, or one (PMIx) that leaves the count to MPI_Init.
+pub fn launched_processes() -> Option<usize> {
+    env_count(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"])
+}
+
+/// Whether a process launcher started this process: then MPI is
+/// initialized and tells the number of processes. A plain `nnrun train`
+/// never initializes MPI (it costs start-up time and may probe the network).
+pub fn launched() -> bool {
+    launched_processes().is_some() || ["PMI_RANK", "PMIX_RANK"].iter().any(|k| std::env::var_os(k).is_some())
+}
+
+/// The processes of this job on this machine, from the same launchers:
+/// each takes its share of the cores.
+pub fn local_processes() -> Option<usize> {
+    env_count(&["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"])
+}
+
 fn failed(e: String) -> TrainError {
     TrainError::Distributed(format!("data-parallel training: {e}"))
 }
@@ -137,9 +163,9 @@ impl Callback for DataParallel<'_> {
 
     fn on_train_end(&mut self, _net: &Net, progress: &mut dyn Progress) -> Result<(), TrainError> {
         if self.allreduces > 0 {
-            let mb = self.send.len() as f64 * 4.0 / 1e6;
+            let bytes = crate::summary::memory_size(self.send.len().saturating_mul(4));
             progress.message(&format!(
-                "data-parallel over {} processes: {} allreduces of {mb:.2} MB, {:.3} ms each on average",
+                "data-parallel over {} processes: {} allreduces of {bytes}, {:.3} ms each on average",
                 self.comm.size(),
                 self.allreduces,
                 self.seconds * 1e3 / self.allreduces as f64

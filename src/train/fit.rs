@@ -60,7 +60,7 @@ pub struct FitOptions<'a> {
     pub interrupt: Option<&'a AtomicBool>,
     /// This process's part of every batch (all of it unless data-parallel).
     pub shard: Shard,
-    /// Callbacks beside the spec's, called after them (the gradient
+    /// Callbacks beside the spec's, called before them (the gradient
     /// averaging of a data-parallel run).
     pub callbacks: Vec<Box<dyn Callback + 'a>>,
 }
@@ -294,8 +294,10 @@ pub fn fit(
     let mut ev = Evaluator::new(net, cfg);
     let mut history = resume.history;
     let steps_per_epoch = train.n.div_ceil(cfg.batch_size);
-    let mut cbs = callbacks::from_config(&cfg.callbacks);
-    cbs.extend(opts.callbacks);
+    // The caller's (the gradient averaging) first: the spec's callbacks then
+    // see the weights, gradients and logs of the whole run.
+    let mut cbs = opts.callbacks;
+    cbs.extend(callbacks::from_config(&cfg.callbacks));
     let mut best = resume.best_weights;
     for cb in &mut cbs {
         cb.restore(&resume.callbacks, &mut best);

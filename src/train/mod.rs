@@ -12,6 +12,8 @@ pub mod log;
 pub mod losses;
 pub mod memory;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod optim;
 pub mod progress;
 pub mod weights;
