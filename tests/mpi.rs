@@ -170,6 +170,11 @@ fn ranks(dir: &Path) -> Vec<(u32, usize)> {
     found
 }
 
+/// `kill -SIGNAL PID`.
+fn signal(name: &str, pid: u32) {
+    assert!(Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap().success());
+}
+
 fn resumes(dir: &Path) {
     let (code, out, err) = train(1, &["specs/iris_named.yaml", "--resume", dir.to_str().unwrap(), "--epochs", "100000", "--max-steps", "1"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -181,7 +186,7 @@ fn ctrl_c_on_mpirun_ends_every_process_and_the_checkpoint_resumes() {
     let dir = temp("mpi-ctrl-c");
     let child = long_run(&dir);
     // mpirun turns Ctrl-C into SIGTERM to every process, then SIGKILL.
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    signal("INT", child.id());
     let (code, _) = ends_within(child, Duration::from_secs(15));
     assert_ne!(code, 0);
     assert!(ranks(&dir).is_empty(), "a process outlived mpirun");
@@ -196,7 +201,7 @@ fn sigterm_to_the_processes_stops_them_together_with_the_message() {
     let found = ranks(&dir);
     assert_eq!(found.len(), 2, "{found:?}");
     for (pid, _) in &found {
-        assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+        signal("TERM", *pid);
     }
     let (_, err) = ends_within(child, Duration::from_secs(15));
     assert_eq!(err.matches("interrupted: resume with nnrun train specs/iris_named.yaml --resume").count(), 1, "{err}");
@@ -209,7 +214,7 @@ fn a_process_that_dies_ends_the_job() {
     let child = long_run(&dir);
     let found = ranks(&dir);
     let (pid, _) = found.iter().find(|(_, r)| *r == 1).unwrap_or_else(|| panic!("no rank 1 in {found:?}"));
-    assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    signal("KILL", *pid);
     let (code, err) = ends_within(child, Duration::from_secs(15));
     assert_ne!(code, 0);
     assert!(err.contains("process rank 1") && err.contains("signal 9"), "{err}");

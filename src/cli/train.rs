@@ -240,7 +240,6 @@ impl World<'_> {
 pub fn main(args: &Args) -> ExitCode {
     #[cfg(feature = "mpi")]
     if distributed::launched() {
-        use crate::train::distributed::Collective as _;
         let mpi = match crate::train::mpi::Mpi::init() {
             Ok(m) => m,
             Err(e) => return super::finish(Err(CliError::io(format!("cannot start MPI: {e}")))),
@@ -265,7 +264,6 @@ pub fn main(args: &Args) -> ExitCode {
 /// whole job (MPI_Abort), so no process is left waiting in an allreduce.
 #[cfg(feature = "mpi")]
 fn distributed_main(args: &Args, mpi: &crate::train::mpi::Mpi) -> ExitCode {
-    use crate::train::distributed::Collective as _;
     let library = crate::train::mpi::library();
     let result = run(args, World { comm: Some(mpi), library: &library });
     let (rank, size) = (mpi.rank(), mpi.size());

@@ -136,6 +136,16 @@ fn index_input(model: &Model, k: usize) -> Option<crate::data::IndexInput> {
         .min_by_key(|ix| ix.input_dim)
 }
 
+/// The model and training config of a spec given as YAML text (tests).
+#[cfg(test)]
+pub(crate) fn from_yaml(yaml: &str) -> (Model, TrainConfig) {
+    let source = crate::spec::Source { path: "t.yaml".into(), text: yaml.into() };
+    let mut diags = Vec::new();
+    let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
+    let cfg = read(&spec, &model, &mut diags).expect("config");
+    (model, cfg)
+}
+
 pub fn read(spec: &Spec, model: &Model, diags: &mut Vec<Diagnostic>) -> Option<TrainConfig> {
     let Some(t) = &spec.training else {
         diags.push(

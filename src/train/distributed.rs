@@ -247,7 +247,6 @@ impl Collective for Threads {
 mod tests {
     use super::*;
     use crate::data::{Array, Split};
-    use crate::spec::Source;
     use crate::train::fit::{FitOptions, NoHooks, Resume, Shard, fit};
     use crate::train::progress::Silent;
     use candle_core::Device;
@@ -260,10 +259,7 @@ mod tests {
         let yaml = format!(
             "model:\n  input_shape: [3]\n  layers:\n    - {{type: Dense, units: 8, activation: relu}}\n    - {{type: Dropout, rate: 0.3}}\n    - {{type: Dense, units: 3, activation: softmax}}\ntraining:\n  loss: categorical_crossentropy\n  metrics: [accuracy]\n  optimizer: {{type: adam, learning_rate: 0.05}}\n  epochs: 4\n  batch_size: 4\n{yaml_extra}"
         );
-        let source = Source { path: "t.yaml".into(), text: yaml };
-        let mut diags = Vec::new();
-        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
-        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let (model, cfg) = crate::train::config::from_yaml(&yaml);
         let net = Net::new(model, &Device::Cpu, DType::F32, &mut StdRng::seed_from_u64(7)).unwrap();
         let n = 10;
         let x = Array { shape: vec![3], data: (0..n * 3).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect() };

@@ -445,15 +445,11 @@ fn end_epoch(
 mod tests {
     use super::*;
     use crate::data::Array;
-    use crate::spec::Source;
     use crate::train::callbacks::copy_weights;
 
     fn net_and_split() -> (Net, TrainConfig, Split) {
         let yaml = "model:\n  input_shape: [3]\n  layers:\n    - {type: Dense, units: 4, activation: relu}\n    - {type: Dense, units: 1}\ntraining:\n  loss: mse\n  optimizer: {type: sgd, learning_rate: 0.1}\n  epochs: 3\n  batch_size: 4\n";
-        let source = Source { path: "t.yaml".into(), text: yaml.into() };
-        let mut diags = Vec::new();
-        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
-        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let (model, cfg) = crate::train::config::from_yaml(yaml);
         let net = Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut StdRng::seed_from_u64(7)).unwrap();
         let n = 10;
         let x = Array { shape: vec![3], data: (0..n * 3).map(|i| i as f32 / 10.0).collect() };
@@ -476,10 +472,7 @@ mod tests {
     #[test]
     fn the_log_has_the_names_config_predicts() {
         let yaml = "model:\n  inputs: {x: [3]}\n  layers:\n    - {name: a, type: Dense, units: 2, inputs: x}\n    - {name: b, type: Dense, units: 1, inputs: x}\n  outputs: [a, b]\ntraining:\n  loss: mse\n  metrics: {a: [mae], b: [mse, mae]}\n  batch_size: 4\n";
-        let source = Source { path: "t.yaml".into(), text: yaml.into() };
-        let mut diags = Vec::new();
-        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
-        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let (model, cfg) = crate::train::config::from_yaml(yaml);
         let net = Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut StdRng::seed_from_u64(7)).unwrap();
         let n = 6;
         let x = Array { shape: vec![3], data: (0..n * 3).map(|i| i as f32 / 10.0).collect() };
@@ -551,10 +544,7 @@ mod tests {
     #[test]
     fn recurrent_sigmoid_outputs_are_not_fused() {
         let yaml = "model:\n  input_shape: [3, 2]\n  layers:\n    - {type: SimpleRNN, units: 1, activation: sigmoid}\ntraining:\n  loss: binary_crossentropy\n";
-        let source = Source { path: "t.yaml".into(), text: yaml.into() };
-        let mut diags = Vec::new();
-        let (spec, model) = crate::graph::from_source(&source, &mut diags).expect("builds");
-        let cfg = crate::train::config::read(&spec, &model, &mut diags).expect("config");
+        let (model, cfg) = crate::train::config::from_yaml(yaml);
         let net = Net::new(model, &Device::Cpu, candle_core::DType::F32, &mut StdRng::seed_from_u64(3)).unwrap();
         assert_eq!(net.outputs_return_logits(), vec![false]);
         let n = 8;
